@@ -1,0 +1,5 @@
+//! One module per top-level subcommand.
+
+pub mod bench;
+pub mod linear;
+pub mod privacy;
