@@ -3,3 +3,4 @@
 pub mod bench;
 pub mod linear;
 pub mod privacy;
+pub mod sweep;

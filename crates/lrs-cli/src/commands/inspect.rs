@@ -1,0 +1,46 @@
+//! `lrs inspect FILE`: metadata, modules, nnz, bytes and hashes of a shared or task file.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use lrs_nn::files::summary::summarize;
+
+/// Arguments of `lrs inspect`.
+#[derive(clap::Args, Debug)]
+pub struct InspectArgs {
+    /// A `shared.safetensors` or `<task_id>.safetensors` file.
+    file: PathBuf,
+    /// Print the summary as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+/// Prints the summary of `args.file`.
+pub fn run(args: InspectArgs) -> anyhow::Result<()> {
+    let s = summarize(&args.file).with_context(|| format!("inspecting {}", args.file.display()))?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&s)?);
+        return Ok(());
+    }
+    println!("file     {}", s.path.display());
+    println!("format   {}", s.format.as_deref().unwrap_or("(none)"));
+    println!("bytes    {}", s.bytes);
+    println!("sha256   {}", s.sha256);
+    println!("nnz      {}", s.nnz);
+    println!("metadata");
+    for (k, v) in &s.metadata {
+        println!("  {k:<15} {v}");
+    }
+    println!("modules  {}", s.modules.len());
+    for m in &s.modules {
+        let tensors: Vec<String> = m
+            .tensors
+            .iter()
+            .map(|t| format!("{} {}{:?}", t.name, t.dtype, t.shape))
+            .collect();
+        let bytes: usize = m.tensors.iter().map(|t| t.bytes).sum();
+        let name = if m.module.is_empty() { "(other)" } else { &m.module };
+        println!("  {name:<45} nnz {:>8}  bytes {:>9}  {}", m.nnz, bytes, tensors.join(", "));
+    }
+    Ok(())
+}

@@ -1,0 +1,233 @@
+//! The linear harness's safetensors files.
+//!
+//! Data file (`lrs linear generate`): f64 tensors `x [t,m,d]`, `y [t,m]`, optional `x_test
+//! [t,m',d]`, `y_test [t,m']`, optional truth `u_star [d,r]`, `w_star [t,r]`, `b_star [t,d]`;
+//! metadata `format = "lrs-linear-data"` plus the generating parameters.
+//! Model file (`lrs linear fit --out`): `u [d,r]`, `w [t,r]`, `b [t,d]`,
+//! `format = "lrs-linear-model"`. Readers check names, dtypes, shapes and finiteness and name
+//! the tensor at fault; writers are atomic (temp file, fsync, rename).
+
+use std::collections::HashMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use safetensors::{tensor::TensorView, Dtype, SafeTensors};
+
+use crate::error::{CoreError, Result};
+use crate::linalg::{mat_from_row_major, mat_to_row_major};
+use crate::problem::{Instance, LrsParams, TaskData};
+
+/// Format tag of data files.
+pub const DATA_FORMAT: &str = "lrs-linear-data";
+/// Format tag of model files.
+pub const MODEL_FORMAT: &str = "lrs-linear-model";
+
+/// Writes an instance; `metadata` is stored beside the format tag.
+pub fn write_instance(path: &Path, inst: &Instance, metadata: HashMap<String, String>) -> Result<()> {
+    let tr = &inst.train;
+    let (t, m, d) = (tr.tasks, tr.samples, tr.dim);
+    let mut tensors: Vec<(String, Vec<usize>, &[f64])> = vec![("x".into(), vec![t, m, d], &tr.x), ("y".into(), vec![t, m], &tr.y)];
+    if let Some(te) = &inst.test {
+        tensors.push(("x_test".into(), vec![t, te.samples, d], &te.x));
+        tensors.push(("y_test".into(), vec![t, te.samples], &te.y));
+    }
+    let u_flat;
+    if let Some(truth) = &inst.truth {
+        let r = truth.rank();
+        u_flat = mat_to_row_major(&truth.u);
+        tensors.push(("u_star".into(), vec![d, r], &u_flat));
+        tensors.push(("w_star".into(), vec![t, r], &truth.w));
+        tensors.push(("b_star".into(), vec![t, d], &truth.b));
+    }
+    write_f64_tensors(path, &tensors, DATA_FORMAT, metadata)
+}
+
+/// Writes fitted parameters `u`, `w`, `b`.
+pub fn write_params(path: &Path, params: &LrsParams, metadata: HashMap<String, String>) -> Result<()> {
+    let (d, r, t) = (params.dim(), params.rank(), params.tasks());
+    let u = mat_to_row_major(&params.u);
+    let tensors: Vec<(String, Vec<usize>, &[f64])> =
+        vec![("u".into(), vec![d, r], &u), ("w".into(), vec![t, r], &params.w), ("b".into(), vec![t, d], &params.b)];
+    write_f64_tensors(path, &tensors, MODEL_FORMAT, metadata)
+}
+
+/// A data file's contents.
+#[derive(Debug, Clone)]
+pub struct DataFile {
+    /// The instance.
+    pub instance: Instance,
+    /// The file's metadata.
+    pub metadata: HashMap<String, String>,
+}
+
+/// Reads and validates a data file.
+pub fn read_instance(path: &Path) -> Result<DataFile> {
+    let bytes = read_bytes(path)?;
+    let file = OpenFile::parse(path, &bytes)?;
+    file.check_format(DATA_FORMAT)?;
+    let x = file.f64_tensor("x", 3)?;
+    let (t, m, d) = (x.shape[0], x.shape[1], x.shape[2]);
+    let y = file.f64_tensor("y", 2)?;
+    file.expect_shape("y", &y.shape, &[t, m])?;
+    let bad = |tensor: &str, reason: String| CoreError::BadTensor { path: path.into(), tensor: tensor.into(), reason };
+    let train = TaskData::new(t, m, d, x.data, y.data).map_err(|e| bad("x", e.to_string()))?;
+    let test = match (file.has("x_test"), file.has("y_test")) {
+        (false, false) => None,
+        (true, true) => {
+            let xt = file.f64_tensor("x_test", 3)?;
+            let mt = xt.shape[1];
+            file.expect_shape("x_test", &xt.shape, &[t, mt, d])?;
+            let yt = file.f64_tensor("y_test", 2)?;
+            file.expect_shape("y_test", &yt.shape, &[t, mt])?;
+            Some(TaskData::new(t, mt, d, xt.data, yt.data).map_err(|e| bad("x_test", e.to_string()))?)
+        }
+        (has_x, _) => {
+            let missing = if has_x { "y_test" } else { "x_test" };
+            return Err(bad(missing, "missing (x_test and y_test come together)".into()));
+        }
+    };
+    let truth_names = ["u_star", "w_star", "b_star"];
+    let present = truth_names.iter().filter(|n| file.has(n)).count();
+    let truth = match present {
+        0 => None,
+        3 => {
+            let u = file.f64_tensor("u_star", 2)?;
+            let r = u.shape[1];
+            file.expect_shape("u_star", &u.shape, &[d, r])?;
+            let w = file.f64_tensor("w_star", 2)?;
+            file.expect_shape("w_star", &w.shape, &[t, r])?;
+            let b = file.f64_tensor("b_star", 2)?;
+            file.expect_shape("b_star", &b.shape, &[t, d])?;
+            Some(LrsParams { u: mat_from_row_major(&u.data, d, r), w: w.data, b: b.data })
+        }
+        _ => {
+            let missing = truth_names.iter().find(|n| !file.has(n)).copied().unwrap_or("u_star");
+            return Err(bad(missing, "missing (u_star, w_star and b_star come together)".into()));
+        }
+    };
+    Ok(DataFile { instance: Instance { train, test, truth }, metadata: file.metadata })
+}
+
+/// Reads and validates a model file.
+pub fn read_params(path: &Path) -> Result<LrsParams> {
+    let bytes = read_bytes(path)?;
+    let file = OpenFile::parse(path, &bytes)?;
+    file.check_format(MODEL_FORMAT)?;
+    let u = file.f64_tensor("u", 2)?;
+    let (d, r) = (u.shape[0], u.shape[1]);
+    let w = file.f64_tensor("w", 2)?;
+    let t = w.shape[0];
+    file.expect_shape("w", &w.shape, &[t, r])?;
+    let b = file.f64_tensor("b", 2)?;
+    file.expect_shape("b", &b.shape, &[t, d])?;
+    Ok(LrsParams { u: mat_from_row_major(&u.data, d, r), w: w.data, b: b.data })
+}
+
+fn read_bytes(path: &Path) -> Result<Vec<u8>> {
+    std::fs::read(path).map_err(|source| CoreError::Io { path: path.into(), source })
+}
+
+struct F64Tensor {
+    shape: Vec<usize>,
+    data: Vec<f64>,
+}
+
+struct OpenFile<'a> {
+    path: PathBuf,
+    tensors: SafeTensors<'a>,
+    metadata: HashMap<String, String>,
+}
+
+impl<'a> OpenFile<'a> {
+    fn parse(path: &Path, bytes: &'a [u8]) -> Result<Self> {
+        let malformed = |e: safetensors::SafeTensorError| CoreError::Malformed { path: path.into(), reason: e.to_string() };
+        let (_, meta) = SafeTensors::read_metadata(bytes).map_err(malformed)?;
+        let tensors = SafeTensors::deserialize(bytes).map_err(malformed)?;
+        Ok(Self { path: path.into(), tensors, metadata: meta.metadata().clone().unwrap_or_default() })
+    }
+
+    fn bad(&self, tensor: &str, reason: String) -> CoreError {
+        CoreError::BadTensor { path: self.path.clone(), tensor: tensor.into(), reason }
+    }
+
+    fn check_format(&self, want: &str) -> Result<()> {
+        match self.metadata.get("format") {
+            Some(f) if f == want => Ok(()),
+            Some(f) => Err(self.bad("__metadata__", format!("format is `{f}`, expected `{want}`"))),
+            None => Err(self.bad("__metadata__", format!("no `format` entry, expected `{want}`"))),
+        }
+    }
+
+    fn has(&self, name: &str) -> bool {
+        self.tensors.tensor(name).is_ok()
+    }
+
+    fn f64_tensor(&self, name: &str, rank: usize) -> Result<F64Tensor> {
+        let view = self.tensors.tensor(name).map_err(|_| self.bad(name, "missing".into()))?;
+        if view.dtype() != Dtype::F64 {
+            return Err(self.bad(name, format!("dtype is {:?}, expected F64", view.dtype())));
+        }
+        let shape = view.shape().to_vec();
+        if shape.len() != rank {
+            return Err(self.bad(name, format!("has {} dimensions {shape:?}, expected {rank}", shape.len())));
+        }
+        if shape.iter().any(|&s| s == 0) {
+            return Err(self.bad(name, format!("has an empty dimension {shape:?}")));
+        }
+        let data: Vec<f64> = view
+            .data()
+            .chunks_exact(8)
+            .map(|c| f64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]))
+            .collect();
+        if let Some(pos) = data.iter().position(|v| !v.is_finite()) {
+            return Err(self.bad(name, format!("holds a non-finite value at flat index {pos}")));
+        }
+        Ok(F64Tensor { shape, data })
+    }
+
+    fn expect_shape(&self, name: &str, got: &[usize], want: &[usize]) -> Result<()> {
+        if got == want {
+            Ok(())
+        } else {
+            Err(self.bad(name, format!("shape {got:?} is inconsistent with the other tensors, expected {want:?}")))
+        }
+    }
+}
+
+fn write_f64_tensors(path: &Path, tensors: &[(String, Vec<usize>, &[f64])], format: &str, mut metadata: HashMap<String, String>) -> Result<()> {
+    let bytes: Vec<Vec<u8>> = tensors.iter().map(|(_, _, v)| v.iter().flat_map(|x| x.to_le_bytes()).collect()).collect();
+    let views = tensors
+        .iter()
+        .zip(&bytes)
+        .map(|((name, shape, _), b)| {
+            TensorView::new(Dtype::F64, shape.clone(), b)
+                .map(|v| (name.clone(), v))
+                .map_err(|e| CoreError::BadTensor { path: path.into(), tensor: name.clone(), reason: e.to_string() })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    metadata.insert("format".into(), format.into());
+    let out = safetensors::serialize(views, Some(metadata)).map_err(|e| CoreError::Malformed { path: path.into(), reason: e.to_string() })?;
+    atomic_write(path, &out)
+}
+
+/// Writes `bytes` to `path` atomically: a temporary file in the same directory, fsync, rename.
+pub fn atomic_write(path: &Path, bytes: &[u8]) -> Result<()> {
+    let io = |source| CoreError::Io { path: path.into(), source };
+    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let tmp = dir.join(format!(".{name}.tmp.{}", std::process::id()));
+    let result = (|| {
+        let mut f = std::fs::File::create(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, path)?;
+        if let Ok(d) = std::fs::File::open(dir) {
+            let _ = d.sync_all();
+        }
+        Ok(())
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result.map_err(io)
+}

@@ -1,0 +1,60 @@
+//! Initialisation of the shared factor `U₀`.
+
+use faer::{Mat, Side};
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+
+use crate::error::{CoreError, Result};
+use crate::linalg::par_chunked_sum;
+use crate::problem::TaskData;
+use crate::synthetic::random_orthonormal;
+
+/// How `U₀` is chosen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum Init {
+    /// Top-`r` eigenvectors of `M = (1/tm) Σ_ij y_ij² x_ij x_ijᵀ`.
+    MethodOfMoments,
+    /// A uniformly random orthonormal `[d, r]` matrix.
+    Random,
+}
+
+/// Computes `U₀` (`seed` is used by [`Init::Random`] only).
+pub fn initial_factor(data: &TaskData, rank: usize, init: Init, seed: u64) -> Result<Mat<f64>> {
+    match init {
+        Init::Random => Ok(random_orthonormal(data.dim, rank, &mut ChaCha8Rng::seed_from_u64(seed))),
+        Init::MethodOfMoments => method_of_moments(data, rank),
+    }
+}
+
+/// `E[y² x xᵀ] = ‖θ‖² I + 2 θ θᵀ` for Gaussian `x`, so the top eigenvectors of the empirical
+/// moment span the dominant directions of the `θ_i`.
+fn method_of_moments(data: &TaskData, rank: usize) -> Result<Mat<f64>> {
+    let (d, m) = (data.dim, data.samples);
+    let flat = par_chunked_sum(data.tasks, d * d, |range, acc| {
+        for i in range {
+            let x = data.x_task(i);
+            let y = data.y_task(i);
+            for s in 0..m {
+                let c = y[s] * y[s];
+                for p in 0..d {
+                    let xp = c * x[(s, p)];
+                    for q in 0..=p {
+                        acc[p * d + q] += xp * x[(s, q)];
+                    }
+                }
+            }
+        }
+    });
+    let scale = 1.0 / (data.tasks * m) as f64;
+    let moment = Mat::<f64>::from_fn(d, d, |p, q| {
+        let (hi, lo) = if p >= q { (p, q) } else { (q, p) };
+        flat[hi * d + lo] * scale
+    });
+    let evd = moment.self_adjoint_eigen(Side::Lower).map_err(|e| CoreError::Numerical {
+        step: "method-of-moments eigendecomposition",
+        reason: format!("{e:?}"),
+    })?;
+    // Eigenvalues come in non-decreasing order: the last `rank` columns are the top ones.
+    let vecs = evd.U();
+    Ok(Mat::from_fn(d, rank, |p, a| vecs[(p, d - 1 - a)]))
+}
