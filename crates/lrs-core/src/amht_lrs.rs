@@ -132,9 +132,16 @@ pub fn amht_lrs(data: &TaskData, cfg: &AmhtConfig, truth: Option<&LrsParams>) ->
     let mut theta_prev = params.theta();
     let mut trace = Vec::new();
     let mut converged = false;
+    // Swap search is the expensive last resort of the sparse step: worth it only once most
+    // tasks fit exactly, i.e. when U is right and the remaining misfits are wrong supports.
+    let mut step_cfg = SparseStepConfig { swap_passes: 0, ..cfg.sparse.clone() };
     for round in 1..=cfg.max_rounds {
         let round_data = if folds.is_empty() { data } else { &folds[(round - 1) % folds.len()] };
-        let fits = fit_all_tasks(round_data, u.as_ref(), &params.b, &cfg.sparse);
+        let fits = fit_all_tasks(round_data, u.as_ref(), &params.b, &step_cfg);
+        let certified = fits.iter().filter(|f| f.certified).count();
+        if 2 * certified > t {
+            step_cfg.swap_passes = cfg.sparse.swap_passes;
+        }
         for (i, f) in fits.iter().enumerate() {
             params.w[i * r..(i + 1) * r].copy_from_slice(&f.w);
             params.b[i * d..(i + 1) * d].copy_from_slice(&f.b);
@@ -172,7 +179,7 @@ pub fn amht_lrs(data: &TaskData, cfg: &AmhtConfig, truth: Option<&LrsParams>) ->
         }
     }
     // A last task phase so that (w, b) are the best response to the final U.
-    let fits = fit_all_tasks(data, u.as_ref(), &params.b, &cfg.sparse);
+    let fits = fit_all_tasks(data, u.as_ref(), &params.b, &step_cfg);
     for (i, f) in fits.into_iter().enumerate() {
         params.w[i * r..(i + 1) * r].copy_from_slice(&f.w);
         params.b[i * d..(i + 1) * d].copy_from_slice(&f.b);

@@ -17,6 +17,8 @@ pub struct TaskFit {
     pub b: Vec<f64>,
     /// Squared training residual `‖y_i − X_i(U w_i + b_i)‖²`.
     pub residual_sq: f64,
+    /// Whether the residual is below `accept_tol · ‖y_i‖` (an exact fit on noiseless data).
+    pub certified: bool,
 }
 
 /// Fits one task given `U` and a warm start for `b_i`.
@@ -31,8 +33,9 @@ pub fn fit_task(x: MatRef<'_, f64>, y: &[f64], u: MatRef<'_, f64>, warm_b: &[f64
     let xu = x * u;
     let w = lstsq(xu.as_ref(), &rest);
     let fitted = mat_vec(xu.as_ref(), &w);
-    let residual_sq = rest.iter().zip(&fitted).map(|(p, q)| (p - q) * (p - q)).sum();
-    TaskFit { w, b, residual_sq }
+    let residual_sq: f64 = rest.iter().zip(&fitted).map(|(p, q)| (p - q) * (p - q)).sum();
+    let certified = residual_sq.sqrt() <= cfg.accept_tol * crate::linalg::norm2(y);
+    TaskFit { w, b, residual_sq, certified }
 }
 
 /// Runs [`fit_task`] over all tasks in parallel (deterministic: each task is independent).
