@@ -40,6 +40,9 @@ pub enum CoreError {
         #[source]
         source: std::io::Error,
     },
+    /// The privacy layer rejected a parameter or failed to calibrate.
+    #[error(transparent)]
+    Privacy(#[from] lrs_privacy::PrivacyError),
     /// A linear-algebra step failed (singular system, failed decomposition).
     #[error("numerical failure in {step}: {reason}")]
     Numerical {

@@ -23,6 +23,7 @@ pub mod init;
 pub mod linalg;
 pub mod methods;
 pub mod metrics;
+pub mod private_amht;
 pub mod problem;
 pub mod shared_step;
 pub mod sparse_step;

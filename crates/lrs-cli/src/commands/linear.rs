@@ -162,6 +162,8 @@ pub struct FitArgs {
     /// Print the per-round trace too.
     #[arg(long)]
     pub trace: bool,
+    #[command(flatten)]
+    pub dp: crate::commands::private_linear::DpArgs,
     /// Print JSON.
     #[arg(long)]
     pub json: bool,
@@ -215,6 +217,9 @@ fn generate(a: GenerateArgs) -> anyhow::Result<()> {
 }
 
 fn fit_cmd(a: FitArgs) -> anyhow::Result<()> {
+    if a.dp.enabled() {
+        return crate::commands::private_linear::run_private_fit(&a);
+    }
     let method: Method = a.method.parse()?;
     let file = read_instance(&a.data)?;
     let inst = &file.instance;

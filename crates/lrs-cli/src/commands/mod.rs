@@ -3,4 +3,5 @@
 pub mod bench;
 pub mod linear;
 pub mod privacy;
+pub mod private_linear;
 pub mod sweep;

@@ -43,6 +43,8 @@ pub struct SweepArgs {
     pub threshold: f64,
     #[command(flatten)]
     pub solver: SolverArgs,
+    #[command(flatten)]
+    pub dp: crate::commands::private_linear::DpSweepArgs,
     /// Directory for `sweep.csv` and `sweep.svg`.
     #[arg(long, default_value = "sweep-out")]
     pub out_dir: PathBuf,
@@ -68,6 +70,9 @@ pub struct SweepPoint {
 
 /// Runs the sweep.
 pub fn run_sweep(a: SweepArgs) -> anyhow::Result<()> {
+    if a.dp.privacy {
+        return crate::commands::private_linear::run_privacy_sweep(&a);
+    }
     anyhow::ensure!(!a.samples.is_empty(), "--samples: give at least one value");
     anyhow::ensure!(a.seeds >= 1, "--seeds must be at least 1");
     let methods: Vec<Method> = if a.methods.is_empty() {

@@ -1,0 +1,1 @@
+//! Private AMHT-LRS (user-level joint DP; only `U` is released). Being written.
