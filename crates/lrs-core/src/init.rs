@@ -29,6 +29,9 @@ pub fn initial_factor(data: &TaskData, rank: usize, init: Init, seed: u64) -> Re
 /// `E[y² x xᵀ] = ‖θ‖² I + 2 θ θᵀ` for Gaussian `x`, so the top eigenvectors of the empirical
 /// moment span the dominant directions of the `θ_i`.
 fn method_of_moments(data: &TaskData, rank: usize) -> Result<Mat<f64>> {
+    if data.dim > DENSE_MOMENT_MAX_DIM {
+        return Ok(moment_subspace_iteration(data, rank, 50));
+    }
     let (d, m) = (data.dim, data.samples);
     let flat = par_chunked_sum(data.tasks, d * d, |range, acc| {
         for i in range {
@@ -57,4 +60,40 @@ fn method_of_moments(data: &TaskData, rank: usize) -> Result<Mat<f64>> {
     // Eigenvalues come in non-decreasing order: the last `rank` columns are the top ones.
     let vecs = evd.U();
     Ok(Mat::from_fn(d, rank, |p, a| vecs[(p, d - 1 - a)]))
+}
+
+/// Largest `d` for which the `d × d` moment is formed and eigendecomposed; above it the
+/// top eigenvectors come from subspace iteration on the implicit moment.
+pub const DENSE_MOMENT_MAX_DIM: usize = 512;
+
+/// Orthogonal iteration on `V ↦ (M − c I) V` with `M V = (1/tm) Σ y² x (xᵀ V)` applied
+/// without forming `M` (`O(tmdr)` per iteration). The shift `c = mean(y²)` removes the
+/// isotropic `‖θ‖² I` part of `E[y² x xᵀ]`, which leaves the eigenvectors unchanged and makes
+/// the spectral gap large enough for a few dozen iterations.
+fn moment_subspace_iteration(data: &TaskData, rank: usize, iters: usize) -> Mat<f64> {
+    let (d, m) = (data.dim, data.samples);
+    let n = (data.tasks * m) as f64;
+    let shift = data.y.iter().map(|y| y * y).sum::<f64>() / n;
+    let mut v = random_orthonormal(d, rank, &mut ChaCha8Rng::seed_from_u64(0x6d6f6d));
+    for _ in 0..iters {
+        let flat = par_chunked_sum(data.tasks, d * rank, |range, acc| {
+            for i in range {
+                let x = data.x_task(i);
+                let y = data.y_task(i);
+                for s in 0..m {
+                    let row = x.row(s);
+                    let c = y[s] * y[s] / n;
+                    for a in 0..rank {
+                        let proj: f64 = (0..d).map(|p| row[p] * v[(p, a)]).sum::<f64>() * c;
+                        for p in 0..d {
+                            acc[p * rank + a] += proj * row[p];
+                        }
+                    }
+                }
+            }
+        });
+        let mv = Mat::<f64>::from_fn(d, rank, |p, a| flat[p * rank + a] - shift * v[(p, a)]);
+        v = crate::synthetic::orthonormalize(&mv).0;
+    }
+    v
 }

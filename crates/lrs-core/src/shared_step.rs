@@ -12,6 +12,10 @@ use faer::{Mat, MatRef};
 use crate::linalg::{mat_from_row_major, mat_t_vec, mat_vec, par_chunked_sum, solve_spd};
 use crate::problem::TaskData;
 
+/// Conjugate-gradient iterations per shared step. Warm-started from the previous `U`, a round
+/// needs far fewer; the cap bounds the cost on ill-conditioned rounds (few samples per unknown).
+pub const CG_MAX_ITERS: usize = 50;
+
 /// How the shared least-squares problem is solved.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum SharedSolver {
@@ -213,7 +217,7 @@ impl SharedProblem<'_> {
         if dense {
             self.solve_dense()
         } else {
-            self.solve_cg(start, 1e-13, 4 * dr).0
+            self.solve_cg(start, 1e-13, CG_MAX_ITERS.min(4 * dr)).0
         }
     }
 }

@@ -22,7 +22,7 @@ pub struct BenchLinearArgs {
     #[arg(long, value_delimiter = ',', default_values_t = vec![100, 1000, 10_000, 100_000])]
     pub tasks: Vec<usize>,
     /// Dimensions to time at t = `--tasks-for-d`.
-    #[arg(long, value_delimiter = ',', default_values_t = vec![50, 200, 1000, 5000])]
+    #[arg(long, value_delimiter = ',', default_values_t = vec![50, 100, 200, 500, 1000, 2000, 5000])]
     pub dims: Vec<usize>,
     /// Dimension for the t-sweep.
     #[arg(long, default_value_t = 100)]
