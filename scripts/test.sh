@@ -6,5 +6,8 @@ cd "$(dirname "$0")/.."
 
 # all-MiniLM-L6-v2 into the hf-hub cache (the product code path reads it from there).
 bash scripts/seed-minilm.sh
+# MovieLens-100k into ${LRS_DATA:-~/.cache/lrs/data}/ml-100k (never committed: its licence
+# forbids redistribution).
+bash scripts/seed-movielens.sh
 
 cargo test --workspace

@@ -23,6 +23,8 @@ enum Command {
     /// Differential-privacy accounting: ε for a noise level, σ for a target ε.
     #[command(subcommand)]
     Privacy(commands::privacy::PrivacyCommand),
+    /// Print a shared or task file's metadata, modules, nnz, bytes and hashes.
+    Inspect(commands::inspect::InspectArgs),
     /// The main demo: AMHT-LRS and every baseline on one linear instance.
     Quickstart(commands::quickstart::QuickstartArgs),
     /// Benchmarks that print a table (`lrs bench linear`).
@@ -37,5 +39,6 @@ fn main() -> anyhow::Result<()> {
         Command::Privacy(cmd) => commands::privacy::run(cmd),
         Command::Bench(cmd) => commands::bench::run(cmd),
         Command::Quickstart(args) => commands::quickstart::run(args),
+        Command::Inspect(args) => commands::inspect::run(args),
     }
 }

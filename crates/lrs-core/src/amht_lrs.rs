@@ -98,45 +98,73 @@ impl AmhtConfig {
             format!("must be in 1..=d={}, got {}", data.dim, self.rank)
         })?;
         ensure(self.sparse.sparsity <= data.dim, "sparsity", || {
-            format!("must be at most d={}, got {}", data.dim, self.sparse.sparsity)
+            format!(
+                "must be at most d={}, got {}",
+                data.dim, self.sparse.sparsity
+            )
         })?;
-        ensure(self.max_rounds >= 1, "iters", || "must be at least 1".into())?;
-        ensure(self.tol.is_finite() && self.tol >= 0.0, "tol", || format!("must be finite and ≥ 0, got {}", self.tol))?;
-        ensure(self.sparse.step_scale.is_finite() && self.sparse.step_scale > 0.0, "step-scale", || {
-            format!("must be positive, got {}", self.sparse.step_scale)
+        ensure(self.max_rounds >= 1, "iters", || {
+            "must be at least 1".into()
         })?;
+        ensure(self.tol.is_finite() && self.tol >= 0.0, "tol", || {
+            format!("must be finite and ≥ 0, got {}", self.tol)
+        })?;
+        ensure(
+            self.sparse.step_scale.is_finite() && self.sparse.step_scale > 0.0,
+            "step-scale",
+            || format!("must be positive, got {}", self.sparse.step_scale),
+        )?;
         if let Some(f) = self.sample_splitting {
             ensure(f >= 1 && f <= data.samples, "sample-splitting", || {
                 format!("folds must be in 1..=m={}, got {f}", data.samples)
             })?;
         }
         if let Some(c) = self.robust_cutoff {
-            ensure(c.is_finite() && c > 1.0, "robust-cutoff", || format!("must be > 1, got {c}"))?;
+            ensure(c.is_finite() && c > 1.0, "robust-cutoff", || {
+                format!("must be > 1, got {c}")
+            })?;
         }
         Ok(())
     }
 }
 
 /// Fits `Θ = U W + B` to `data` with AMHT-LRS. `truth` only feeds the trace's error column.
-pub fn amht_lrs(data: &TaskData, cfg: &AmhtConfig, truth: Option<&LrsParams>) -> Result<AmhtResult> {
+pub fn amht_lrs(
+    data: &TaskData,
+    cfg: &AmhtConfig,
+    truth: Option<&LrsParams>,
+) -> Result<AmhtResult> {
     cfg.validate(data)?;
     let start = Instant::now();
     let (t, d, r) = (data.tasks, data.dim, cfg.rank);
     let folds: Vec<TaskData> = match cfg.sample_splitting {
-        Some(f) if f > 1 => (0..f).map(|j| data.slice_samples(j * data.samples / f..(j + 1) * data.samples / f)).collect(),
+        Some(f) if f > 1 => (0..f)
+            .map(|j| data.slice_samples(j * data.samples / f..(j + 1) * data.samples / f))
+            .collect(),
         _ => Vec::new(),
     };
     let init_data = folds.first().unwrap_or(data);
     let mut u = initial_factor(init_data, r, cfg.init, cfg.seed)?;
-    let mut params = LrsParams { u: u.clone(), w: vec![0.0; t * r], b: vec![0.0; t * d] };
+    let mut params = LrsParams {
+        u: u.clone(),
+        w: vec![0.0; t * r],
+        b: vec![0.0; t * d],
+    };
     let mut theta_prev = params.theta();
     let mut trace = Vec::new();
     let mut converged = false;
     // Swap search is the expensive last resort of the sparse step: worth it only once most
     // tasks fit exactly, i.e. when U is right and the remaining misfits are wrong supports.
-    let mut step_cfg = SparseStepConfig { swap_passes: 0, ..cfg.sparse.clone() };
+    let mut step_cfg = SparseStepConfig {
+        swap_passes: 0,
+        ..cfg.sparse.clone()
+    };
     for round in 1..=cfg.max_rounds {
-        let round_data = if folds.is_empty() { data } else { &folds[(round - 1) % folds.len()] };
+        let round_data = if folds.is_empty() {
+            data
+        } else {
+            &folds[(round - 1) % folds.len()]
+        };
         let fits = fit_all_tasks(round_data, u.as_ref(), &params.b, &step_cfg);
         let certified = fits.iter().filter(|f| f.certified).count();
         if 2 * certified > t {
@@ -150,7 +178,13 @@ pub fn amht_lrs(data: &TaskData, cfg: &AmhtConfig, truth: Option<&LrsParams>) ->
         let train_mse = residuals.iter().sum::<f64>() / (t * round_data.samples) as f64;
         let weights = robust_weights(&residuals, cfg.robust_cutoff);
         let dropped_tasks = weights.iter().filter(|w| **w == 0.0).count();
-        let problem = SharedProblem { data: round_data, w: &params.w, b: &params.b, weights: &weights, rank: r };
+        let problem = SharedProblem {
+            data: round_data,
+            w: &params.w,
+            b: &params.b,
+            weights: &weights,
+            rank: r,
+        };
         let u_ls = problem.solve(cfg.solver, u.as_ref());
         let (q, rmat) = orthonormalize(&u_ls);
         // U_ls w = Q (R w): keep Θ while U becomes orthonormal.
@@ -184,20 +218,29 @@ pub fn amht_lrs(data: &TaskData, cfg: &AmhtConfig, truth: Option<&LrsParams>) ->
         params.w[i * r..(i + 1) * r].copy_from_slice(&f.w);
         params.b[i * d..(i + 1) * d].copy_from_slice(&f.b);
     }
-    Ok(AmhtResult { params, trace, converged })
+    Ok(AmhtResult {
+        params,
+        trace,
+        converged,
+    })
 }
 
 /// Weight 0 for tasks whose residual exceeds `cutoff ×` the median residual (and the
 /// residual floor that noise-free data would leave), 1 otherwise.
 fn robust_weights(residuals: &[f64], cutoff: Option<f64>) -> Vec<f64> {
-    let Some(c) = cutoff else { return vec![1.0; residuals.len()] };
+    let Some(c) = cutoff else {
+        return vec![1.0; residuals.len()];
+    };
     let mut sorted = residuals.to_vec();
     sorted.sort_by(f64::total_cmp);
     let median = sorted[sorted.len() / 2];
     let mean = sorted.iter().sum::<f64>() / sorted.len() as f64;
     let floor = 1e-20 * mean.max(f64::MIN_POSITIVE);
     let limit = (c * median).max(floor);
-    let w: Vec<f64> = residuals.iter().map(|&x| if x > limit { 0.0 } else { 1.0 }).collect();
+    let w: Vec<f64> = residuals
+        .iter()
+        .map(|&x| if x > limit { 0.0 } else { 1.0 })
+        .collect();
     // Never drop so many tasks that the shared problem loses its footing.
     if w.iter().sum::<f64>() < 0.5 * residuals.len() as f64 {
         vec![1.0; residuals.len()]
@@ -211,7 +254,11 @@ fn frob(v: &[f64]) -> f64 {
 }
 
 fn frob_diff(a: &[f64], b: &[f64]) -> f64 {
-    a.iter().zip(b).map(|(x, y)| (x - y) * (x - y)).sum::<f64>().sqrt()
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (x - y) * (x - y))
+        .sum::<f64>()
+        .sqrt()
 }
 
 /// `U` as a row-major `[d, r]` buffer (file layout).

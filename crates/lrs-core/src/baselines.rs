@@ -31,7 +31,11 @@ pub fn per_task_least_squares(data: &TaskData) -> Vec<f64> {
 /// it would only multiply the cost on every task.
 pub fn sparse_only(data: &TaskData, cfg: &SparseStepConfig) -> Vec<f64> {
     let zero = vec![0.0; data.dim];
-    let cfg = &SparseStepConfig { swap_passes: 0, random_restarts: 0, ..cfg.clone() };
+    let cfg = &SparseStepConfig {
+        swap_passes: 0,
+        random_restarts: 0,
+        ..cfg.clone()
+    };
     (0..data.tasks)
         .into_par_iter()
         .flat_map_iter(|i| ProjectedTask::plain(data.x_task(i), data.y_task(i)).solve(&zero, cfg))
@@ -60,7 +64,9 @@ pub fn global_model(data: &TaskData) -> Vec<f64> {
     let h = Mat::<f64>::from_fn(d, d, |p, q| gram[p * d + q]);
     let rhs = Mat::<f64>::from_fn(d, 1, |p, _| gram[d * d + p]);
     let theta = solve_spd(&h, &rhs);
-    (0..data.tasks).flat_map(|_| (0..d).map(|p| theta[(p, 0)])).collect::<Vec<_>>()
+    (0..data.tasks)
+        .flat_map(|_| (0..d).map(|p| theta[(p, 0)]))
+        .collect::<Vec<_>>()
 }
 
 /// The oracle: `U*` and `supp(b*_i)` known; `(w_i, b_i)` by least squares. Returns the
@@ -94,5 +100,9 @@ pub fn oracle(data: &TaskData, truth: &LrsParams) -> LrsParams {
         w.extend(wi);
         b.extend(bi);
     }
-    LrsParams { u: truth.u.clone(), w, b }
+    LrsParams {
+        u: truth.u.clone(),
+        w,
+        b,
+    }
 }

@@ -23,10 +23,17 @@ pub const DATA_FORMAT: &str = "lrs-linear-data";
 pub const MODEL_FORMAT: &str = "lrs-linear-model";
 
 /// Writes an instance; `metadata` is stored beside the format tag.
-pub fn write_instance(path: &Path, inst: &Instance, metadata: HashMap<String, String>) -> Result<()> {
+pub fn write_instance(
+    path: &Path,
+    inst: &Instance,
+    metadata: HashMap<String, String>,
+) -> Result<()> {
     let tr = &inst.train;
     let (t, m, d) = (tr.tasks, tr.samples, tr.dim);
-    let mut tensors: Vec<(String, Vec<usize>, &[f64])> = vec![("x".into(), vec![t, m, d], &tr.x), ("y".into(), vec![t, m], &tr.y)];
+    let mut tensors: Vec<(String, Vec<usize>, &[f64])> = vec![
+        ("x".into(), vec![t, m, d], &tr.x),
+        ("y".into(), vec![t, m], &tr.y),
+    ];
     if let Some(te) = &inst.test {
         tensors.push(("x_test".into(), vec![t, te.samples, d], &te.x));
         tensors.push(("y_test".into(), vec![t, te.samples], &te.y));
@@ -43,11 +50,18 @@ pub fn write_instance(path: &Path, inst: &Instance, metadata: HashMap<String, St
 }
 
 /// Writes fitted parameters `u`, `w`, `b`.
-pub fn write_params(path: &Path, params: &LrsParams, metadata: HashMap<String, String>) -> Result<()> {
+pub fn write_params(
+    path: &Path,
+    params: &LrsParams,
+    metadata: HashMap<String, String>,
+) -> Result<()> {
     let (d, r, t) = (params.dim(), params.rank(), params.tasks());
     let u = mat_to_row_major(&params.u);
-    let tensors: Vec<(String, Vec<usize>, &[f64])> =
-        vec![("u".into(), vec![d, r], &u), ("w".into(), vec![t, r], &params.w), ("b".into(), vec![t, d], &params.b)];
+    let tensors: Vec<(String, Vec<usize>, &[f64])> = vec![
+        ("u".into(), vec![d, r], &u),
+        ("w".into(), vec![t, r], &params.w),
+        ("b".into(), vec![t, d], &params.b),
+    ];
     write_f64_tensors(path, &tensors, MODEL_FORMAT, metadata)
 }
 
@@ -69,7 +83,11 @@ pub fn read_instance(path: &Path) -> Result<DataFile> {
     let (t, m, d) = (x.shape[0], x.shape[1], x.shape[2]);
     let y = file.f64_tensor("y", 2)?;
     file.expect_shape("y", &y.shape, &[t, m])?;
-    let bad = |tensor: &str, reason: String| CoreError::BadTensor { path: path.into(), tensor: tensor.into(), reason };
+    let bad = |tensor: &str, reason: String| CoreError::BadTensor {
+        path: path.into(),
+        tensor: tensor.into(),
+        reason,
+    };
     let train = TaskData::new(t, m, d, x.data, y.data).map_err(|e| bad("x", e.to_string()))?;
     let test = match (file.has("x_test"), file.has("y_test")) {
         (false, false) => None,
@@ -79,11 +97,17 @@ pub fn read_instance(path: &Path) -> Result<DataFile> {
             file.expect_shape("x_test", &xt.shape, &[t, mt, d])?;
             let yt = file.f64_tensor("y_test", 2)?;
             file.expect_shape("y_test", &yt.shape, &[t, mt])?;
-            Some(TaskData::new(t, mt, d, xt.data, yt.data).map_err(|e| bad("x_test", e.to_string()))?)
+            Some(
+                TaskData::new(t, mt, d, xt.data, yt.data)
+                    .map_err(|e| bad("x_test", e.to_string()))?,
+            )
         }
         (has_x, _) => {
             let missing = if has_x { "y_test" } else { "x_test" };
-            return Err(bad(missing, "missing (x_test and y_test come together)".into()));
+            return Err(bad(
+                missing,
+                "missing (x_test and y_test come together)".into(),
+            ));
         }
     };
     let truth_names = ["u_star", "w_star", "b_star"];
@@ -98,14 +122,28 @@ pub fn read_instance(path: &Path) -> Result<DataFile> {
             file.expect_shape("w_star", &w.shape, &[t, r])?;
             let b = file.f64_tensor("b_star", 2)?;
             file.expect_shape("b_star", &b.shape, &[t, d])?;
-            Some(LrsParams { u: mat_from_row_major(&u.data, d, r), w: w.data, b: b.data })
+            Some(LrsParams {
+                u: mat_from_row_major(&u.data, d, r),
+                w: w.data,
+                b: b.data,
+            })
         }
         _ => {
-            let missing = truth_names.iter().find(|n| !file.has(n)).copied().unwrap_or("u_star");
-            return Err(bad(missing, "missing (u_star, w_star and b_star come together)".into()));
+            let missing = truth_names
+                .iter()
+                .find(|n| !file.has(n))
+                .copied()
+                .unwrap_or("u_star");
+            return Err(bad(
+                missing,
+                "missing (u_star, w_star and b_star come together)".into(),
+            ));
         }
     };
-    Ok(DataFile { instance: Instance { train, test, truth }, metadata: file.metadata })
+    Ok(DataFile {
+        instance: Instance { train, test, truth },
+        metadata: file.metadata,
+    })
 }
 
 /// Reads and validates a model file.
@@ -120,11 +158,18 @@ pub fn read_params(path: &Path) -> Result<LrsParams> {
     file.expect_shape("w", &w.shape, &[t, r])?;
     let b = file.f64_tensor("b", 2)?;
     file.expect_shape("b", &b.shape, &[t, d])?;
-    Ok(LrsParams { u: mat_from_row_major(&u.data, d, r), w: w.data, b: b.data })
+    Ok(LrsParams {
+        u: mat_from_row_major(&u.data, d, r),
+        w: w.data,
+        b: b.data,
+    })
 }
 
 fn read_bytes(path: &Path) -> Result<Vec<u8>> {
-    std::fs::read(path).map_err(|source| CoreError::Io { path: path.into(), source })
+    std::fs::read(path).map_err(|source| CoreError::Io {
+        path: path.into(),
+        source,
+    })
 }
 
 struct F64Tensor {
@@ -140,21 +185,38 @@ struct OpenFile<'a> {
 
 impl<'a> OpenFile<'a> {
     fn parse(path: &Path, bytes: &'a [u8]) -> Result<Self> {
-        let malformed = |e: safetensors::SafeTensorError| CoreError::Malformed { path: path.into(), reason: e.to_string() };
+        let malformed = |e: safetensors::SafeTensorError| CoreError::Malformed {
+            path: path.into(),
+            reason: e.to_string(),
+        };
         let (_, meta) = SafeTensors::read_metadata(bytes).map_err(malformed)?;
         let tensors = SafeTensors::deserialize(bytes).map_err(malformed)?;
-        Ok(Self { path: path.into(), tensors, metadata: meta.metadata().clone().unwrap_or_default() })
+        Ok(Self {
+            path: path.into(),
+            tensors,
+            metadata: meta.metadata().clone().unwrap_or_default(),
+        })
     }
 
     fn bad(&self, tensor: &str, reason: String) -> CoreError {
-        CoreError::BadTensor { path: self.path.clone(), tensor: tensor.into(), reason }
+        CoreError::BadTensor {
+            path: self.path.clone(),
+            tensor: tensor.into(),
+            reason,
+        }
     }
 
     fn check_format(&self, want: &str) -> Result<()> {
         match self.metadata.get("format") {
             Some(f) if f == want => Ok(()),
-            Some(f) => Err(self.bad("__metadata__", format!("format is `{f}`, expected `{want}`"))),
-            None => Err(self.bad("__metadata__", format!("no `format` entry, expected `{want}`"))),
+            Some(f) => Err(self.bad(
+                "__metadata__",
+                format!("format is `{f}`, expected `{want}`"),
+            )),
+            None => Err(self.bad(
+                "__metadata__",
+                format!("no `format` entry, expected `{want}`"),
+            )),
         }
     }
 
@@ -163,15 +225,21 @@ impl<'a> OpenFile<'a> {
     }
 
     fn f64_tensor(&self, name: &str, rank: usize) -> Result<F64Tensor> {
-        let view = self.tensors.tensor(name).map_err(|_| self.bad(name, "missing".into()))?;
+        let view = self
+            .tensors
+            .tensor(name)
+            .map_err(|_| self.bad(name, "missing".into()))?;
         if view.dtype() != Dtype::F64 {
             return Err(self.bad(name, format!("dtype is {:?}, expected F64", view.dtype())));
         }
         let shape = view.shape().to_vec();
         if shape.len() != rank {
-            return Err(self.bad(name, format!("has {} dimensions {shape:?}, expected {rank}", shape.len())));
+            return Err(self.bad(
+                name,
+                format!("has {} dimensions {shape:?}, expected {rank}", shape.len()),
+            ));
         }
-        if shape.iter().any(|&s| s == 0) {
+        if shape.contains(&0) {
             return Err(self.bad(name, format!("has an empty dimension {shape:?}")));
         }
         let data: Vec<f64> = view
@@ -180,7 +248,10 @@ impl<'a> OpenFile<'a> {
             .map(|c| f64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]))
             .collect();
         if let Some(pos) = data.iter().position(|v| !v.is_finite()) {
-            return Err(self.bad(name, format!("holds a non-finite value at flat index {pos}")));
+            return Err(self.bad(
+                name,
+                format!("holds a non-finite value at flat index {pos}"),
+            ));
         }
         Ok(F64Tensor { shape, data })
     }
@@ -189,32 +260,59 @@ impl<'a> OpenFile<'a> {
         if got == want {
             Ok(())
         } else {
-            Err(self.bad(name, format!("shape {got:?} is inconsistent with the other tensors, expected {want:?}")))
+            Err(self.bad(
+                name,
+                format!("shape {got:?} is inconsistent with the other tensors, expected {want:?}"),
+            ))
         }
     }
 }
 
-fn write_f64_tensors(path: &Path, tensors: &[(String, Vec<usize>, &[f64])], format: &str, mut metadata: HashMap<String, String>) -> Result<()> {
-    let bytes: Vec<Vec<u8>> = tensors.iter().map(|(_, _, v)| v.iter().flat_map(|x| x.to_le_bytes()).collect()).collect();
+fn write_f64_tensors(
+    path: &Path,
+    tensors: &[(String, Vec<usize>, &[f64])],
+    format: &str,
+    mut metadata: HashMap<String, String>,
+) -> Result<()> {
+    let bytes: Vec<Vec<u8>> = tensors
+        .iter()
+        .map(|(_, _, v)| v.iter().flat_map(|x| x.to_le_bytes()).collect())
+        .collect();
     let views = tensors
         .iter()
         .zip(&bytes)
         .map(|((name, shape, _), b)| {
             TensorView::new(Dtype::F64, shape.clone(), b)
                 .map(|v| (name.clone(), v))
-                .map_err(|e| CoreError::BadTensor { path: path.into(), tensor: name.clone(), reason: e.to_string() })
+                .map_err(|e| CoreError::BadTensor {
+                    path: path.into(),
+                    tensor: name.clone(),
+                    reason: e.to_string(),
+                })
         })
         .collect::<Result<Vec<_>>>()?;
     metadata.insert("format".into(), format.into());
-    let out = safetensors::serialize(views, Some(metadata)).map_err(|e| CoreError::Malformed { path: path.into(), reason: e.to_string() })?;
+    let out = safetensors::serialize(views, Some(metadata)).map_err(|e| CoreError::Malformed {
+        path: path.into(),
+        reason: e.to_string(),
+    })?;
     atomic_write(path, &out)
 }
 
 /// Writes `bytes` to `path` atomically: a temporary file in the same directory, fsync, rename.
 pub fn atomic_write(path: &Path, bytes: &[u8]) -> Result<()> {
-    let io = |source| CoreError::Io { path: path.into(), source };
-    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let io = |source| CoreError::Io {
+        path: path.into(),
+        source,
+    };
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
     let tmp = dir.join(format!(".{name}.tmp.{}", std::process::id()));
     let result = (|| {
         let mut f = std::fs::File::create(&tmp)?;

@@ -26,7 +26,11 @@ pub fn hard_threshold(v: &[f64], k: usize) -> Vec<f64> {
 
 /// Indices of the non-zeros of `v`.
 pub fn support_of(v: &[f64]) -> Vec<usize> {
-    v.iter().enumerate().filter(|(_, x)| **x != 0.0).map(|(j, _)| j).collect()
+    v.iter()
+        .enumerate()
+        .filter(|(_, x)| **x != 0.0)
+        .map(|(j, _)| j)
+        .collect()
 }
 
 /// Total order on f64 magnitudes (NaN sorts lowest, so it is never kept over a number).
@@ -53,7 +57,10 @@ impl Ord for OrdF64 {
             (true, true) => std::cmp::Ordering::Equal,
             (true, false) => std::cmp::Ordering::Less,
             (false, true) => std::cmp::Ordering::Greater,
-            _ => self.0.partial_cmp(&other.0).unwrap_or(std::cmp::Ordering::Equal),
+            _ => self
+                .0
+                .partial_cmp(&other.0)
+                .unwrap_or(std::cmp::Ordering::Equal),
         }
     }
 }

@@ -21,7 +21,11 @@ pub enum Init {
 /// Computes `U₀` (`seed` is used by [`Init::Random`] only).
 pub fn initial_factor(data: &TaskData, rank: usize, init: Init, seed: u64) -> Result<Mat<f64>> {
     match init {
-        Init::Random => Ok(random_orthonormal(data.dim, rank, &mut ChaCha8Rng::seed_from_u64(seed))),
+        Init::Random => Ok(random_orthonormal(
+            data.dim,
+            rank,
+            &mut ChaCha8Rng::seed_from_u64(seed),
+        )),
         Init::MethodOfMoments => method_of_moments(data, rank),
     }
 }
@@ -53,10 +57,12 @@ fn method_of_moments(data: &TaskData, rank: usize) -> Result<Mat<f64>> {
         let (hi, lo) = if p >= q { (p, q) } else { (q, p) };
         flat[hi * d + lo] * scale
     });
-    let evd = moment.self_adjoint_eigen(Side::Lower).map_err(|e| CoreError::Numerical {
-        step: "method-of-moments eigendecomposition",
-        reason: format!("{e:?}"),
-    })?;
+    let evd = moment
+        .self_adjoint_eigen(Side::Lower)
+        .map_err(|e| CoreError::Numerical {
+            step: "method-of-moments eigendecomposition",
+            reason: format!("{e:?}"),
+        })?;
     // Eigenvalues come in non-decreasing order: the last `rank` columns are the top ones.
     let vecs = evd.U();
     Ok(Mat::from_fn(d, rank, |p, a| vecs[(p, d - 1 - a)]))
@@ -80,9 +86,9 @@ fn moment_subspace_iteration(data: &TaskData, rank: usize, iters: usize) -> Mat<
             for i in range {
                 let x = data.x_task(i);
                 let y = data.y_task(i);
-                for s in 0..m {
+                for (s, ys) in y.iter().enumerate() {
                     let row = x.row(s);
-                    let c = y[s] * y[s] / n;
+                    let c = ys * ys / n;
                     for a in 0..rank {
                         let proj: f64 = (0..d).map(|p| row[p] * v[(p, a)]).sum::<f64>() * c;
                         for p in 0..d {

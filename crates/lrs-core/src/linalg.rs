@@ -33,7 +33,10 @@ pub fn solve_spd(h: &Mat<f64>, rhs: &Mat<f64>) -> Mat<f64> {
         return llt.solve(rhs);
     }
     let n = h.nrows();
-    let trace: f64 = (0..n).map(|i| h[(i, i)]).sum::<f64>().max(f64::MIN_POSITIVE);
+    let trace: f64 = (0..n)
+        .map(|i| h[(i, i)])
+        .sum::<f64>()
+        .max(f64::MIN_POSITIVE);
     let mut ridge = 1e-12 * trace / n as f64;
     loop {
         let hr = Mat::<f64>::from_fn(n, n, |i, j| h[(i, j)] + if i == j { ridge } else { 0.0 });

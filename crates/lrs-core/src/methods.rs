@@ -31,7 +31,14 @@ pub enum Method {
 
 impl Method {
     /// Every method, in the order tables print them.
-    pub const ALL: [Method; 6] = [Method::AmhtLrs, Method::Lowrank, Method::Sparse, Method::Lstsq, Method::Global, Method::Oracle];
+    pub const ALL: [Method; 6] = [
+        Method::AmhtLrs,
+        Method::Lowrank,
+        Method::Sparse,
+        Method::Lstsq,
+        Method::Global,
+        Method::Oracle,
+    ];
 
     /// The name used on the command line and in files.
     pub fn name(self) -> &'static str {
@@ -75,7 +82,12 @@ pub struct Fit {
 
 impl Fit {
     /// Metrics of this fit.
-    pub fn report(&self, train: &TaskData, test: Option<&TaskData>, truth: Option<&LrsParams>) -> Report {
+    pub fn report(
+        &self,
+        train: &TaskData,
+        test: Option<&TaskData>,
+        truth: Option<&LrsParams>,
+    ) -> Report {
         let factor: Option<&Mat<f64>> = self.params.as_ref().map(|p| &p.u);
         let sparse = match (&self.params, &self.sparse, self.method) {
             (_, _, Method::Lowrank) => None,
@@ -89,9 +101,21 @@ impl Fit {
 
 /// Fits `method` to `data`. `cfg` carries rank, sparsity and the AMHT-LRS settings; the
 /// oracle needs `truth`, which otherwise only feeds the trace.
-pub fn fit(method: Method, data: &TaskData, cfg: &AmhtConfig, truth: Option<&LrsParams>) -> Result<Fit> {
+pub fn fit(
+    method: Method,
+    data: &TaskData,
+    cfg: &AmhtConfig,
+    truth: Option<&LrsParams>,
+) -> Result<Fit> {
     let start = Instant::now();
-    let mut fit = Fit { method, theta: Vec::new(), params: None, sparse: None, trace: Vec::new(), seconds: 0.0 };
+    let mut fit = Fit {
+        method,
+        theta: Vec::new(),
+        params: None,
+        sparse: None,
+        trace: Vec::new(),
+        seconds: 0.0,
+    };
     match method {
         Method::AmhtLrs | Method::Lowrank => {
             let mut c = cfg.clone();
@@ -113,7 +137,9 @@ pub fn fit(method: Method, data: &TaskData, cfg: &AmhtConfig, truth: Option<&Lrs
         Method::Oracle => {
             let truth = truth.ok_or(CoreError::InvalidParameter {
                 name: "method",
-                reason: "the oracle needs the ground truth (u_star, w_star, b_star) in the data file".into(),
+                reason:
+                    "the oracle needs the ground truth (u_star, w_star, b_star) in the data file"
+                        .into(),
             })?;
             let p = oracle(data, truth);
             fit.theta = p.theta();

@@ -23,7 +23,11 @@ pub fn relative_error(est: &[f64], truth: &[f64]) -> f64 {
 pub fn subspace_distance(u_hat: &Mat<f64>, u_star: &Mat<f64>) -> f64 {
     let proj = u_hat.transpose() * u_star;
     let resid = u_star - u_hat * &proj;
-    resid.singular_values().ok().and_then(|s| s.first().copied()).unwrap_or(f64::NAN)
+    resid
+        .singular_values()
+        .ok()
+        .and_then(|s| s.first().copied())
+        .unwrap_or(f64::NAN)
 }
 
 /// Support recovery of the sparse parts.
@@ -48,10 +52,26 @@ pub fn support_score(b_hat: &[f64], b_star: &[f64], tol: f64) -> SupportScore {
             _ => {}
         }
     }
-    let precision = if tp + fp == 0 { 1.0 } else { tp as f64 / (tp + fp) as f64 };
-    let recall = if tp + fne == 0 { 1.0 } else { tp as f64 / (tp + fne) as f64 };
-    let f1 = if precision + recall == 0.0 { 0.0 } else { 2.0 * precision * recall / (precision + recall) };
-    SupportScore { precision, recall, f1 }
+    let precision = if tp + fp == 0 {
+        1.0
+    } else {
+        tp as f64 / (tp + fp) as f64
+    };
+    let recall = if tp + fne == 0 {
+        1.0
+    } else {
+        tp as f64 / (tp + fne) as f64
+    };
+    let f1 = if precision + recall == 0.0 {
+        0.0
+    } else {
+        2.0 * precision * recall / (precision + recall)
+    };
+    SupportScore {
+        precision,
+        recall,
+        f1,
+    }
 }
 
 /// Mean over tasks of the mean squared prediction error of `θ̂_i` on `data`.
@@ -61,7 +81,11 @@ pub fn held_out_mse(theta: &[f64], data: &TaskData) -> f64 {
     let total: f64 = (0..data.tasks)
         .map(|i| {
             let pred = mat_vec(data.x_task(i), &theta[i * d..(i + 1) * d]);
-            pred.iter().zip(data.y_task(i)).map(|(p, y)| (p - y) * (p - y)).sum::<f64>() / data.samples as f64
+            pred.iter()
+                .zip(data.y_task(i))
+                .map(|(p, y)| (p - y) * (p - y))
+                .sum::<f64>()
+                / data.samples as f64
         })
         .sum();
     total / data.tasks as f64

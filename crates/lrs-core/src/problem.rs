@@ -30,12 +30,26 @@ impl TaskData {
             format!("tasks, samples and dim must be positive, got t={tasks}, m={samples}, d={dim}")
         })?;
         ensure(x.len() == tasks * samples * dim, "x", || {
-            format!("expected {} values for [t={tasks}, m={samples}, d={dim}], got {}", tasks * samples * dim, x.len())
+            format!(
+                "expected {} values for [t={tasks}, m={samples}, d={dim}], got {}",
+                tasks * samples * dim,
+                x.len()
+            )
         })?;
         ensure(y.len() == tasks * samples, "y", || {
-            format!("expected {} values for [t={tasks}, m={samples}], got {}", tasks * samples, y.len())
+            format!(
+                "expected {} values for [t={tasks}, m={samples}], got {}",
+                tasks * samples,
+                y.len()
+            )
         })?;
-        Ok(Self { tasks, samples, dim, x, y })
+        Ok(Self {
+            tasks,
+            samples,
+            dim,
+            x,
+            y,
+        })
     }
 
     /// The `[m, d]` design matrix of task `i`.
@@ -59,7 +73,13 @@ impl TaskData {
             x.extend_from_slice(&self.x[(i * m + rows.start) * d..(i * m + rows.end) * d]);
             y.extend_from_slice(&self.y[i * m + rows.start..i * m + rows.end]);
         }
-        TaskData { tasks: self.tasks, samples: n, dim: d, x, y }
+        TaskData {
+            tasks: self.tasks,
+            samples: n,
+            dim: d,
+            x,
+            y,
+        }
     }
 }
 

@@ -54,7 +54,12 @@ impl SharedProblem<'_> {
     fn r_task(&self, i: usize) -> Vec<f64> {
         let d = self.data.dim;
         let xb = mat_vec(self.data.x_task(i), &self.b[i * d..(i + 1) * d]);
-        self.data.y_task(i).iter().zip(xb).map(|(y, v)| y - v).collect()
+        self.data
+            .y_task(i)
+            .iter()
+            .zip(xb)
+            .map(|(y, v)| y - v)
+            .collect()
     }
 
     fn w_task(&self, i: usize) -> &[f64] {
@@ -90,7 +95,9 @@ impl SharedProblem<'_> {
                     continue;
                 }
                 let w = self.w_task(i);
-                let vw: Vec<f64> = (0..d).map(|p| (0..r).map(|a| v[(p, a)] * w[a]).sum()).collect();
+                let vw: Vec<f64> = (0..d)
+                    .map(|p| (0..r).map(|a| v[(p, a)] * w[a]).sum())
+                    .collect();
                 let x = self.data.x_task(i);
                 let g = mat_t_vec(x, &mat_vec(x, &vw));
                 for p in 0..d {

@@ -39,7 +39,15 @@ pub struct SparseStepConfig {
 
 impl Default for SparseStepConfig {
     fn default() -> Self {
-        Self { sparsity: 5, step_scale: 1.0, inner_steps: 20, restarts: true, accept_tol: 1e-9, swap_passes: 10, random_restarts: 32 }
+        Self {
+            sparsity: 5,
+            step_scale: 1.0,
+            inner_steps: 20,
+            restarts: true,
+            accept_tol: 1e-9,
+            swap_passes: 10,
+            random_restarts: 32,
+        }
     }
 }
 
@@ -55,7 +63,11 @@ impl ProjectedTask {
     /// Projects `range(X U)` out of `x` and `y` (`x: [m, d]`, `u: [d, r]`).
     pub fn new(x: MatRef<'_, f64>, y: &[f64], u: MatRef<'_, f64>) -> Self {
         let xu = x * u;
-        let q = if xu.ncols() > 0 { xu.qr().compute_thin_Q() } else { xu };
+        let q = if xu.ncols() > 0 {
+            xu.qr().compute_thin_Q()
+        } else {
+            xu
+        };
         let qt_x = q.transpose() * x;
         let a = x - &q * &qt_x;
         let qt_y = mat_t_vec(q.as_ref(), y);
@@ -66,13 +78,21 @@ impl ProjectedTask {
 
     /// Wraps an unprojected problem (no shared part: `r = 0`).
     pub fn plain(x: MatRef<'_, f64>, y: &[f64]) -> Self {
-        Self { a: x.to_owned(), z: y.to_vec() }
+        Self {
+            a: x.to_owned(),
+            z: y.to_vec(),
+        }
     }
 
     /// `‖A b − z‖`.
     pub fn residual(&self, b: &[f64]) -> f64 {
         let ab = mat_vec(self.a.as_ref(), b);
-        norm2(&ab.iter().zip(&self.z).map(|(p, q)| p - q).collect::<Vec<_>>())
+        norm2(
+            &ab.iter()
+                .zip(&self.z)
+                .map(|(p, q)| p - q)
+                .collect::<Vec<_>>(),
+        )
     }
 
     /// Least squares on support `s`, scattered into a length-`d` vector.
@@ -155,7 +175,10 @@ impl ProjectedTask {
             best = self.swap_search(best, cfg.swap_passes, accept);
             best_res = self.residual(&best);
             // Seeded by the data so the result does not depend on task order or threads.
-            let seed = self.z.iter().fold(0u64, |h, v| h.rotate_left(5) ^ v.to_bits());
+            let seed = self
+                .z
+                .iter()
+                .fold(0u64, |h, v| h.rotate_left(5) ^ v.to_bits());
             if best_res > accept {
                 let cand = self.swap_search(self.basis_pursuit(k, 500), cfg.swap_passes, accept);
                 let res = self.residual(&cand);
@@ -165,7 +188,8 @@ impl ProjectedTask {
                 }
             }
             if best_res > accept {
-                let (cand, _) = self.random_restarts(k, eta, cfg.inner_steps, cfg.random_restarts, seed);
+                let (cand, _) =
+                    self.random_restarts(k, eta, cfg.inner_steps, cfg.random_restarts, seed);
                 let cand = self.swap_search(cand, cfg.swap_passes, accept);
                 if self.residual(&cand) < best_res {
                     best = cand;
@@ -216,7 +240,9 @@ impl ProjectedTask {
     /// on which HTP and the swaps stall.
     pub fn basis_pursuit(&self, k: usize, iters: usize) -> Vec<f64> {
         let d = self.a.ncols();
-        let Ok(svd) = self.a.thin_svd() else { return vec![0.0; d] };
+        let Ok(svd) = self.a.thin_svd() else {
+            return vec![0.0; d];
+        };
         let (u, sv, v) = (svd.U(), svd.S().column_vector(), svd.V());
         let smax = (0..sv.nrows()).map(|i| sv[i]).fold(0.0f64, f64::max);
         let keep: Vec<usize> = (0..sv.nrows()).filter(|&i| sv[i] > 1e-10 * smax).collect();
@@ -233,7 +259,14 @@ impl ProjectedTask {
             }
             out
         };
-        let rho = 1.0 / (self.z.iter().map(|v| v.abs()).fold(0.0, f64::max).max(1e-12) * 0.1);
+        let rho = 1.0
+            / (self
+                .z
+                .iter()
+                .map(|v| v.abs())
+                .fold(0.0, f64::max)
+                .max(1e-12)
+                * 0.1);
         let (mut zv, mut uv) = (vec![0.0; d], vec![0.0; d]);
         for _ in 0..iters {
             let target: Vec<f64> = zv.iter().zip(&uv).map(|(a, b)| a - b).collect();
@@ -248,7 +281,14 @@ impl ProjectedTask {
     }
 
     /// HTP from `tries` random `k`-supports (seeded), keeping the smallest residual.
-    pub fn random_restarts(&self, k: usize, eta: f64, steps: usize, tries: usize, seed: u64) -> (Vec<f64>, f64) {
+    pub fn random_restarts(
+        &self,
+        k: usize,
+        eta: f64,
+        steps: usize,
+        tries: usize,
+        seed: u64,
+    ) -> (Vec<f64>, f64) {
         use rand::{seq::index::sample, SeedableRng};
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
         let d = self.a.ncols();
@@ -283,9 +323,17 @@ mod tests {
         }
         let y = mat_vec(x.as_ref(), &b);
         let task = ProjectedTask::plain(x.as_ref(), &y);
-        let cfg = SparseStepConfig { sparsity: k, ..Default::default() };
+        let cfg = SparseStepConfig {
+            sparsity: k,
+            ..Default::default()
+        };
         let got = task.solve(&vec![0.0; d], &cfg);
-        let err: f64 = got.iter().zip(&b).map(|(p, q)| (p - q).powi(2)).sum::<f64>().sqrt();
+        let err: f64 = got
+            .iter()
+            .zip(&b)
+            .map(|(p, q)| (p - q).powi(2))
+            .sum::<f64>()
+            .sqrt();
         assert!(err < 1e-10, "error {err}");
     }
 
@@ -296,7 +344,9 @@ mod tests {
         let x = Mat::<f64>::from_fn(m, d, |_, _| rng.sample(StandardNormal));
         let u = crate::synthetic::random_orthonormal(d, 3, &mut rng);
         let w = [1.0, -2.0, 0.5];
-        let theta: Vec<f64> = (0..d).map(|p| (0..3).map(|a| u[(p, a)] * w[a]).sum()).collect();
+        let theta: Vec<f64> = (0..d)
+            .map(|p| (0..3).map(|a| u[(p, a)] * w[a]).sum())
+            .collect();
         let y = mat_vec(x.as_ref(), &theta);
         let task = ProjectedTask::new(x.as_ref(), &y, u.as_ref());
         assert!(norm2(&task.z) < 1e-10 * norm2(&y));

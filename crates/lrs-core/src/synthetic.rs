@@ -68,9 +68,16 @@ impl SyntheticSpec {
         ensure(self.noise.is_finite() && self.noise >= 0.0, "noise", || {
             format!("must be finite and non-negative, got {}", self.noise)
         })?;
-        ensure(self.sparse_magnitude.is_finite() && self.sparse_magnitude >= 0.0, "sparse-magnitude", || {
-            format!("must be finite and non-negative, got {}", self.sparse_magnitude)
-        })?;
+        ensure(
+            self.sparse_magnitude.is_finite() && self.sparse_magnitude >= 0.0,
+            "sparse-magnitude",
+            || {
+                format!(
+                    "must be finite and non-negative, got {}",
+                    self.sparse_magnitude
+                )
+            },
+        )?;
         Ok(())
     }
 
@@ -89,7 +96,11 @@ impl SyntheticSpec {
                 let mut support = sample(&mut rng, d, k).into_vec();
                 support.sort_unstable();
                 for p in support {
-                    b[p] = if rng.gen::<bool>() { self.sparse_magnitude } else { -self.sparse_magnitude };
+                    b[p] = if rng.gen::<bool>() {
+                        self.sparse_magnitude
+                    } else {
+                        -self.sparse_magnitude
+                    };
                 }
                 let theta: Vec<f64> = (0..d)
                     .map(|p| b[p] + (0..r).map(|a| u[(p, a)] * w[a]).sum::<f64>())
@@ -119,7 +130,11 @@ impl SyntheticSpec {
         } else {
             None
         };
-        Ok(Instance { train, test, truth: Some(LrsParams { u, w, b }) })
+        Ok(Instance {
+            train,
+            test,
+            truth: Some(LrsParams { u, w, b }),
+        })
     }
 }
 

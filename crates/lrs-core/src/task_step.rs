@@ -22,7 +22,13 @@ pub struct TaskFit {
 }
 
 /// Fits one task given `U` and a warm start for `b_i`.
-pub fn fit_task(x: MatRef<'_, f64>, y: &[f64], u: MatRef<'_, f64>, warm_b: &[f64], cfg: &SparseStepConfig) -> TaskFit {
+pub fn fit_task(
+    x: MatRef<'_, f64>,
+    y: &[f64],
+    u: MatRef<'_, f64>,
+    warm_b: &[f64],
+    cfg: &SparseStepConfig,
+) -> TaskFit {
     let b = if cfg.sparsity == 0 {
         vec![0.0; x.ncols()]
     } else {
@@ -33,16 +39,38 @@ pub fn fit_task(x: MatRef<'_, f64>, y: &[f64], u: MatRef<'_, f64>, warm_b: &[f64
     let xu = x * u;
     let w = lstsq(xu.as_ref(), &rest);
     let fitted = mat_vec(xu.as_ref(), &w);
-    let residual_sq: f64 = rest.iter().zip(&fitted).map(|(p, q)| (p - q) * (p - q)).sum();
+    let residual_sq: f64 = rest
+        .iter()
+        .zip(&fitted)
+        .map(|(p, q)| (p - q) * (p - q))
+        .sum();
     let certified = residual_sq.sqrt() <= cfg.accept_tol * crate::linalg::norm2(y);
-    TaskFit { w, b, residual_sq, certified }
+    TaskFit {
+        w,
+        b,
+        residual_sq,
+        certified,
+    }
 }
 
 /// Runs [`fit_task`] over all tasks in parallel (deterministic: each task is independent).
-pub fn fit_all_tasks(data: &TaskData, u: MatRef<'_, f64>, warm_b: &[f64], cfg: &SparseStepConfig) -> Vec<TaskFit> {
+pub fn fit_all_tasks(
+    data: &TaskData,
+    u: MatRef<'_, f64>,
+    warm_b: &[f64],
+    cfg: &SparseStepConfig,
+) -> Vec<TaskFit> {
     let d = data.dim;
     (0..data.tasks)
         .into_par_iter()
-        .map(|i| fit_task(data.x_task(i), data.y_task(i), u, &warm_b[i * d..(i + 1) * d], cfg))
+        .map(|i| {
+            fit_task(
+                data.x_task(i),
+                data.y_task(i),
+                u,
+                &warm_b[i * d..(i + 1) * d],
+                cfg,
+            )
+        })
         .collect()
 }

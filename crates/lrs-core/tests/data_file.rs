@@ -7,14 +7,30 @@ use lrs_core::{CoreError, SyntheticSpec};
 use safetensors::{tensor::TensorView, Dtype};
 
 fn small() -> lrs_core::Instance {
-    SyntheticSpec { dim: 8, rank: 2, sparsity: 1, tasks: 4, samples: 5, test_samples: 3, noise: 0.1, seed: 9, ..Default::default() }
-        .generate()
-        .unwrap()
+    SyntheticSpec {
+        dim: 8,
+        rank: 2,
+        sparsity: 1,
+        tasks: 4,
+        samples: 5,
+        test_samples: 3,
+        noise: 0.1,
+        seed: 9,
+        ..Default::default()
+    }
+    .generate()
+    .unwrap()
 }
 
-fn write_raw(path: &std::path::Path, tensors: Vec<(&str, Dtype, Vec<usize>, Vec<u8>)>, format: &str) {
-    let views: Vec<(String, TensorView)> =
-        tensors.iter().map(|(n, dt, s, b)| (n.to_string(), TensorView::new(*dt, s.clone(), b).unwrap())).collect();
+fn write_raw(
+    path: &std::path::Path,
+    tensors: Vec<(&str, Dtype, Vec<usize>, Vec<u8>)>,
+    format: &str,
+) {
+    let views: Vec<(String, TensorView)> = tensors
+        .iter()
+        .map(|(n, dt, s, b)| (n.to_string(), TensorView::new(*dt, s.clone(), b).unwrap()))
+        .collect();
     let meta = HashMap::from([("format".to_string(), format.to_string())]);
     std::fs::write(path, safetensors::serialize(views, Some(meta)).unwrap()).unwrap();
 }
@@ -56,25 +72,56 @@ fn bad_files_name_the_tensor_at_fault() {
     let fmt = "lrs-linear-data";
 
     std::fs::write(&p, b"not a safetensors file").unwrap();
-    assert!(matches!(read_instance(&p), Err(CoreError::Malformed { .. })));
+    assert!(matches!(
+        read_instance(&p),
+        Err(CoreError::Malformed { .. })
+    ));
 
-    assert!(matches!(read_instance(&dir.path().join("missing.safetensors")), Err(CoreError::Io { .. })));
+    assert!(matches!(
+        read_instance(&dir.path().join("missing.safetensors")),
+        Err(CoreError::Io { .. })
+    ));
 
     write_raw(&p, vec![("y", Dtype::F64, vec![2, 3], f64s(6))], fmt);
     assert!(err_text(&p).contains("`x`: missing"));
 
-    write_raw(&p, vec![("x", Dtype::F32, vec![2, 3, 4], vec![0; 96]), ("y", Dtype::F64, vec![2, 3], f64s(6))], fmt);
+    write_raw(
+        &p,
+        vec![
+            ("x", Dtype::F32, vec![2, 3, 4], vec![0; 96]),
+            ("y", Dtype::F64, vec![2, 3], f64s(6)),
+        ],
+        fmt,
+    );
     assert!(err_text(&p).contains("`x`: dtype is F32"));
 
-    write_raw(&p, vec![("x", Dtype::F64, vec![2, 3, 4], f64s(24)), ("y", Dtype::F64, vec![2, 4], f64s(8))], fmt);
+    write_raw(
+        &p,
+        vec![
+            ("x", Dtype::F64, vec![2, 3, 4], f64s(24)),
+            ("y", Dtype::F64, vec![2, 4], f64s(8)),
+        ],
+        fmt,
+    );
     assert!(err_text(&p).contains("`y`: shape [2, 4] is inconsistent"));
 
-    write_raw(&p, vec![("x", Dtype::F64, vec![6, 4], f64s(24)), ("y", Dtype::F64, vec![2, 3], f64s(6))], fmt);
+    write_raw(
+        &p,
+        vec![
+            ("x", Dtype::F64, vec![6, 4], f64s(24)),
+            ("y", Dtype::F64, vec![2, 3], f64s(6)),
+        ],
+        fmt,
+    );
     assert!(err_text(&p).contains("`x`: has 2 dimensions"));
 
     write_raw(
         &p,
-        vec![("x", Dtype::F64, vec![2, 3, 4], f64s(24)), ("y", Dtype::F64, vec![2, 3], f64s(6)), ("u_star", Dtype::F64, vec![4, 2], f64s(8))],
+        vec![
+            ("x", Dtype::F64, vec![2, 3, 4], f64s(24)),
+            ("y", Dtype::F64, vec![2, 3], f64s(6)),
+            ("u_star", Dtype::F64, vec![4, 2], f64s(8)),
+        ],
         fmt,
     );
     assert!(err_text(&p).contains("w_star"));
@@ -94,12 +141,33 @@ fn bad_files_name_the_tensor_at_fault() {
 
     let mut nan = f64s(6);
     nan[8..16].copy_from_slice(&f64::NAN.to_le_bytes());
-    write_raw(&p, vec![("x", Dtype::F64, vec![2, 3, 4], f64s(24)), ("y", Dtype::F64, vec![2, 3], nan)], fmt);
+    write_raw(
+        &p,
+        vec![
+            ("x", Dtype::F64, vec![2, 3, 4], f64s(24)),
+            ("y", Dtype::F64, vec![2, 3], nan),
+        ],
+        fmt,
+    );
     assert!(err_text(&p).contains("non-finite value at flat index 1"));
 
-    write_raw(&p, vec![("x", Dtype::F64, vec![2, 3, 4], f64s(24)), ("y", Dtype::F64, vec![2, 3], f64s(6))], "something-else");
+    write_raw(
+        &p,
+        vec![
+            ("x", Dtype::F64, vec![2, 3, 4], f64s(24)),
+            ("y", Dtype::F64, vec![2, 3], f64s(6)),
+        ],
+        "something-else",
+    );
     assert!(err_text(&p).contains("format is `something-else`"));
 
-    write_raw(&p, vec![("x", Dtype::F64, vec![2, 0, 4], vec![]), ("y", Dtype::F64, vec![2, 0], vec![])], fmt);
+    write_raw(
+        &p,
+        vec![
+            ("x", Dtype::F64, vec![2, 0, 4], vec![]),
+            ("y", Dtype::F64, vec![2, 0], vec![]),
+        ],
+        fmt,
+    );
     assert!(err_text(&p).contains("empty dimension"));
 }

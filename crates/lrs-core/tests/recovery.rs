@@ -4,11 +4,28 @@
 use lrs_core::{fit, AmhtConfig, Method, SparseStepConfig, SyntheticSpec};
 
 fn config(rank: usize, k: usize) -> AmhtConfig {
-    AmhtConfig { rank, sparse: SparseStepConfig { sparsity: k, ..Default::default() }, ..Default::default() }
+    AmhtConfig {
+        rank,
+        sparse: SparseStepConfig {
+            sparsity: k,
+            ..Default::default()
+        },
+        ..Default::default()
+    }
 }
 
 fn spec(noise: f64) -> SyntheticSpec {
-    SyntheticSpec { dim: 100, rank: 5, sparsity: 5, tasks: 500, samples: 80, test_samples: 20, noise, sparse_magnitude: 1.0, seed: 11 }
+    SyntheticSpec {
+        dim: 100,
+        rank: 5,
+        sparsity: 5,
+        tasks: 500,
+        samples: 80,
+        test_samples: 20,
+        noise,
+        sparse_magnitude: 1.0,
+        seed: 11,
+    }
 }
 
 #[test]
@@ -18,13 +35,20 @@ fn amht_lrs_recovers_exactly_where_baselines_fail() {
     let cfg = config(5, 5);
     let err = |m: Method| {
         let f = fit(m, &inst.train, &cfg, truth).unwrap();
-        f.report(&inst.train, inst.test.as_ref(), truth).theta_error.unwrap()
+        f.report(&inst.train, inst.test.as_ref(), truth)
+            .theta_error
+            .unwrap()
     };
     let amht = err(Method::AmhtLrs);
     assert!(amht < 1e-8, "AMHT-LRS error {amht}");
     let oracle = err(Method::Oracle);
     assert!(oracle < 1e-10, "oracle error {oracle}");
-    for m in [Method::Lowrank, Method::Sparse, Method::Lstsq, Method::Global] {
+    for m in [
+        Method::Lowrank,
+        Method::Sparse,
+        Method::Lstsq,
+        Method::Global,
+    ] {
         let e = err(m);
         assert!(e > 0.1, "{} should fail this instance, error {e}", m.name());
     }
@@ -34,7 +58,10 @@ fn amht_lrs_recovers_exactly_where_baselines_fail() {
 fn noisy_recovery_is_within_a_small_constant_of_the_oracle() {
     let inst = spec(0.1).generate().unwrap();
     let truth = inst.truth.as_ref();
-    let cfg = AmhtConfig { tol: 1e-8, ..config(5, 5) };
+    let cfg = AmhtConfig {
+        tol: 1e-8,
+        ..config(5, 5)
+    };
     let amht = fit(Method::AmhtLrs, &inst.train, &cfg, truth).unwrap();
     let oracle = fit(Method::Oracle, &inst.train, &cfg, truth).unwrap();
     let ra = amht.report(&inst.train, inst.test.as_ref(), truth);
@@ -43,7 +70,11 @@ fn noisy_recovery_is_within_a_small_constant_of_the_oracle() {
     assert!(ea < 2.0 * eo, "AMHT-LRS {ea} vs oracle {eo}");
     assert!(ea > 0.0 && eo > 0.0);
     // Held-out error near the noise floor σ² = 0.01.
-    assert!(ra.test_mse.unwrap() < 1.5 * 0.01 * (1.0 + 2.0 * ea.powi(2) * 10.0), "test mse {}", ra.test_mse.unwrap());
+    assert!(
+        ra.test_mse.unwrap() < 1.5 * 0.01 * (1.0 + 2.0 * ea.powi(2) * 10.0),
+        "test mse {}",
+        ra.test_mse.unwrap()
+    );
     let s = ra.support.unwrap();
     assert!(s.precision > 0.99 && s.recall > 0.99, "support {s:?}");
 }

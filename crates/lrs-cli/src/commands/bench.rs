@@ -61,20 +61,48 @@ fn bench_linear(a: BenchLinearArgs) -> anyhow::Result<()> {
     cfg.max_rounds = a.rounds;
     cfg.tol = 0.0;
     if !a.json {
-        println!("{:>8} {:>6} {:>4} {:>4} {:>10} {:>12} {:>14}", "t", "d", "m", "L", "fit_s", "s_per_round", "us_per_task_rd");
+        println!(
+            "{:>8} {:>6} {:>4} {:>4} {:>10} {:>12} {:>14}",
+            "t", "d", "m", "L", "fit_s", "s_per_round", "us_per_task_rd"
+        );
     }
-    let grid: Vec<(usize, usize)> = a.tasks.iter().map(|&t| (t, a.d)).chain(a.dims.iter().map(|&d| (a.tasks_for_d, d))).collect();
+    let grid: Vec<(usize, usize)> = a
+        .tasks
+        .iter()
+        .map(|&t| (t, a.d))
+        .chain(a.dims.iter().map(|&d| (a.tasks_for_d, d)))
+        .collect();
     for (t, d) in grid {
-        let inst = SyntheticSpec { dim: d, rank: a.r, sparsity: a.k, tasks: t, samples: a.samples, ..Default::default() }.generate()?;
+        let inst = SyntheticSpec {
+            dim: d,
+            rank: a.r,
+            sparsity: a.k,
+            tasks: t,
+            samples: a.samples,
+            ..Default::default()
+        }
+        .generate()?;
         let start = Instant::now();
         let f = fit(Method::AmhtLrs, &inst.train, &cfg, None)?;
         let total = start.elapsed().as_secs_f64();
         let rounds = f.trace.len().max(1);
         let per_round = f.seconds / rounds as f64;
         if a.json {
-            println!("{}", json!({"tasks": t, "dim": d, "samples": a.samples, "rounds": rounds, "fit_seconds": f.seconds, "seconds_per_round": per_round, "wall_seconds": total}));
+            println!(
+                "{}",
+                json!({"tasks": t, "dim": d, "samples": a.samples, "rounds": rounds, "fit_seconds": f.seconds, "seconds_per_round": per_round, "wall_seconds": total})
+            );
         } else {
-            println!("{:>8} {:>6} {:>4} {:>4} {:>10.3} {:>12.4} {:>14.2}", t, d, a.samples, rounds, f.seconds, per_round, per_round / t as f64 * 1e6);
+            println!(
+                "{:>8} {:>6} {:>4} {:>4} {:>10.3} {:>12.4} {:>14.2}",
+                t,
+                d,
+                a.samples,
+                rounds,
+                f.seconds,
+                per_round,
+                per_round / t as f64 * 1e6
+            );
         }
     }
     Ok(())

@@ -126,7 +126,11 @@ impl SolverArgs {
             },
             max_rounds: self.iters,
             tol: self.tol,
-            init: if self.init == "random" { Init::Random } else { Init::MethodOfMoments },
+            init: if self.init == "random" {
+                Init::Random
+            } else {
+                Init::MethodOfMoments
+            },
             seed: self.seed,
             sample_splitting: self.sample_splitting,
             solver: match self.solver.as_str() {
@@ -228,11 +232,16 @@ fn fit_cmd(a: FitArgs) -> anyhow::Result<()> {
     let result = fit(method, &inst.train, &cfg, truth)?;
     let report = result.report(&inst.train, inst.test.as_ref(), truth);
     if let Some(out) = &a.out {
-        let params = result
-            .params
-            .as_ref()
-            .with_context(|| format!("--out: method {} has no (u, w, b) estimate to write", method.name()))?;
-        let meta = HashMap::from([("method".to_string(), method.name().to_string()), ("data".to_string(), a.data.display().to_string())]);
+        let params = result.params.as_ref().with_context(|| {
+            format!(
+                "--out: method {} has no (u, w, b) estimate to write",
+                method.name()
+            )
+        })?;
+        let meta = HashMap::from([
+            ("method".to_string(), method.name().to_string()),
+            ("data".to_string(), a.data.display().to_string()),
+        ]);
         write_params(out, params, meta)?;
     }
     if a.json {
@@ -251,7 +260,10 @@ fn fit_cmd(a: FitArgs) -> anyhow::Result<()> {
         return Ok(());
     }
     if a.trace {
-        println!("{:>5} {:>12} {:>12} {:>8} {:>12} {:>8}", "round", "rel_change", "train_mse", "dropped", "theta_err", "time_s");
+        println!(
+            "{:>5} {:>12} {:>12} {:>8} {:>12} {:>8}",
+            "round", "rel_change", "train_mse", "dropped", "theta_err", "time_s"
+        );
         for t in &result.trace {
             println!(
                 "{:>5} {:>12.3e} {:>12.3e} {:>8} {:>12} {:>8.3}",
@@ -259,18 +271,29 @@ fn fit_cmd(a: FitArgs) -> anyhow::Result<()> {
                 t.relative_change,
                 t.train_mse,
                 t.dropped_tasks,
-                t.theta_error.map(|e| format!("{e:.3e}")).unwrap_or_else(|| "-".into()),
+                t.theta_error
+                    .map(|e| format!("{e:.3e}"))
+                    .unwrap_or_else(|| "-".into()),
                 t.elapsed_s
             );
         }
     }
     println!("method            {}", method.name());
-    println!("instance          t={} m={} d={} (rank {}, sparsity {})", inst.train.tasks, inst.train.samples, inst.train.dim, a.rank, a.sparsity);
-    let opt = |v: Option<f64>| v.map(|e| format!("{e:.3e}")).unwrap_or_else(|| "n/a".into());
+    println!(
+        "instance          t={} m={} d={} (rank {}, sparsity {})",
+        inst.train.tasks, inst.train.samples, inst.train.dim, a.rank, a.sparsity
+    );
+    let opt = |v: Option<f64>| {
+        v.map(|e| format!("{e:.3e}"))
+            .unwrap_or_else(|| "n/a".into())
+    };
     println!("theta rel. error  {}", opt(report.theta_error));
     println!("subspace dist.    {}", opt(report.subspace_distance));
     match report.support {
-        Some(s) => println!("support P/R/F1    {:.4} / {:.4} / {:.4}", s.precision, s.recall, s.f1),
+        Some(s) => println!(
+            "support P/R/F1    {:.4} / {:.4} / {:.4}",
+            s.precision, s.recall, s.f1
+        ),
         None => println!("support P/R/F1    n/a"),
     }
     println!("train MSE         {:.3e}", report.train_mse);

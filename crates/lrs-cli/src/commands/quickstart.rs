@@ -24,7 +24,16 @@ pub struct QuickstartArgs {
 
 /// Runs the demo.
 pub fn run(a: QuickstartArgs) -> anyhow::Result<()> {
-    let spec = SyntheticSpec { dim: 100, rank: 5, sparsity: 5, tasks: a.tasks, samples: a.samples, test_samples: 20, seed: a.data_seed, ..Default::default() };
+    let spec = SyntheticSpec {
+        dim: 100,
+        rank: 5,
+        sparsity: 5,
+        tasks: a.tasks,
+        samples: a.samples,
+        test_samples: 20,
+        seed: a.data_seed,
+        ..Default::default()
+    };
     println!(
         "lrs quickstart: θ_i = U w_i + b_i with d={}, r={}, k={}, t={} tasks and m={} samples per task (m < d: per-task least squares cannot recover θ_i)\n",
         spec.dim, spec.rank, spec.sparsity, spec.tasks, spec.samples
@@ -32,7 +41,10 @@ pub fn run(a: QuickstartArgs) -> anyhow::Result<()> {
     let inst = spec.generate()?;
     let cfg = a.solver.config(spec.rank, spec.sparsity);
     let truth = inst.truth.as_ref();
-    println!("{:<10} {:>14} {:>14} {:>12} {:>10}", "method", "rel. error Θ", "held-out MSE", "support F1", "time (s)");
+    println!(
+        "{:<10} {:>14} {:>14} {:>12} {:>10}",
+        "method", "rel. error Θ", "held-out MSE", "support F1", "time (s)"
+    );
     for method in Method::ALL {
         let f = fit(method, &inst.train, &cfg, truth)?;
         let r = f.report(&inst.train, inst.test.as_ref(), truth);
@@ -41,7 +53,9 @@ pub fn run(a: QuickstartArgs) -> anyhow::Result<()> {
             method.name(),
             r.theta_error.unwrap_or(f64::NAN),
             r.test_mse.unwrap_or(f64::NAN),
-            r.support.map(|s| format!("{:.4}", s.f1)).unwrap_or_else(|| "-".into()),
+            r.support
+                .map(|s| format!("{:.4}", s.f1))
+                .unwrap_or_else(|| "-".into()),
             f.seconds
         );
     }

@@ -78,12 +78,17 @@ pub fn run_sweep(a: SweepArgs) -> anyhow::Result<()> {
     let methods: Vec<Method> = if a.methods.is_empty() {
         Method::ALL.to_vec()
     } else {
-        a.methods.iter().map(|m| m.parse()).collect::<Result<_, _>>()?
+        a.methods
+            .iter()
+            .map(|m| m.parse())
+            .collect::<Result<_, _>>()?
     };
-    std::fs::create_dir_all(&a.out_dir).with_context(|| format!("creating {}", a.out_dir.display()))?;
+    std::fs::create_dir_all(&a.out_dir)
+        .with_context(|| format!("creating {}", a.out_dir.display()))?;
     let total = (methods.len() * a.samples.len()) as u64 * a.seeds;
     let bar = ProgressBar::new(total).with_style(
-        ProgressStyle::with_template("{elapsed_precise} [{bar:40}] {pos}/{len} {msg}").unwrap_or_else(|_| ProgressStyle::default_bar()),
+        ProgressStyle::with_template("{elapsed_precise} [{bar:40}] {pos}/{len} {msg}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
     let cfg = a.solver.config(a.r, a.k);
     let mut points = Vec::new();
@@ -91,8 +96,18 @@ pub fn run_sweep(a: SweepArgs) -> anyhow::Result<()> {
         // One instance per (m, seed), shared by all methods.
         let instances: Vec<_> = (0..a.seeds)
             .map(|s| {
-                SyntheticSpec { dim: a.d, rank: a.r, sparsity: a.k, tasks: a.tasks, samples: m, test_samples: 0, noise: 0.0, sparse_magnitude: 1.0, seed: s }
-                    .generate()
+                SyntheticSpec {
+                    dim: a.d,
+                    rank: a.r,
+                    sparsity: a.k,
+                    tasks: a.tasks,
+                    samples: m,
+                    test_samples: 0,
+                    noise: 0.0,
+                    sparse_magnitude: 1.0,
+                    seed: s,
+                }
+                .generate()
             })
             .collect::<Result<_, _>>()?;
         for &method in &methods {
@@ -101,14 +116,24 @@ pub fn run_sweep(a: SweepArgs) -> anyhow::Result<()> {
             for inst in &instances {
                 bar.set_message(format!("{} m={m}", method.name()));
                 let f = fit(method, &inst.train, &cfg, inst.truth.as_ref())?;
-                let e = f.report(&inst.train, None, inst.truth.as_ref()).theta_error.unwrap_or(f64::NAN);
+                let e = f
+                    .report(&inst.train, None, inst.truth.as_ref())
+                    .theta_error
+                    .unwrap_or(f64::NAN);
                 errors.push(e);
                 seconds += f.seconds;
                 bar.inc(1);
             }
-            let success = errors.iter().filter(|e| **e < a.threshold).count() as f64 / errors.len() as f64;
+            let success =
+                errors.iter().filter(|e| **e < a.threshold).count() as f64 / errors.len() as f64;
             errors.sort_by(f64::total_cmp);
-            points.push(SweepPoint { method: method.name(), samples: m, success, median_error: errors[errors.len() / 2], mean_seconds: seconds / a.seeds as f64 });
+            points.push(SweepPoint {
+                method: method.name(),
+                samples: m,
+                success,
+                median_error: errors[errors.len() / 2],
+                mean_seconds: seconds / a.seeds as f64,
+            });
         }
     }
     bar.finish_and_clear();
@@ -121,20 +146,40 @@ pub fn run_sweep(a: SweepArgs) -> anyhow::Result<()> {
         .map(|m| (m.name(), first_m_reaching(&points, m.name(), 0.95)))
         .collect();
     if a.json {
-        println!("{}", json!({ "points": points, "m95": m95.iter().map(|(n, v)| json!({"method": n, "m": v})).collect::<Vec<_>>(), "csv": csv, "plot": svg }));
+        println!(
+            "{}",
+            json!({ "points": points, "m95": m95.iter().map(|(n, v)| json!({"method": n, "m": v})).collect::<Vec<_>>(), "csv": csv, "plot": svg })
+        );
     } else {
-        println!("{:<10} {}", "method", a.samples.iter().map(|m| format!("{m:>6}")).collect::<String>());
+        println!(
+            "{:<10} {}",
+            "method",
+            a.samples
+                .iter()
+                .map(|m| format!("{m:>6}"))
+                .collect::<String>()
+        );
         for &method in &methods {
             let row: String = a
                 .samples
                 .iter()
-                .map(|&m| points.iter().find(|p| p.method == method.name() && p.samples == m).map(|p| format!("{:>6.2}", p.success)).unwrap_or_default())
+                .map(|&m| {
+                    points
+                        .iter()
+                        .find(|p| p.method == method.name() && p.samples == m)
+                        .map(|p| format!("{:>6.2}", p.success))
+                        .unwrap_or_default()
+                })
                 .collect();
             println!("{:<10} {row}", method.name());
         }
         println!("\nsmallest m with ≥95 % success (and at every larger m of the grid):");
         for (name, m) in &m95 {
-            println!("  {name:<10} {}", m.map(|v| v.to_string()).unwrap_or_else(|| "not reached".into()));
+            println!(
+                "  {name:<10} {}",
+                m.map(|v| v.to_string())
+                    .unwrap_or_else(|| "not reached".into())
+            );
         }
         println!("wrote {} and {}", csv.display(), svg.display());
     }
@@ -157,19 +202,36 @@ pub fn first_m_reaching(points: &[SweepPoint], method: &str, level: f64) -> Opti
 }
 
 fn write_csv(path: &Path, points: &[SweepPoint]) -> anyhow::Result<()> {
-    let mut f = std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?;
+    let mut f =
+        std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?;
     writeln!(f, "method,samples,success,median_error,mean_seconds")?;
     for p in points {
-        writeln!(f, "{},{},{},{:e},{}", p.method, p.samples, p.success, p.median_error, p.mean_seconds)?;
+        writeln!(
+            f,
+            "{},{},{},{:e},{}",
+            p.method, p.samples, p.success, p.median_error, p.mean_seconds
+        )?;
     }
     Ok(())
 }
 
-fn plot(path: &Path, points: &[SweepPoint], methods: &[Method], a: &SweepArgs) -> anyhow::Result<()> {
-    let (min_m, max_m) = (a.samples.iter().min().copied().unwrap_or(0), a.samples.iter().max().copied().unwrap_or(1));
+fn plot(
+    path: &Path,
+    points: &[SweepPoint],
+    methods: &[Method],
+    a: &SweepArgs,
+) -> anyhow::Result<()> {
+    let (min_m, max_m) = (
+        a.samples.iter().min().copied().unwrap_or(0),
+        a.samples.iter().max().copied().unwrap_or(1),
+    );
     let root = SVGBackend::new(path, (800, 500)).into_drawing_area();
-    root.fill(&WHITE).map_err(|e| anyhow::anyhow!("plot: {e}"))?;
-    let title = format!("Recovery (rel. error < {:.0e}) vs samples per task: d={}, r={}, k={}, t={}", a.threshold, a.d, a.r, a.k, a.tasks);
+    root.fill(&WHITE)
+        .map_err(|e| anyhow::anyhow!("plot: {e}"))?;
+    let title = format!(
+        "Recovery (rel. error < {:.0e}) vs samples per task: d={}, r={}, k={}, t={}",
+        a.threshold, a.d, a.r, a.k, a.tasks
+    );
     let mut chart = ChartBuilder::on(&root)
         .caption(title, ("sans-serif", 18))
         .margin(15)
@@ -185,15 +247,25 @@ fn plot(path: &Path, points: &[SweepPoint], methods: &[Method], a: &SweepArgs) -
         .map_err(|e| anyhow::anyhow!("plot: {e}"))?;
     for (n, method) in methods.iter().enumerate() {
         let color = Palette99::pick(n).to_rgba();
-        let mut series: Vec<(f64, f64)> = points.iter().filter(|p| p.method == method.name()).map(|p| (p.samples as f64, p.success)).collect();
+        let mut series: Vec<(f64, f64)> = points
+            .iter()
+            .filter(|p| p.method == method.name())
+            .map(|p| (p.samples as f64, p.success))
+            .collect();
         series.sort_by(|x, y| x.0.total_cmp(&y.0));
         chart
             .draw_series(LineSeries::new(series.clone(), color.stroke_width(2)))
             .map_err(|e| anyhow::anyhow!("plot: {e}"))?
             .label(method.name())
-            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2)));
+            .legend(move |(x, y)| {
+                PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2))
+            });
         chart
-            .draw_series(series.into_iter().map(|(x, y)| Circle::new((x, y), 3, color.filled())))
+            .draw_series(
+                series
+                    .into_iter()
+                    .map(|(x, y)| Circle::new((x, y), 3, color.filled())),
+            )
             .map_err(|e| anyhow::anyhow!("plot: {e}"))?;
     }
     chart

@@ -1,0 +1,77 @@
+//! Multi-head self-attention (`attention.self.{query,key,value}`) and its output block
+//! (`attention.output.{dense,LayerNorm}`).
+
+use candle_core::{ModuleT, Tensor, D};
+use candle_nn::{Dropout, Module};
+
+use super::config::BertConfig;
+use super::{apply, Builder};
+use crate::layer_norm::{layer_norm, LayerNorm};
+use crate::lrs_linear::LrsLinear;
+use crate::task_batch::TaskBatch;
+
+/// `attention.*` of one encoder layer.
+#[derive(Debug, Clone)]
+pub struct BertAttention {
+    query: LrsLinear,
+    key: LrsLinear,
+    value: LrsLinear,
+    output: LrsLinear,
+    norm: LayerNorm,
+    heads: usize,
+    probs_dropout: Dropout,
+    hidden_dropout: Dropout,
+}
+
+impl BertAttention {
+    pub(crate) fn load(cfg: &BertConfig, b: &Builder) -> candle_core::Result<Self> {
+        let h = cfg.hidden_size;
+        let s = b.pp("self");
+        let o = b.pp("output");
+        Ok(Self {
+            query: s.pp("query").linear(h, h)?,
+            key: s.pp("key").linear(h, h)?,
+            value: s.pp("value").linear(h, h)?,
+            output: o.pp("dense").linear(h, h)?,
+            norm: layer_norm(h, cfg.layer_norm_eps, o.base.pp("LayerNorm"))?,
+            heads: cfg.num_attention_heads,
+            probs_dropout: Dropout::new(cfg.attention_probs_dropout_prob),
+            hidden_dropout: Dropout::new(cfg.hidden_dropout_prob),
+        })
+    }
+
+    /// The linear layers, in checkpoint order.
+    pub fn linears(&self) -> [&LrsLinear; 4] {
+        [&self.query, &self.key, &self.value, &self.output]
+    }
+
+    /// `x [b, s, h]`, `mask_bias [b, 1, 1, s]` (0 or −10000) → `[b, s, h]`.
+    pub fn forward_t(
+        &self,
+        x: &Tensor,
+        mask_bias: &Tensor,
+        tasks: Option<&TaskBatch>,
+        train: bool,
+    ) -> candle_core::Result<Tensor> {
+        let (b, s, h) = x.dims3()?;
+        let d = h / self.heads;
+        let split = |t: Tensor| -> candle_core::Result<Tensor> {
+            t.reshape((b, s, self.heads, d))?
+                .transpose(1, 2)?
+                .contiguous()
+        };
+        let q = split(apply(&self.query, x, tasks)?)?;
+        let k = split(apply(&self.key, x, tasks)?)?;
+        let v = split(apply(&self.value, x, tasks)?)?;
+        let scores =
+            (q.matmul(&k.t()?.contiguous()?)? / (d as f64).sqrt())?.broadcast_add(mask_bias)?;
+        // `ops::softmax` (not the fused `softmax_last_dim`) so gradients flow.
+        let probs = candle_nn::ops::softmax(&scores, D::Minus1)?;
+        let probs = self.probs_dropout.forward_t(&probs, train)?;
+        let ctx = probs.matmul(&v)?.transpose(1, 2)?.reshape((b, s, h))?;
+        let out = self
+            .hidden_dropout
+            .forward_t(&apply(&self.output, &ctx, tasks)?, train)?;
+        self.norm.forward(&(out + x)?)
+    }
+}

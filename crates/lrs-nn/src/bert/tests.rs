@@ -1,0 +1,384 @@
+//! Tiny random BERT: equivalence with the plain model, gradients, dropout, mixed-task batches.
+
+use std::collections::HashMap;
+
+use candle_core::{DType, Device, Module, Tensor, Var};
+use candle_nn::{VarBuilder, VarMap};
+
+use super::head::{head, HeadKind};
+use super::model::{BertInput, BertModel, Pooling};
+use super::LrsOptions;
+use crate::hub::BertCheckpoint;
+use crate::layer_delta::{LayerDelta, SparsePart};
+use crate::sparse_delta::hard_threshold;
+use crate::task_batch::TaskBatch;
+use crate::testing::{random_weights, tiny_config, write_checkpoint};
+use crate::TaskDelta;
+
+fn input(dev: &Device) -> BertInput {
+    let ids = Tensor::new(
+        &[
+            [1u32, 17, 42, 8, 2, 0],
+            [1, 5, 99, 2, 0, 0],
+            [1, 3, 4, 5, 6, 2],
+        ],
+        dev,
+    )
+    .unwrap();
+    let mask = Tensor::new(
+        &[
+            [1u32, 1, 1, 1, 1, 0],
+            [1, 1, 1, 1, 0, 0],
+            [1, 1, 1, 1, 1, 1],
+        ],
+        dev,
+    )
+    .unwrap();
+    BertInput {
+        token_type_ids: ids.zeros_like().unwrap(),
+        input_ids: ids,
+        attention_mask: mask,
+    }
+}
+
+fn flat(t: &Tensor) -> Vec<f32> {
+    t.flatten_all()
+        .unwrap()
+        .to_dtype(DType::F32)
+        .unwrap()
+        .to_vec1()
+        .unwrap()
+}
+
+fn max_diff(a: &Tensor, b: &Tensor) -> f64 {
+    (a - b)
+        .unwrap()
+        .abs()
+        .unwrap()
+        .max_all()
+        .unwrap()
+        .to_dtype(DType::F64)
+        .unwrap()
+        .to_scalar()
+        .unwrap()
+}
+
+/// Random `U` for every adapted layer (a fresh model has `U = 0`, which hides `V`'s and `w`'s
+/// gradients and makes the adapter a no-op).
+fn randomize_shared(vm: &VarMap) {
+    for (name, var) in vm.data().lock().unwrap().iter() {
+        let t = Tensor::randn(0f64, 0.3, var.shape(), var.device())
+            .unwrap()
+            .to_dtype(var.dtype())
+            .unwrap();
+        if name.ends_with("lrs_u") {
+            var.set(&t).unwrap();
+        }
+    }
+}
+
+fn random_task(model: &BertModel, id: &str, k: usize, seed_shift: f64) -> TaskDelta {
+    let opts = model.lrs_options().unwrap();
+    let mut t = TaskDelta::new(id, opts.rank);
+    for (name, (o, i)) in model.adapted_modules() {
+        let w = (Tensor::randn(1f64, 0.5, opts.rank, model.device()).unwrap() + seed_shift)
+            .unwrap()
+            .to_dtype(model.dtype())
+            .unwrap();
+        let dense = Tensor::randn(0f64, 0.3, (o, i), model.device())
+            .unwrap()
+            .to_dtype(model.dtype())
+            .unwrap();
+        t.layers.insert(
+            name,
+            LayerDelta {
+                w: Some(w),
+                sparse: SparsePart::Sparse(hard_threshold(&dense, k).unwrap()),
+            },
+        );
+    }
+    t
+}
+
+#[test]
+fn lrs_model_without_adapters_is_bit_identical_to_plain() {
+    let dir = tempfile::tempdir().unwrap();
+    write_checkpoint(dir.path(), &tiny_config(), "").unwrap();
+    let ckpt = BertCheckpoint::from_dir(dir.path()).unwrap();
+    let dev = Device::Cpu;
+    let plain = BertModel::load(&ckpt, None, &dev, DType::F32).unwrap();
+    let lrs = BertModel::load(&ckpt, Some(&LrsOptions::bert_default(4)), &dev, DType::F32).unwrap();
+    // query, value, intermediate.dense, and `output.dense` matches both output blocks.
+    assert_eq!(lrs.adapted_modules().len(), 2 * 5);
+    let x = input(&dev);
+    let want = flat(&plain.forward_t(&x, None, false).unwrap());
+    assert_eq!(want, flat(&lrs.forward_t(&x, None, false).unwrap()));
+    let empty = TaskDelta::new("nobody", 4);
+    let batch = TaskBatch::single(&empty, 3, &dev).unwrap();
+    assert_eq!(want, flat(&lrs.forward_t(&x, Some(&batch), false).unwrap()));
+    assert_eq!(
+        want,
+        flat(&plain.forward_t(&x, Some(&batch), false).unwrap())
+    );
+
+    // The same weights under a `bert.` prefix load to the same model.
+    let dir2 = tempfile::tempdir().unwrap();
+    let st = candle_core::safetensors::load(dir.path().join("model.safetensors"), &dev).unwrap();
+    let prefixed: HashMap<String, Tensor> = st
+        .into_iter()
+        .map(|(k, v)| (format!("bert.{k}"), v))
+        .collect();
+    candle_core::safetensors::save(&prefixed, dir2.path().join("model.safetensors")).unwrap();
+    std::fs::copy(
+        dir.path().join("config.json"),
+        dir2.path().join("config.json"),
+    )
+    .unwrap();
+    let pre = BertModel::load(
+        &BertCheckpoint::from_dir(dir2.path()).unwrap(),
+        None,
+        &dev,
+        DType::F32,
+    )
+    .unwrap();
+    assert_eq!(pre.base_info().key_prefix, "bert.");
+    assert_eq!(want, flat(&pre.forward_t(&x, None, false).unwrap()));
+}
+
+#[test]
+fn dropout_is_active_in_training_and_identity_in_eval() {
+    let dev = Device::Cpu;
+    let cfg = tiny_config();
+    let base = VarBuilder::from_tensors(
+        random_weights(&cfg, DType::F32, &dev).unwrap(),
+        DType::F32,
+        &dev,
+    );
+    let model = BertModel::new(&cfg, base, None).unwrap();
+    let x = input(&dev);
+    let e1 = model.forward_t(&x, None, false).unwrap();
+    let e2 = model.forward_t(&x, None, false).unwrap();
+    assert_eq!(flat(&e1), flat(&e2));
+    let t1 = model.forward_t(&x, None, true).unwrap();
+    let t2 = model.forward_t(&x, None, true).unwrap();
+    assert!(
+        max_diff(&t1, &t2) > 1e-3,
+        "two training passes should differ"
+    );
+    assert!(
+        max_diff(&t1, &e1) > 1e-3,
+        "training pass should differ from eval"
+    );
+}
+
+#[test]
+fn every_trainable_variable_receives_a_gradient() {
+    let dev = Device::Cpu;
+    let cfg = tiny_config();
+    let base = VarBuilder::from_tensors(
+        random_weights(&cfg, DType::F32, &dev).unwrap(),
+        DType::F32,
+        &dev,
+    );
+    let shared = VarMap::new();
+    let opts = LrsOptions::bert_default(3);
+    let model = BertModel::new(&cfg, base, Some((&opts, &shared))).unwrap();
+    let head = head(
+        cfg.hidden_size,
+        HeadKind::Classification { classes: 2 },
+        VarBuilder::from_varmap(&shared, DType::F32, &dev).pp("head"),
+    )
+    .unwrap();
+    randomize_shared(&shared);
+    // Two tasks training at once: w and a dense S scratch on every adapted layer.
+    let mut tasks = [TaskDelta::new("a", 3), TaskDelta::new("b", 3)];
+    let mut task_vars = Vec::new();
+    for t in tasks.iter_mut() {
+        for (name, shape) in model.adapted_modules() {
+            let w = Var::from_tensor(&Tensor::randn(1f32, 0.3, 3, &dev).unwrap()).unwrap();
+            let mut d = LayerDelta {
+                w: Some(w.as_tensor().clone()),
+                sparse: SparsePart::None,
+            };
+            let s = d.start_dense_scratch(shape, w.as_tensor()).unwrap();
+            t.layers.insert(name.clone(), d);
+            task_vars.push((format!("{}:{name}.w", t.task_id), w));
+            task_vars.push((format!("{}:{name}.S", t.task_id), s));
+        }
+    }
+    let x = input(&dev);
+    let batch = TaskBatch::new(vec![&tasks[0], &tasks[1]], &[0, 1, 0], &dev).unwrap();
+    let hidden = model.forward_t(&x, Some(&batch), true).unwrap();
+    let pooled = super::model::pool(&hidden, &x.attention_mask, Pooling::Mean).unwrap();
+    let loss = head
+        .loss(
+            &head.forward(&pooled).unwrap(),
+            &Tensor::new(&[0u32, 1, 1], &dev).unwrap(),
+        )
+        .unwrap();
+    let grads = loss.backward().unwrap();
+    let mut all: Vec<(String, Var)> = shared
+        .data()
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    assert_eq!(
+        all.len(),
+        2 * 5 * 2 + 2,
+        "U, V per adapted layer + head weight/bias"
+    );
+    all.extend(task_vars);
+    for (name, var) in all {
+        let g = grads
+            .get(&var)
+            .unwrap_or_else(|| panic!("{name}: no gradient"));
+        let norm: f32 = g.abs().unwrap().sum_all().unwrap().to_scalar().unwrap();
+        assert!(norm > 0.0, "{name}: zero gradient");
+    }
+}
+
+#[test]
+fn full_model_gradients_match_finite_differences() {
+    let dev = Device::Cpu;
+    let cfg = tiny_config();
+    let base = VarBuilder::from_tensors(
+        random_weights(&cfg, DType::F64, &dev).unwrap(),
+        DType::F64,
+        &dev,
+    );
+    let shared = VarMap::new();
+    let opts = LrsOptions::bert_default(2);
+    let model = BertModel::new(&cfg, base, Some((&opts, &shared))).unwrap();
+    randomize_shared(&shared);
+    let name = "encoder.layer.0.intermediate.dense";
+    let shape = model.adapted_modules()[name];
+    let w = Var::from_tensor(&Tensor::new(&[0.7f64, 1.3], &dev).unwrap()).unwrap();
+    let mut d = LayerDelta {
+        w: Some(w.as_tensor().clone()),
+        sparse: SparsePart::None,
+    };
+    let s = d.start_dense_scratch(shape, w.as_tensor()).unwrap();
+    let mut task = TaskDelta::new("a", 2);
+    task.layers.insert(name.into(), d);
+    let x = input(&dev);
+    let batch = TaskBatch::single(&task, 3, &dev).unwrap();
+    let probe = Tensor::randn(0f64, 1.0, (3, 6, cfg.hidden_size), &dev).unwrap();
+    let loss_t = || {
+        model
+            .forward_t(&x, Some(&batch), false)
+            .unwrap()
+            .mul(&probe)
+            .unwrap()
+            .sum_all()
+            .unwrap()
+    };
+    let grads = loss_t().backward().unwrap();
+    let u = shared.data().lock().unwrap()[&format!("{name}.lrs_u")].clone();
+    let v = shared.data().lock().unwrap()[&format!("{name}.lrs_v")].clone();
+    for (var, what) in [(&u, "U"), (&v, "V"), (&w, "w"), (&s, "S")] {
+        let g = grads
+            .get(var)
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .to_vec1::<f64>()
+            .unwrap();
+        let base = var
+            .as_tensor()
+            .flatten_all()
+            .unwrap()
+            .to_vec1::<f64>()
+            .unwrap();
+        let shape = var.shape().clone();
+        // A spread of entries (the whole tensor would be slow for S).
+        for i in (0..base.len()).step_by((base.len() / 7).max(1)) {
+            let eps = 1e-5;
+            let at = |delta: f64| {
+                let mut p = base.clone();
+                p[i] += delta;
+                var.set(&Tensor::from_vec(p, &shape, &dev).unwrap())
+                    .unwrap();
+                loss_t().to_scalar::<f64>().unwrap()
+            };
+            let fd = (at(eps) - at(-eps)) / (2.0 * eps);
+            var.set(&Tensor::from_vec(base.clone(), &shape, &dev).unwrap())
+                .unwrap();
+            let err = (fd - g[i]).abs() / (1.0 + fd.abs());
+            assert!(
+                err < 1e-5,
+                "{what}[{i}]: autograd {} vs finite difference {fd}",
+                g[i]
+            );
+        }
+    }
+}
+
+#[test]
+fn mixed_task_batch_equals_per_row_merged_models() {
+    let dev = Device::Cpu;
+    let cfg = tiny_config();
+    let weights = random_weights(&cfg, DType::F32, &dev).unwrap();
+    let shared = VarMap::new();
+    let opts = LrsOptions::bert_default(4);
+    let model = BertModel::new(
+        &cfg,
+        VarBuilder::from_tensors(weights.clone(), DType::F32, &dev),
+        Some((&opts, &shared)),
+    )
+    .unwrap();
+    randomize_shared(&shared);
+    let a = random_task(&model, "a", 20, 0.0);
+    let b = random_task(&model, "b", 5, 1.0);
+    let none = TaskDelta::new("none", 4);
+    let rows = [&a, &b, &none];
+    let x = input(&dev);
+    let got = model
+        .forward_t(&x, Some(&TaskBatch::per_row(&rows, &dev).unwrap()), false)
+        .unwrap();
+    for (i, task) in rows.iter().enumerate() {
+        // Merge W0 + s·U diag(w) Vᵀ + S into a plain model and run row i alone.
+        let mut merged = weights.clone();
+        for l in model.linears() {
+            if let Some(lr) = l.low_rank() {
+                let d = task.layers.get(l.name());
+                let w = d
+                    .and_then(|d| d.w.clone())
+                    .unwrap_or_else(|| Tensor::ones(4, DType::F32, &dev).unwrap());
+                let mut m = (l.weight()
+                    + (lr
+                        .u
+                        .broadcast_mul(&w.unsqueeze(0).unwrap())
+                        .unwrap()
+                        .matmul(&lr.v.t().unwrap())
+                        .unwrap()
+                        * lr.scale)
+                        .unwrap())
+                .unwrap();
+                if let Some(SparsePart::Sparse(s)) = d.map(|d| &d.sparse) {
+                    m = (m + s.to_dense().unwrap()).unwrap();
+                }
+                merged.insert(format!("{}.weight", l.name()), m);
+            }
+        }
+        let plain = BertModel::new(
+            &cfg,
+            VarBuilder::from_tensors(merged, DType::F32, &dev),
+            None,
+        )
+        .unwrap();
+        let xi = BertInput {
+            input_ids: x.input_ids.narrow(0, i, 1).unwrap(),
+            attention_mask: x.attention_mask.narrow(0, i, 1).unwrap(),
+            token_type_ids: x.token_type_ids.narrow(0, i, 1).unwrap(),
+        };
+        let want = plain.forward_t(&xi, None, false).unwrap();
+        let diff = max_diff(&got.narrow(0, i, 1).unwrap(), &want);
+        assert!(
+            diff <= 1e-5,
+            "row {i} ({}): max abs diff {diff}",
+            task.task_id
+        );
+    }
+}

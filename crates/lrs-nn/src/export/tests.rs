@@ -1,0 +1,157 @@
+use candle_core::{DType, Device, Tensor};
+
+use super::*;
+use crate::layer_delta::LayerDelta;
+use crate::sparse_delta::hard_threshold;
+use crate::testing::{tiny_config, write_checkpoint};
+use crate::{BertCheckpoint, BertInput, BertModel, LrsOptions, TaskBatch};
+
+fn setup(prefix: &str) -> (tempfile::TempDir, BertModel, SharedFactor, TaskDelta) {
+    let dir = tempfile::tempdir().unwrap();
+    write_checkpoint(dir.path(), &tiny_config(), prefix).unwrap();
+    let ckpt = BertCheckpoint::from_dir(dir.path()).unwrap();
+    let opts = LrsOptions {
+        scale: 0.5,
+        ..LrsOptions::bert_default(3)
+    };
+    let model = BertModel::load(&ckpt, Some(&opts), &Device::Cpu, DType::F32).unwrap();
+    for (name, var) in model.shared_vars().unwrap().data().lock().unwrap().iter() {
+        if name.ends_with("lrs_u") {
+            var.set(&Tensor::randn(0f32, 0.3, var.shape(), &Device::Cpu).unwrap())
+                .unwrap();
+        }
+    }
+    let shared = model.shared_factor(None).unwrap();
+    let mut task = TaskDelta::new("t", 3);
+    for (name, (o, i)) in model.adapted_modules() {
+        let s =
+            hard_threshold(&Tensor::randn(0f32, 0.5, (o, i), &Device::Cpu).unwrap(), 10).unwrap();
+        let w = Tensor::randn(1f32, 0.5, 3, &Device::Cpu).unwrap();
+        task.layers.insert(
+            name,
+            LayerDelta {
+                w: Some(w),
+                sparse: SparsePart::Sparse(s),
+            },
+        );
+    }
+    (dir, model, shared, task)
+}
+
+#[test]
+fn merged_task_loads_as_a_plain_bert_with_the_same_outputs() {
+    for prefix in ["", "bert."] {
+        let (dir, model, shared, task) = setup(prefix);
+        let out = tempfile::tempdir().unwrap();
+        let base = dir.path().join("model.safetensors");
+        export_merged(
+            &base,
+            &shared,
+            Some(&task),
+            &out.path().join("model.safetensors"),
+        )
+        .unwrap();
+        std::fs::copy(
+            dir.path().join("config.json"),
+            out.path().join("config.json"),
+        )
+        .unwrap();
+        let keys = |p: &Path| {
+            let b = std::fs::read(p).unwrap();
+            let mut k: Vec<String> = safetensors::SafeTensors::deserialize(&b)
+                .unwrap()
+                .names()
+                .into_iter()
+                .map(String::from)
+                .collect();
+            k.sort();
+            k
+        };
+        assert_eq!(keys(&base), keys(&out.path().join("model.safetensors")));
+        let plain = BertModel::load(
+            &BertCheckpoint::from_dir(out.path()).unwrap(),
+            None,
+            &Device::Cpu,
+            DType::F32,
+        )
+        .unwrap();
+        let ids = Tensor::new(&[[1u32, 7, 9, 30, 2], [1, 50, 60, 2, 0]], &Device::Cpu).unwrap();
+        let input = BertInput::from_ids(ids).unwrap();
+        let want = model
+            .forward_t(
+                &input,
+                Some(&TaskBatch::single(&task, 2, &Device::Cpu).unwrap()),
+                false,
+            )
+            .unwrap();
+        let got = plain.forward_t(&input, None, false).unwrap();
+        let diff: f32 = (want - got)
+            .unwrap()
+            .abs()
+            .unwrap()
+            .max_all()
+            .unwrap()
+            .to_scalar()
+            .unwrap();
+        assert!(diff <= 1e-5, "prefix {prefix:?}: {diff}");
+    }
+}
+
+#[test]
+fn merged_export_refuses_another_base() {
+    let (_dir, _, shared, task) = setup("");
+    let other = tempfile::tempdir().unwrap();
+    write_checkpoint(other.path(), &tiny_config(), "").unwrap();
+    let err = export_merged(
+        &other.path().join("model.safetensors"),
+        &shared,
+        Some(&task),
+        &other.path().join("m.safetensors"),
+    )
+    .unwrap_err();
+    assert!(
+        matches!(err, NnError::File(FileError::HashMismatch { .. })),
+        "{err}"
+    );
+}
+
+#[test]
+fn peft_adapter_holds_v_transpose_and_scaled_u() {
+    let (_dir, _, shared, _) = setup("");
+    let out = tempfile::tempdir().unwrap();
+    export_peft(&shared, out.path()).unwrap();
+    let t =
+        candle_core::safetensors::load(out.path().join("adapter_model.safetensors"), &Device::Cpu)
+            .unwrap();
+    assert_eq!(t.len(), 2 * shared.layers.len());
+    for (m, lr) in &shared.layers {
+        let a = &t[&format!("base_model.model.{m}.lora_A.weight")];
+        let b = &t[&format!("base_model.model.{m}.lora_B.weight")];
+        let da: f32 = (a - lr.v.t().unwrap())
+            .unwrap()
+            .abs()
+            .unwrap()
+            .max_all()
+            .unwrap()
+            .to_scalar()
+            .unwrap();
+        let db: f32 = (b - (&lr.u * 0.5).unwrap())
+            .unwrap()
+            .abs()
+            .unwrap()
+            .max_all()
+            .unwrap()
+            .to_scalar()
+            .unwrap();
+        assert_eq!((da, db), (0.0, 0.0), "{m}");
+    }
+    let cfg: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(out.path().join("adapter_config.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(cfg["peft_type"], "LORA");
+    assert_eq!(cfg["r"], 3);
+    assert_eq!(cfg["lora_alpha"], 3);
+    assert_eq!(cfg["target_modules"].as_array().unwrap().len(), 4);
+    assert!(cfg["base_model_name_or_path"].as_str().is_some());
+}

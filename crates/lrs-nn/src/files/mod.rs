@@ -1,0 +1,231 @@
+//! The file formats of DESIGN.md §2: [`shared_factor`] (`shared.safetensors`) and
+//! [`task_delta`] (`<task_id>.safetensors`), written atomically ([`atomic`]) and read strictly.
+
+pub mod atomic;
+pub mod shared_factor;
+pub mod summary;
+pub mod task_delta;
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+
+use candle_core::safetensors::Load;
+use candle_core::{DType, Device, Tensor};
+use safetensors::SafeTensors;
+use sha2::{Digest, Sha256};
+
+use crate::error::FileError;
+
+/// The format version this build reads and writes.
+pub const FORMAT_VERSION: &str = "1";
+
+/// What a loaded shared or task file must agree with: the loaded base model (and shared file).
+#[derive(Debug, Clone, Default)]
+pub struct LoadCheck {
+    /// sha256 (hex) of the base weight file bytes.
+    pub base_sha256: String,
+    /// sha256 (hex) of the shared file bytes (checked by task files only).
+    pub shared_sha256: Option<String>,
+    /// Expected rank `r` (`None`: take the file's).
+    pub rank: Option<usize>,
+    /// Adapted modules and their `(out, in)` shapes.
+    pub modules: BTreeMap<String, (usize, usize)>,
+}
+
+/// Lowercase hex sha256 of `bytes`.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    hex::encode(Sha256::digest(bytes))
+}
+
+/// Lowercase hex sha256 of a file's bytes.
+pub fn sha256_file(path: &Path) -> Result<String, FileError> {
+    Ok(sha256_hex(&read_bytes(path)?))
+}
+
+pub(crate) fn read_bytes(path: &Path) -> Result<Vec<u8>, FileError> {
+    std::fs::read(path).map_err(|source| FileError::Io {
+        file: path.to_path_buf(),
+        source,
+    })
+}
+
+/// A parsed safetensors buffer with its metadata, tied to the file it came from for errors.
+pub(crate) struct Parsed<'a> {
+    pub path: &'a Path,
+    pub st: SafeTensors<'a>,
+    pub meta: HashMap<String, String>,
+}
+
+impl<'a> Parsed<'a> {
+    /// Parses `bytes`; any parser complaint becomes [`FileError::Malformed`].
+    pub fn new(path: &'a Path, bytes: &'a [u8]) -> Result<Self, FileError> {
+        let malformed = |e: safetensors::SafeTensorError| FileError::Malformed {
+            file: path.to_path_buf(),
+            reason: e.to_string(),
+        };
+        let (_, header) = SafeTensors::read_metadata(bytes).map_err(malformed)?;
+        let meta = header.metadata().clone().unwrap_or_default();
+        let st = SafeTensors::deserialize(bytes).map_err(malformed)?;
+        Ok(Self { path, st, meta })
+    }
+
+    /// Checks `format` and `version`.
+    pub fn check_format(&self, expected: &'static str) -> Result<(), FileError> {
+        let found = self.meta.get("format");
+        if found.map(String::as_str) != Some(expected) {
+            return Err(FileError::WrongFormat {
+                file: self.path.to_path_buf(),
+                expected,
+                found: found.cloned(),
+            });
+        }
+        let version = self.meta.get("version");
+        if version.map(String::as_str) != Some(FORMAT_VERSION) {
+            return Err(FileError::UnsupportedVersion {
+                file: self.path.to_path_buf(),
+                found: version.cloned(),
+                supported: FORMAT_VERSION,
+            });
+        }
+        Ok(())
+    }
+
+    /// A required metadata value.
+    pub fn meta(&self, key: &str) -> Result<&str, FileError> {
+        self.meta
+            .get(key)
+            .map(String::as_str)
+            .ok_or_else(|| self.bad_meta(key, "missing"))
+    }
+
+    /// A required metadata value parsed with `FromStr`.
+    pub fn meta_parse<T: std::str::FromStr>(&self, key: &str) -> Result<T, FileError>
+    where
+        T::Err: std::fmt::Display,
+    {
+        self.meta(key)?
+            .parse()
+            .map_err(|e: T::Err| self.bad_meta(key, &e.to_string()))
+    }
+
+    pub fn bad_meta(&self, key: &str, reason: &str) -> FileError {
+        FileError::BadMetadata {
+            file: self.path.to_path_buf(),
+            key: key.to_string(),
+            reason: reason.to_string(),
+        }
+    }
+
+    /// Checks a recorded hash against the loaded one.
+    pub fn check_hash(&self, key: &'static str, actual: &str) -> Result<(), FileError> {
+        let recorded = self.meta(key)?;
+        if recorded != actual {
+            return Err(FileError::HashMismatch {
+                file: self.path.to_path_buf(),
+                what: key,
+                recorded: recorded.to_string(),
+                actual: actual.to_string(),
+            });
+        }
+        Ok(())
+    }
+
+    /// Loads a tensor onto `device`, checking its dtype is one of `allowed`.
+    pub fn tensor(
+        &self,
+        name: &str,
+        allowed: &[DType],
+        allowed_words: &'static str,
+        device: &Device,
+    ) -> Result<Tensor, FileError> {
+        let view = self.st.tensor(name).map_err(|_| FileError::MissingTensor {
+            file: self.path.to_path_buf(),
+            tensor: name.to_string(),
+        })?;
+        let dtype_err = || FileError::DType {
+            file: self.path.to_path_buf(),
+            tensor: name.to_string(),
+            expected: allowed_words,
+            found: format!("{:?}", view.dtype()),
+        };
+        let dtype = DType::try_from(view.dtype()).map_err(|_| dtype_err())?;
+        if !allowed.contains(&dtype) {
+            return Err(dtype_err());
+        }
+        view.load(device)
+            .map_err(|source| self.tensor_err(name, source))
+    }
+
+    pub fn tensor_err(&self, name: &str, source: candle_core::Error) -> FileError {
+        FileError::Tensor {
+            file: self.path.to_path_buf(),
+            tensor: name.to_string(),
+            source: Box::new(source),
+        }
+    }
+
+    pub fn shape_err(&self, name: &str, expected: String, found: &[usize]) -> FileError {
+        FileError::Shape {
+            file: self.path.to_path_buf(),
+            tensor: name.to_string(),
+            expected,
+            found: found.to_vec(),
+        }
+    }
+
+    /// Tensor names, sorted.
+    pub fn names(&self) -> Vec<String> {
+        let mut names: Vec<String> = self.st.names().into_iter().map(String::from).collect();
+        names.sort();
+        names
+    }
+}
+
+/// Serializes named tensors + metadata to safetensors bytes.
+pub(crate) fn serialize(
+    path: &Path,
+    tensors: Vec<(String, Tensor)>,
+    meta: HashMap<String, String>,
+) -> Result<Vec<u8>, FileError> {
+    let tensors = tensors
+        .into_iter()
+        .map(|(n, t)| {
+            t.contiguous()
+                .map(|t| (n.clone(), t))
+                .map_err(|source| FileError::Tensor {
+                    file: path.to_path_buf(),
+                    tensor: n,
+                    source: Box::new(source),
+                })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    safetensors::serialize(tensors, Some(meta)).map_err(|e| FileError::Malformed {
+        file: path.to_path_buf(),
+        reason: format!("serialize: {e}"),
+    })
+}
+
+/// Seconds since the Unix epoch as RFC 3339 UTC (`2026-11-28T14:25:00Z`).
+pub(crate) fn now_rfc3339() -> String {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0);
+    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    // Howard Hinnant's civil_from_days.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}

@@ -1,0 +1,60 @@
+//! One task's parameters for one adapted layer: the core scaling `w` and the sparse part `S`.
+
+use candle_core::{Tensor, Var};
+
+use crate::sparse_delta::{hard_threshold, SparseDelta};
+use crate::Result;
+
+/// The sparse correction `S_task` of one layer, in one of its two lives.
+#[derive(Debug, Clone, Default)]
+pub enum SparsePart {
+    /// No sparse correction.
+    #[default]
+    None,
+    /// Inference form: top-k entries (what task files store).
+    Sparse(SparseDelta),
+    /// Training form: a dense `[out, in]` scratch (usually a [`Var`]'s tensor) that exists only
+    /// while this task trains; [`LayerDelta::harden`] turns it back into [`SparsePart::Sparse`].
+    Dense(Tensor),
+}
+
+/// What one task adds to one adapted layer: `s·((x V) ⊙ w) Uᵀ + x Sᵀ`.
+#[derive(Debug, Clone, Default)]
+pub struct LayerDelta {
+    /// `[r]` per-task core scaling; `None` means all ones (`core = "shared"`).
+    pub w: Option<Tensor>,
+    /// The sparse part.
+    pub sparse: SparsePart,
+}
+
+impl LayerDelta {
+    /// Replaces the sparse part by a dense trainable scratch initialised from it (zeros if none)
+    /// and returns the [`Var`] to hand to an optimizer. `shape` is the layer's `(out, in)`.
+    pub fn start_dense_scratch(&mut self, shape: (usize, usize), like: &Tensor) -> Result<Var> {
+        let dense = match &self.sparse {
+            SparsePart::Sparse(s) => s.to_dense()?,
+            SparsePart::Dense(d) => d.detach(),
+            SparsePart::None => Tensor::zeros(shape, like.dtype(), like.device())?,
+        };
+        let var = Var::from_tensor(&dense)?;
+        self.sparse = SparsePart::Dense(var.as_tensor().clone());
+        Ok(var)
+    }
+
+    /// `H_k`: if the sparse part is a dense scratch, keep its `k` largest magnitudes.
+    pub fn harden(&mut self, k: usize) -> Result<()> {
+        if let SparsePart::Dense(d) = &self.sparse {
+            self.sparse = SparsePart::Sparse(hard_threshold(&d.detach(), k)?);
+        }
+        Ok(())
+    }
+
+    /// Stored non-zeros of the sparse part (a dense scratch counts all its entries).
+    pub fn nnz(&self) -> usize {
+        match &self.sparse {
+            SparsePart::None => 0,
+            SparsePart::Sparse(s) => s.nnz(),
+            SparsePart::Dense(d) => d.elem_count(),
+        }
+    }
+}

@@ -1,0 +1,76 @@
+//! Layer normalization from basic tensor ops, so gradients flow through it.
+//!
+//! candle-nn 0.11's fused `LayerNorm` has no backward pass: anything upstream of it (every
+//! adapted layer below the last norm) would silently receive no gradient.
+//! `y = (x − mean) / sqrt(var + eps) · γ + β` over the last dimension (biased variance, as in
+//! PyTorch / HF BERT).
+
+use candle_core::{DType, Module, Tensor, D};
+use candle_nn::VarBuilder;
+
+/// Autograd-friendly layer norm over the last dimension.
+#[derive(Debug, Clone)]
+pub struct LayerNorm {
+    weight: Tensor,
+    bias: Tensor,
+    eps: f64,
+}
+
+impl LayerNorm {
+    /// From `γ [h]`, `β [h]` and `eps`.
+    pub fn new(weight: Tensor, bias: Tensor, eps: f64) -> Self {
+        Self { weight, bias, eps }
+    }
+}
+
+impl Module for LayerNorm {
+    fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
+        let dtype = x.dtype();
+        let internal = match dtype {
+            DType::F16 | DType::BF16 => DType::F32,
+            d => d,
+        };
+        let x = x.to_dtype(internal)?;
+        let centered = x.broadcast_sub(&x.mean_keepdim(D::Minus1)?)?;
+        let var = centered.sqr()?.mean_keepdim(D::Minus1)?;
+        let normed = centered.broadcast_div(&(var + self.eps)?.sqrt()?)?;
+        normed
+            .to_dtype(dtype)?
+            .broadcast_mul(&self.weight)?
+            .broadcast_add(&self.bias)
+    }
+}
+
+/// Loads `weight` and `bias` (`[size]`) under `vb` (HF names: `LayerNorm.weight`/`.bias`).
+pub fn layer_norm(size: usize, eps: f64, vb: VarBuilder) -> candle_core::Result<LayerNorm> {
+    Ok(LayerNorm::new(
+        vb.get(size, "weight")?,
+        vb.get(size, "bias")?,
+        eps,
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::{Device, Var};
+
+    #[test]
+    fn matches_candle_and_passes_gradients() -> candle_core::Result<()> {
+        let dev = Device::Cpu;
+        let x = Var::from_tensor(&Tensor::randn(0f32, 1.0, (2, 3, 8), &dev)?)?;
+        let (g, b) = (
+            Tensor::randn(0f32, 1.0, 8, &dev)?,
+            Tensor::randn(0f32, 1.0, 8, &dev)?,
+        );
+        let ours = LayerNorm::new(g.clone(), b.clone(), 1e-12).forward(&x)?;
+        let fused = candle_nn::LayerNorm::new(g, b, 1e-12).forward(&x)?;
+        let diff = (&ours - fused)?.abs()?.max_all()?.to_scalar::<f32>()?;
+        assert!(diff < 1e-5, "{diff}");
+        let probe = Tensor::randn(0f32, 1.0, (2, 3, 8), &dev)?;
+        let grads = (ours * probe)?.sum_all()?.backward()?;
+        let gx = grads.get(&x).expect("gradient reaches the input");
+        assert!(gx.abs()?.sum_all()?.to_scalar::<f32>()? > 0.0);
+        Ok(())
+    }
+}

@@ -1,0 +1,246 @@
+//! A frozen linear layer with a shared low-rank path and per-task core scaling + sparse part.
+//!
+//! ```text
+//! y = x W0ᵀ + b0  +  s · ((x V) ⊙ w_task) Uᵀ  +  x S_taskᵀ
+//! W0 [out, in], b0 [out]   frozen base (plain tensors, shared by all tasks)
+//! U  [out, r],  V [in, r]  shared factor (Vars while the shared phase trains)
+//! w  [r]                   per task (ones when core = "shared")
+//! S  [out, in]             per task, sparse (top-k), dense only while its task trains
+//! ```
+//!
+//! ```
+//! use candle_core::{Device, Tensor};
+//! use candle_nn::Module;
+//! use lrs_nn::{LowRank, LrsLinear};
+//! # fn main() -> candle_core::Result<()> {
+//! let dev = Device::Cpu;
+//! let w0 = Tensor::randn(0f32, 1.0, (3, 4), &dev)?;
+//! let low_rank = LowRank::new(Tensor::zeros((3, 2), candle_core::DType::F32, &dev)?,
+//!                             Tensor::randn(0f32, 1.0, (4, 2), &dev)?, 0.5);
+//! let layer = LrsLinear::new("dense", w0, None, Some(low_rank));
+//! let y = layer.forward(&Tensor::ones((5, 4), candle_core::DType::F32, &dev)?)?;
+//! assert_eq!(y.dims(), &[5, 3]);
+//! # Ok(()) }
+//! ```
+
+use candle_core::{Module, Tensor, D};
+use candle_nn::{Init, VarBuilder};
+
+use crate::layer_delta::SparsePart;
+use crate::task_batch::TaskBatch;
+
+/// The shared low-rank factor of one layer: `s · U Vᵀ` (rank `r`).
+#[derive(Debug, Clone)]
+pub struct LowRank {
+    /// `[out, r]`.
+    pub u: Tensor,
+    /// `[in, r]`.
+    pub v: Tensor,
+    /// Fixed scale `s` (LoRA's α / r).
+    pub scale: f64,
+}
+
+impl LowRank {
+    /// Wraps the factor's parts.
+    pub fn new(u: Tensor, v: Tensor, scale: f64) -> Self {
+        Self { u, v, scale }
+    }
+
+    /// The rank `r`.
+    pub fn rank(&self) -> usize {
+        self.u.dims().get(1).copied().unwrap_or(0)
+    }
+}
+
+/// A linear layer `y = x W0ᵀ + b0` plus the optional LRS paths. With no [`LowRank`] and no task
+/// delta for its name it runs exactly the ops of [`candle_nn::Linear`].
+#[derive(Debug, Clone)]
+pub struct LrsLinear {
+    name: String,
+    base: candle_nn::Linear,
+    low_rank: Option<LowRank>,
+}
+
+impl LrsLinear {
+    /// Builds the layer from its parts. `name` is the module name (e.g.
+    /// `encoder.layer.3.attention.self.query`) under which task deltas are looked up.
+    pub fn new(
+        name: impl Into<String>,
+        weight: Tensor,
+        bias: Option<Tensor>,
+        low_rank: Option<LowRank>,
+    ) -> Self {
+        Self {
+            name: name.into(),
+            base: candle_nn::Linear::new(weight, bias),
+            low_rank,
+        }
+    }
+
+    /// The module name used to find this layer's part of a task delta.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The frozen base weight `W0 [out, in]`.
+    pub fn weight(&self) -> &Tensor {
+        self.base.weight()
+    }
+
+    /// The frozen base bias `b0 [out]`.
+    pub fn bias(&self) -> Option<&Tensor> {
+        self.base.bias()
+    }
+
+    /// The shared factor, if this layer is adapted.
+    pub fn low_rank(&self) -> Option<&LowRank> {
+        self.low_rank.as_ref()
+    }
+
+    /// `(out, in)`.
+    pub fn shape(&self) -> candle_core::Result<(usize, usize)> {
+        self.base.weight().dims2()
+    }
+
+    /// Forward for a batch whose rows belong to (possibly different) tasks; `x` is
+    /// `[batch, .., in]` with the batch dimension first.
+    ///
+    /// The shared path computes `x V` and `(·) Uᵀ` once for the whole batch and only scales
+    /// rows by their task's `w` (a gathered `[batch, r]` matrix); the sparse path runs per
+    /// task group over the touched columns/rows only.
+    pub fn forward_tasks(&self, x: &Tensor, tasks: &TaskBatch) -> candle_core::Result<Tensor> {
+        let mut y = self.base.forward(x)?;
+        let batch = x.dim(0)?;
+        if batch != tasks.batch() {
+            candle_core::bail!(
+                "{}: input batch {batch} but task batch {}",
+                self.name,
+                tasks.batch()
+            );
+        }
+        let deltas: Vec<_> = tasks
+            .tasks()
+            .iter()
+            .map(|t| t.layers.get(&self.name))
+            .collect();
+        if let Some(lr) = &self.low_rank {
+            // Scale the narrow `[.., r]` activations, not the wide output.
+            let mut h = (matmul_last(x, &lr.v)? * lr.scale)?;
+            if deltas.iter().any(|d| d.is_some_and(|d| d.w.is_some())) {
+                let ones = Tensor::ones(lr.rank(), h.dtype(), h.device())?;
+                let per_task = deltas
+                    .iter()
+                    .map(|d| d.and_then(|d| d.w.clone()).unwrap_or_else(|| ones.clone()))
+                    .collect::<Vec<_>>();
+                let w_rows = Tensor::stack(&per_task, 0)?.index_select(tasks.row_task(), 0)?;
+                // [batch, r] → [batch, 1, .., 1, r] to broadcast over the middle dimensions.
+                let mut shape = vec![1usize; h.rank()];
+                shape[0] = batch;
+                shape[h.rank() - 1] = lr.rank();
+                h = h.broadcast_mul(&w_rows.reshape(shape)?)?;
+            }
+            y = (y + matmul_last(&h, &lr.u.t()?)?)?;
+        }
+        // Per-group contributions are scatter-added into `y` once, together: one copy of the
+        // wide output per layer rather than one per task.
+        let (mut parts, mut part_rows) = (Vec::new(), Vec::new());
+        for (delta, rows) in deltas.iter().zip(tasks.groups()) {
+            let Some(delta) = delta else { continue };
+            let contribution = |xg: &Tensor| -> candle_core::Result<Option<Tensor>> {
+                match &delta.sparse {
+                    SparsePart::None => Ok(None),
+                    SparsePart::Sparse(s) if s.nnz() == 0 => Ok(None),
+                    SparsePart::Sparse(s) => s.apply(xg).map(Some),
+                    SparsePart::Dense(d) => matmul_last(xg, &d.t()?).map(Some),
+                }
+            };
+            match rows {
+                None => {
+                    if let Some(c) = contribution(x)? {
+                        y = (y + c)?;
+                    }
+                }
+                Some(rows) => {
+                    if let Some(c) = contribution(&x.index_select(rows, 0)?)? {
+                        parts.push(c);
+                        part_rows.push(rows.clone());
+                    }
+                }
+            }
+        }
+        if !parts.is_empty() {
+            y = y.index_add(&Tensor::cat(&part_rows, 0)?, &Tensor::cat(&parts, 0)?, 0)?;
+        }
+        Ok(y)
+    }
+}
+
+/// `x [.., k] · m [k, n]` → `[.., n]`, as one 2-D matmul over the flattened leading dims.
+fn matmul_last(x: &Tensor, m: &Tensor) -> candle_core::Result<Tensor> {
+    let dims = x.dims();
+    let k = x.dim(D::Minus1)?;
+    let lead: usize = dims[..dims.len() - 1].iter().product();
+    let mut out = dims.to_vec();
+    let n = m.dim(1)?;
+    if let Some(last) = out.last_mut() {
+        *last = n;
+    }
+    x.contiguous()?.reshape((lead, k))?.matmul(m)?.reshape(out)
+}
+
+impl Module for LrsLinear {
+    /// Base plus the shared path with `w = 1` and no sparse part (no task).
+    fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
+        let y = self.base.forward(x)?;
+        match &self.low_rank {
+            None => Ok(y),
+            Some(lr) => {
+                let h = (matmul_last(x, &lr.v)? * lr.scale)?;
+                y + matmul_last(&h, &lr.u.t()?)?
+            }
+        }
+    }
+}
+
+/// How a new shared factor is created for an adapted layer.
+#[derive(Debug, Clone, Copy)]
+pub struct LowRankInit {
+    /// Rank `r`.
+    pub rank: usize,
+    /// Scale `s`.
+    pub scale: f64,
+}
+
+/// Builds an [`LrsLinear`] named by `base.prefix()`: `weight`/`bias` come from the frozen `base`
+/// builder; when `shared` is given, `lrs_u` (zeros, so the layer starts equal to the base —
+/// LoRA's convention) and `lrs_v` (uniform ±1/√in) come from it under the same prefix.
+pub fn lrs_linear(
+    in_dim: usize,
+    out_dim: usize,
+    base: VarBuilder,
+    shared: Option<(LowRankInit, VarBuilder)>,
+) -> candle_core::Result<LrsLinear> {
+    let weight = base.get((out_dim, in_dim), "weight")?;
+    let bias = base.get(out_dim, "bias")?;
+    let low_rank = match shared {
+        None => None,
+        Some((init, vb)) => {
+            let bound = 1.0 / (in_dim as f64).sqrt();
+            let u = vb.get_with_hints((out_dim, init.rank), "lrs_u", Init::Const(0.0))?;
+            let v = vb.get_with_hints(
+                (in_dim, init.rank),
+                "lrs_v",
+                Init::Uniform {
+                    lo: -bound,
+                    up: bound,
+                },
+            )?;
+            Some(LowRank::new(u, v, init.scale))
+        }
+    };
+    Ok(LrsLinear::new(base.prefix(), weight, Some(bias), low_rank))
+}
+
+#[cfg(test)]
+#[path = "lrs_linear_tests.rs"]
+mod tests;

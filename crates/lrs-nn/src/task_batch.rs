@@ -1,0 +1,94 @@
+//! Which task each row of a batch belongs to, grouped once per forward pass.
+
+use candle_core::{Device, Tensor};
+
+use crate::files::task_delta::TaskDelta;
+use crate::{NnError, Result};
+
+/// A batch's task assignment: the distinct tasks present and each row's task.
+///
+/// Built once per batch and threaded through every layer, so grouping rows by task is done once,
+/// not once per layer.
+#[derive(Debug, Clone)]
+pub struct TaskBatch<'a> {
+    tasks: Vec<&'a TaskDelta>,
+    /// `[batch]` u32: index into `tasks` per row.
+    row_task: Tensor,
+    /// Per task: the rows it owns (`None`: every row, in order — no gather needed).
+    groups: Vec<Option<Tensor>>,
+    batch: usize,
+}
+
+impl<'a> TaskBatch<'a> {
+    /// `tasks` are the distinct tasks; `row_task[i]` is the index in `tasks` of row `i`.
+    pub fn new(tasks: Vec<&'a TaskDelta>, row_task: &[usize], device: &Device) -> Result<Self> {
+        let batch = row_task.len();
+        let mut members: Vec<Vec<u32>> = vec![Vec::new(); tasks.len()];
+        for (row, &t) in row_task.iter().enumerate() {
+            let slot = members.get_mut(t).ok_or_else(|| {
+                NnError::Invalid(format!("row {row}: task index {t} ≥ {} tasks", tasks.len()))
+            })?;
+            slot.push(row as u32);
+        }
+        let groups = members
+            .into_iter()
+            .map(|rows| {
+                if rows.len() == batch {
+                    Ok(None)
+                } else {
+                    let n = rows.len();
+                    Tensor::from_vec(rows, n, device).map(Some)
+                }
+            })
+            .collect::<candle_core::Result<Vec<_>>>()?;
+        let row_task: Vec<u32> = row_task.iter().map(|&t| t as u32).collect();
+        Ok(Self {
+            tasks,
+            row_task: Tensor::from_vec(row_task, batch, device)?,
+            groups,
+            batch,
+        })
+    }
+
+    /// Every row of a `batch`-row batch belongs to `task`.
+    pub fn single(task: &'a TaskDelta, batch: usize, device: &Device) -> Result<Self> {
+        Self::new(vec![task], &vec![0; batch], device)
+    }
+
+    /// One task per row; rows sharing a task (same reference) are grouped together.
+    pub fn per_row(rows: &[&'a TaskDelta], device: &Device) -> Result<Self> {
+        let mut tasks: Vec<&'a TaskDelta> = Vec::new();
+        let mut row_task = Vec::with_capacity(rows.len());
+        for &r in rows {
+            let t = match tasks.iter().position(|&t| std::ptr::eq(t, r)) {
+                Some(t) => t,
+                None => {
+                    tasks.push(r);
+                    tasks.len() - 1
+                }
+            };
+            row_task.push(t);
+        }
+        Self::new(tasks, &row_task, device)
+    }
+
+    /// Number of rows.
+    pub fn batch(&self) -> usize {
+        self.batch
+    }
+
+    /// The distinct tasks.
+    pub fn tasks(&self) -> &[&'a TaskDelta] {
+        &self.tasks
+    }
+
+    /// `[batch]` u32 task index per row.
+    pub fn row_task(&self) -> &Tensor {
+        &self.row_task
+    }
+
+    /// Per distinct task, the `[rows]` u32 row indices it owns (`None`: all rows in order).
+    pub fn groups(&self) -> &[Option<Tensor>] {
+        &self.groups
+    }
+}
