@@ -21,14 +21,21 @@ pub enum Init {
 /// Computes `U₀` (`seed` is used by [`Init::Random`] only).
 pub fn initial_factor(data: &TaskData, rank: usize, init: Init, seed: u64) -> Result<Mat<f64>> {
     match init {
-        Init::Random => Ok(random_orthonormal(
-            data.dim,
-            rank,
-            &mut ChaCha8Rng::seed_from_u64(seed),
-        )),
+        Init::Random => Ok(random_orthonormal(data.dim, rank, &mut init_rng(seed))),
         Init::MethodOfMoments => method_of_moments(data, rank),
     }
 }
+
+/// The stream of the random initialisation: a ChaCha stream of its own, so that a fit with
+/// seed `s` never starts from the `U*` that [`crate::SyntheticSpec`] draws with the same seed.
+fn init_rng(seed: u64) -> ChaCha8Rng {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    rng.set_stream(INIT_STREAM);
+    rng
+}
+
+/// Stream id of [`init_rng`] (task streams of the generator are `1..=t`, `U*` uses stream 0).
+const INIT_STREAM: u64 = u64::MAX;
 
 /// `E[y² x xᵀ] = ‖θ‖² I + 2 θ θᵀ` for Gaussian `x`, so the top eigenvectors of the empirical
 /// moment span the dominant directions of the `θ_i`.
@@ -102,4 +109,27 @@ fn moment_subspace_iteration(data: &TaskData, rank: usize, iters: usize) -> Mat<
         v = crate::synthetic::orthonormalize(&mv).0;
     }
     v
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::SyntheticSpec;
+
+    #[test]
+    fn random_init_is_not_the_generators_truth_for_the_same_seed() {
+        let spec = SyntheticSpec {
+            dim: 20,
+            rank: 2,
+            sparsity: 1,
+            tasks: 3,
+            samples: 4,
+            seed: 7,
+            ..Default::default()
+        };
+        let inst = spec.generate().unwrap();
+        let u0 = initial_factor(&inst.train, 2, Init::Random, 7).unwrap();
+        let dist = crate::metrics::subspace_distance(&u0, &inst.truth.unwrap().u);
+        assert!(dist > 0.1, "random init landed on U* (distance {dist})");
+    }
 }

@@ -163,8 +163,8 @@ pub fn calibrate_sigma_rdp(
 
 /// σ for a target (ε, δ) under the PLD accountant (its upper bound on ε, with
 /// `eps_error`; see [`PldAccountant`]). Each evaluation is two FFT compositions, so this
-/// takes seconds for long runs. A σ whose grid would exceed the accountant's size limit is
-/// treated as missing the target.
+/// takes seconds for long runs. A σ whose grid would exceed the accountant's size limit, or
+/// whose privacy loss is too large for the grid to resolve δ, is treated as missing the target.
 pub fn calibrate_sigma_pld(
     target_epsilon: f64,
     delta: f64,
@@ -183,9 +183,11 @@ pub fn calibrate_sigma_pld(
             acc.add_steps(sigma, q, steps)?;
             match acc.epsilon(delta) {
                 Ok(rep) => Ok(rep.epsilon),
-                // Only very small σ (huge ε) need such grids: count the point as failing the
-                // target, which can only make the returned σ larger, never unsafe.
-                Err(PrivacyError::PldGridTooLarge { .. }) => Ok(f64::INFINITY),
+                // Only very small σ (huge ε) need such grids or leave δ unresolved: count the
+                // point as failing the target, which can only make σ larger, never unsafe.
+                Err(PrivacyError::PldGridTooLarge { .. } | PrivacyError::PldUnresolved { .. }) => {
+                    Ok(f64::INFINITY)
+                }
                 Err(e) => Err(e),
             }
         },

@@ -283,6 +283,16 @@ fn fit_cmd(a: FitArgs) -> anyhow::Result<()> {
         "instance          t={} m={} d={} (rank {}, sparsity {})",
         inst.train.tasks, inst.train.samples, inst.train.dim, a.rank, a.sparsity
     );
+    print_metrics(&report);
+    if !result.trace.is_empty() {
+        println!("rounds            {}", result.trace.len());
+    }
+    println!("fit time          {:.3} s", result.seconds);
+    Ok(())
+}
+
+/// Prints the recovery metrics block shared by the plain and the private `fit`.
+pub fn print_metrics(report: &lrs_core::metrics::Report) {
     let opt = |v: Option<f64>| {
         v.map(|e| format!("{e:.3e}"))
             .unwrap_or_else(|| "n/a".into())
@@ -298,9 +308,4 @@ fn fit_cmd(a: FitArgs) -> anyhow::Result<()> {
     }
     println!("train MSE         {:.3e}", report.train_mse);
     println!("held-out MSE      {}", opt(report.test_mse));
-    if !result.trace.is_empty() {
-        println!("rounds            {}", result.trace.len());
-    }
-    println!("fit time          {:.3} s", result.seconds);
-    Ok(())
 }

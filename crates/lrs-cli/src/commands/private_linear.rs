@@ -10,7 +10,9 @@ use anyhow::Context;
 use clap::Args;
 use lrs_core::data_file::{read_instance, write_params};
 use lrs_core::metrics::{relative_theta_error, report, subspace_distance};
-use lrs_core::private_amht::{private_amht_lrs, Accountant, NoiseRng, NoiseSpec, PrivateConfig, PrivateResult};
+use lrs_core::private_amht::{
+    private_amht_lrs, Accountant, NoiseRng, NoiseSpec, PrivateConfig, PrivateResult,
+};
 use lrs_core::{fit, AmhtConfig, Init, Method, SyntheticSpec, TaskData};
 use plotters::prelude::*;
 use serde_json::json;
@@ -20,7 +22,7 @@ use crate::commands::privacy::AccountantKind;
 use crate::commands::sweep::SweepArgs;
 
 /// Default number of private rounds `L`.
-pub const DEFAULT_DP_ROUNDS: usize = 30;
+pub const DEFAULT_DP_ROUNDS: usize = 40;
 /// Default Poisson sampling rate of users per round.
 pub const DEFAULT_DP_SAMPLE_RATE: f64 = 1.0;
 /// Default clip norm per sample: `C = DEFAULT_CLIP_PER_SAMPLE · m` (the contribution
@@ -49,9 +51,12 @@ pub struct DpArgs {
     /// Poisson sampling rate q of users per round, in (0, 1].
     #[arg(long, default_value_t = DEFAULT_DP_SAMPLE_RATE)]
     pub dp_sample_rate: f64,
-    /// Server step size η (default 1/(2m)).
+    /// Server step size η (default 1/m, the Newton step for isotropic features).
     #[arg(long)]
     pub dp_step: Option<f64>,
+    /// Rounds at the full step before the averaging phase (steps η/j); default ⌈L/2⌉.
+    #[arg(long)]
+    pub dp_warm_rounds: Option<usize>,
     /// Accountant for calibration and the reported ε.
     #[arg(long, value_enum, default_value_t = AccountantKind::Rdp)]
     pub accountant: AccountantKind,
@@ -94,9 +99,12 @@ pub struct DpSweepArgs {
     /// Poisson sampling rate q in (0, 1].
     #[arg(long, default_value_t = DEFAULT_DP_SAMPLE_RATE)]
     pub dp_sample_rate: f64,
-    /// Server step size η (default 1/(2m)).
+    /// Server step size η (default 1/m, the Newton step for isotropic features).
     #[arg(long)]
     pub dp_step: Option<f64>,
+    /// Rounds at the full step before the averaging phase (steps η/j); default ⌈L/2⌉.
+    #[arg(long)]
+    pub dp_warm_rounds: Option<usize>,
     /// Accountant.
     #[arg(long, value_enum, default_value_t = AccountantKind::Rdp)]
     pub accountant: AccountantKind,
@@ -124,17 +132,22 @@ fn private_config(
     rounds: usize,
     sample_rate: f64,
     step: Option<f64>,
+    warm_rounds: Option<usize>,
     acc: AccountantKind,
     rng: NoiseRng,
 ) -> PrivateConfig {
     PrivateConfig {
-        base: AmhtConfig { init: Init::Random, ..base },
+        base: AmhtConfig {
+            init: Init::Random,
+            ..base
+        },
         rounds,
         sample_rate,
         clip: clip.unwrap_or(DEFAULT_CLIP_PER_SAMPLE * samples as f64),
         noise,
         delta,
         step_size: step,
+        warm_rounds,
         accountant: accountant(acc),
         rng,
     }
@@ -143,16 +156,26 @@ fn private_config(
 /// Runs a private fit (called by `lrs linear fit` when [`DpArgs::enabled`]).
 pub fn run_private_fit(a: &FitArgs) -> anyhow::Result<()> {
     let method: Method = a.method.parse()?;
-    anyhow::ensure!(method == Method::AmhtLrs, "--dp-epsilon/--noise-multiplier: only --method amht-lrs has a private version, got {}", method.name());
+    anyhow::ensure!(
+        method == Method::AmhtLrs,
+        "--dp-epsilon/--noise-multiplier: only --method amht-lrs has a private version, got {}",
+        method.name()
+    );
     let file = read_instance(&a.data)?;
     let inst = &file.instance;
     let dp = &a.dp;
     let noise = match (dp.dp_epsilon, dp.noise_multiplier) {
-        (Some(epsilon), _) => NoiseSpec::Target { epsilon, delta: dp.dp_delta },
+        (Some(epsilon), _) => NoiseSpec::Target {
+            epsilon,
+            delta: dp.dp_delta,
+        },
         (None, Some(s)) => NoiseSpec::Multiplier(s),
         (None, None) => anyhow::bail!("give --dp-epsilon or --noise-multiplier"),
     };
-    let rng = dp.dp_seed.map(NoiseRng::Seeded).unwrap_or(NoiseRng::Entropy);
+    let rng = dp
+        .dp_seed
+        .map(NoiseRng::Seeded)
+        .unwrap_or(NoiseRng::Entropy);
     let cfg = private_config(
         a.solver.config(a.rank, a.sparsity),
         inst.train.samples,
@@ -162,6 +185,7 @@ pub fn run_private_fit(a: &FitArgs) -> anyhow::Result<()> {
         dp.dp_rounds,
         dp.dp_sample_rate,
         dp.dp_step,
+        dp.dp_warm_rounds,
         dp.accountant,
         rng,
     );
@@ -169,7 +193,14 @@ pub fn run_private_fit(a: &FitArgs) -> anyhow::Result<()> {
     let res = private_amht_lrs(&inst.train, &cfg, inst.truth.as_ref())?;
     let seconds = start.elapsed().as_secs_f64();
     let p = &res.params;
-    let rep = report(&p.theta(), Some(&p.u), Some(&p.b), &inst.train, inst.test.as_ref(), inst.truth.as_ref());
+    let rep = report(
+        &p.theta(),
+        Some(&p.u),
+        Some(&p.b),
+        &inst.train,
+        inst.test.as_ref(),
+        inst.truth.as_ref(),
+    );
     if let Some(out) = &a.out {
         let meta = HashMap::from([
             ("method".to_string(), "amht-lrs-dp".to_string()),
@@ -198,7 +229,10 @@ pub fn run_private_fit(a: &FitArgs) -> anyhow::Result<()> {
         return Ok(());
     }
     if a.trace {
-        println!("{:>5} {:>8} {:>8} {:>12} {:>12} {:>8}", "round", "sampled", "clipped", "step_norm", "subspace", "time_s");
+        println!(
+            "{:>5} {:>8} {:>8} {:>12} {:>12} {:>8}",
+            "round", "sampled", "clipped", "step_norm", "subspace", "time_s"
+        );
         for t in &res.trace {
             println!(
                 "{:>5} {:>8} {:>8} {:>12.3e} {:>12} {:>8.3}",
@@ -206,32 +240,42 @@ pub fn run_private_fit(a: &FitArgs) -> anyhow::Result<()> {
                 t.sampled_users,
                 t.clipped_users,
                 t.step_norm,
-                t.subspace_distance.map(|e| format!("{e:.3e}")).unwrap_or_else(|| "-".into()),
+                t.subspace_distance
+                    .map(|e| format!("{e:.3e}"))
+                    .unwrap_or_else(|| "-".into()),
                 t.elapsed_s
             );
         }
     }
     let pr = &res.privacy;
     println!("method            amht-lrs (private, user-level joint DP: U released)");
-    println!("instance          t={} m={} d={} (rank {}, sparsity {})", inst.train.tasks, inst.train.samples, inst.train.dim, a.rank, a.sparsity);
+    println!(
+        "instance          t={} m={} d={} (rank {}, sparsity {})",
+        inst.train.tasks, inst.train.samples, inst.train.dim, a.rank, a.sparsity
+    );
     println!("epsilon           {:.4}", pr.epsilon);
     println!("delta             {:e}", pr.delta);
-    println!("accountant        {}{}", pr.accountant, pr.order.map(|o| format!(" (order {o})")).unwrap_or_default());
+    println!(
+        "accountant        {}{}",
+        pr.accountant,
+        pr.order
+            .map(|o| format!(" (order {o})"))
+            .unwrap_or_default()
+    );
     println!("noise multiplier  {:.4}", pr.noise_multiplier);
     println!("clip norm         {}", pr.clip_norm);
     println!("sample rate       {}", pr.sample_rate);
     println!("rounds            {}", pr.steps);
     println!("step size         {:.4e}", res.step_size);
-    println!("noise source      {}", if dp.dp_seed.is_some() { "seeded (reproducible; not for release)" } else { "OS entropy" });
-    let opt = |v: Option<f64>| v.map(|e| format!("{e:.3e}")).unwrap_or_else(|| "n/a".into());
-    println!("theta rel. error  {}", opt(rep.theta_error));
-    println!("subspace dist.    {}", opt(rep.subspace_distance));
-    match rep.support {
-        Some(s) => println!("support P/R/F1    {:.4} / {:.4} / {:.4}", s.precision, s.recall, s.f1),
-        None => println!("support P/R/F1    n/a"),
-    }
-    println!("train MSE         {:.3e}", rep.train_mse);
-    println!("held-out MSE      {}", opt(rep.test_mse));
+    println!(
+        "noise source      {}",
+        if dp.dp_seed.is_some() {
+            "seeded (reproducible; not for release)"
+        } else {
+            "OS entropy"
+        }
+    );
+    crate::commands::linear::print_metrics(&rep);
     println!("fit time          {seconds:.3} s");
     Ok(())
 }
@@ -261,25 +305,53 @@ pub struct PrivacyPoint {
 pub fn run_privacy_sweep(a: &SweepArgs) -> anyhow::Result<()> {
     let dp = &a.dp;
     anyhow::ensure!(!a.samples.is_empty(), "--samples: give at least one value");
-    anyhow::ensure!(!dp.epsilons.is_empty(), "--epsilons: give at least one value");
-    let mut tasks = if dp.dp_tasks.is_empty() { vec![a.tasks] } else { dp.dp_tasks.clone() };
+    anyhow::ensure!(
+        !dp.epsilons.is_empty(),
+        "--epsilons: give at least one value"
+    );
+    let mut tasks = if dp.dp_tasks.is_empty() {
+        vec![a.tasks]
+    } else {
+        dp.dp_tasks.clone()
+    };
     tasks.sort_unstable();
     tasks.dedup();
     anyhow::ensure!(tasks[0] >= 1, "--dp-tasks: every value must be at least 1");
     let mut epsilons = dp.epsilons.clone();
-    anyhow::ensure!(epsilons.iter().all(|e| e.is_finite() && *e > 0.0), "--epsilons: every value must be finite and > 0");
+    anyhow::ensure!(
+        epsilons.iter().all(|e| e.is_finite() && *e > 0.0),
+        "--epsilons: every value must be finite and > 0"
+    );
     epsilons.sort_by(f64::total_cmp);
-    std::fs::create_dir_all(&a.out_dir).with_context(|| format!("creating {}", a.out_dir.display()))?;
+    std::fs::create_dir_all(&a.out_dir)
+        .with_context(|| format!("creating {}", a.out_dir.display()))?;
     let t_max = tasks[tasks.len() - 1];
     let mut points = Vec::new();
     for &m in &a.samples {
-        let full = SyntheticSpec { dim: a.d, rank: a.r, sparsity: a.k, tasks: t_max, samples: m, test_samples: 0, noise: 0.0, sparse_magnitude: 1.0, seed: dp.dp_seed }.generate()?;
-        let truth_full = full.truth.as_ref().context("synthetic instance without truth")?;
+        let full = SyntheticSpec {
+            dim: a.d,
+            rank: a.r,
+            sparsity: a.k,
+            tasks: t_max,
+            samples: m,
+            test_samples: 0,
+            noise: 0.0,
+            sparse_magnitude: 1.0,
+            seed: dp.dp_seed,
+        }
+        .generate()?;
+        let truth_full = full
+            .truth
+            .as_ref()
+            .context("synthetic instance without truth")?;
         for &t in &tasks {
             let (data, truth) = first_tasks(&full.train, truth_full, t);
             let base = a.solver.config(a.r, a.k);
             let reference = fit(Method::AmhtLrs, &data, &base, Some(&truth))?;
-            let ref_params = reference.params.as_ref().context("AMHT-LRS returned no parameters")?;
+            let ref_params = reference
+                .params
+                .as_ref()
+                .context("AMHT-LRS returned no parameters")?;
             points.push(PrivacyPoint {
                 tasks: t,
                 samples: m,
@@ -291,8 +363,23 @@ pub fn run_privacy_sweep(a: &SweepArgs) -> anyhow::Result<()> {
                 seconds: reference.seconds,
             });
             for &eps in &epsilons {
-                let noise = NoiseSpec::Target { epsilon: eps, delta: dp.dp_delta };
-                let cfg = private_config(base.clone(), m, noise, dp.dp_delta, dp.clip, dp.dp_rounds, dp.dp_sample_rate, dp.dp_step, dp.accountant, NoiseRng::Seeded(dp.dp_seed));
+                let noise = NoiseSpec::Target {
+                    epsilon: eps,
+                    delta: dp.dp_delta,
+                };
+                let cfg = private_config(
+                    base.clone(),
+                    m,
+                    noise,
+                    dp.dp_delta,
+                    dp.clip,
+                    dp.dp_rounds,
+                    dp.dp_sample_rate,
+                    dp.dp_step,
+                    dp.dp_warm_rounds,
+                    dp.accountant,
+                    NoiseRng::Seeded(dp.dp_seed),
+                );
                 let start = Instant::now();
                 let res: PrivateResult = private_amht_lrs(&data, &cfg, Some(&truth))?;
                 let seconds = start.elapsed().as_secs_f64();
@@ -307,7 +394,10 @@ pub fn run_privacy_sweep(a: &SweepArgs) -> anyhow::Result<()> {
                     seconds,
                 };
                 if !a.json {
-                    eprintln!("t={t} m={m} ε={eps}: σ={:.3} error {:.3e} ({seconds:.1} s)", res.privacy.noise_multiplier, point.theta_error);
+                    eprintln!(
+                        "t={t} m={m} ε={eps}: σ={:.3} error {:.3e} ({seconds:.1} s)",
+                        res.privacy.noise_multiplier, point.theta_error
+                    );
                 }
                 points.push(point);
             }
@@ -321,10 +411,14 @@ pub fn run_privacy_sweep(a: &SweepArgs) -> anyhow::Result<()> {
         "d": a.d, "r": a.r, "k": a.k, "delta": dp.dp_delta, "rounds": dp.dp_rounds,
         "sample_rate": dp.dp_sample_rate, "accountant": accountant(dp.accountant).name(),
         "clip": dp.clip.map(|c| c.to_string()).unwrap_or_else(|| format!("{DEFAULT_CLIP_PER_SAMPLE}·m")),
-        "step_size": dp.dp_step.map(|s| s.to_string()).unwrap_or_else(|| "1/(2m)".into()),
+        "step_size": dp.dp_step.map(|s| s.to_string()).unwrap_or_else(|| "1/m".into()),
+        "warm_rounds": dp.dp_warm_rounds.unwrap_or(dp.dp_rounds.div_ceil(2)),
     });
     if a.json {
-        println!("{}", json!({ "setup": setup, "points": points, "csv": csv, "plot": svg }));
+        println!(
+            "{}",
+            json!({ "setup": setup, "points": points, "csv": csv, "plot": svg })
+        );
         return Ok(());
     }
     println!(
@@ -344,7 +438,10 @@ pub fn run_privacy_sweep(a: &SweepArgs) -> anyhow::Result<()> {
     println!();
     for &m in &a.samples {
         for &t in &tasks {
-            let row: Vec<&PrivacyPoint> = points.iter().filter(|p| p.tasks == t && p.samples == m).collect();
+            let row: Vec<&PrivacyPoint> = points
+                .iter()
+                .filter(|p| p.tasks == t && p.samples == m)
+                .collect();
             print!("{t:>7} {m:>5}");
             for p in row {
                 if p.target_epsilon.is_none() {
@@ -361,15 +458,30 @@ pub fn run_privacy_sweep(a: &SweepArgs) -> anyhow::Result<()> {
 }
 
 /// The first `t` users of an instance (data and truth).
-fn first_tasks(data: &TaskData, truth: &lrs_core::LrsParams, t: usize) -> (TaskData, lrs_core::LrsParams) {
+fn first_tasks(
+    data: &TaskData,
+    truth: &lrs_core::LrsParams,
+    t: usize,
+) -> (TaskData, lrs_core::LrsParams) {
     let (m, d, r) = (data.samples, data.dim, truth.rank());
-    let sub = TaskData { tasks: t, samples: m, dim: d, x: data.x[..t * m * d].to_vec(), y: data.y[..t * m].to_vec() };
-    let tr = lrs_core::LrsParams { u: truth.u.clone(), w: truth.w[..t * r].to_vec(), b: truth.b[..t * d].to_vec() };
+    let sub = TaskData {
+        tasks: t,
+        samples: m,
+        dim: d,
+        x: data.x[..t * m * d].to_vec(),
+        y: data.y[..t * m].to_vec(),
+    };
+    let tr = lrs_core::LrsParams {
+        u: truth.u.clone(),
+        w: truth.w[..t * r].to_vec(),
+        b: truth.b[..t * d].to_vec(),
+    };
     (sub, tr)
 }
 
 fn write_csv(path: &Path, points: &[PrivacyPoint]) -> anyhow::Result<()> {
-    let mut f = std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?;
+    let mut f =
+        std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?;
     writeln!(f, "tasks,samples,private,target_epsilon,epsilon,noise_multiplier,theta_error,subspace_distance,seconds")?;
     let o = |v: Option<f64>| v.map(|x| x.to_string()).unwrap_or_default();
     for p in points {
@@ -390,23 +502,51 @@ fn write_csv(path: &Path, points: &[PrivacyPoint]) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn plot(path: &Path, points: &[PrivacyPoint], epsilons: &[f64], a: &SweepArgs) -> anyhow::Result<()> {
-    let err = |e: plotters::drawing::DrawingAreaErrorKind<std::io::Error>| anyhow::anyhow!("plot: {e}");
-    let (e_min, e_max) = (epsilons[0], epsilons[epsilons.len() - 1]);
-    let private: Vec<f64> = points.iter().filter(|p| p.target_epsilon.is_some()).map(|p| p.theta_error).filter(|e| e.is_finite() && *e > 0.0).collect();
+fn plot(
+    path: &Path,
+    points: &[PrivacyPoint],
+    epsilons: &[f64],
+    a: &SweepArgs,
+) -> anyhow::Result<()> {
+    let err =
+        |e: plotters::drawing::DrawingAreaErrorKind<std::io::Error>| anyhow::anyhow!("plot: {e}");
+    // x is log2 ε on a linear axis, labelled with ε itself (plotters' log axis crowds its
+    // labels on a short range).
+    let (x_min, x_max) = (
+        epsilons[0].log2() - 0.3,
+        epsilons[epsilons.len() - 1].log2() + 0.3,
+    );
+    let private: Vec<f64> = points
+        .iter()
+        .filter(|p| p.target_epsilon.is_some())
+        .map(|p| p.theta_error)
+        .filter(|e| e.is_finite() && *e > 0.0)
+        .collect();
     let y_hi = private.iter().copied().fold(1e-6f64, f64::max) * 2.0;
     let y_lo = private.iter().copied().fold(y_hi, f64::min) / 10.0;
     let root = SVGBackend::new(path, (800, 500)).into_drawing_area();
     root.fill(&WHITE).map_err(err)?;
-    let title = format!("Private AMHT-LRS: rel. error of Θ vs ε (δ={:e}), d={}, r={}, k={}", a.dp.dp_delta, a.d, a.r, a.k);
+    let title = format!(
+        "Private AMHT-LRS: rel. error of Θ vs ε (δ={:e}), d={}, r={}, k={}",
+        a.dp.dp_delta, a.d, a.r, a.k
+    );
     let mut chart = ChartBuilder::on(&root)
         .caption(title, ("sans-serif", 18))
         .margin(15)
         .x_label_area_size(40)
         .y_label_area_size(60)
-        .build_cartesian_2d((e_min / 1.2..e_max * 1.2).log_scale(), (y_lo..y_hi).log_scale())
+        .build_cartesian_2d(x_min..x_max, (y_lo..y_hi).log_scale())
         .map_err(err)?;
-    chart.configure_mesh().x_desc("ε (user-level)").y_desc("‖Θ̂ − Θ*‖_F / ‖Θ*‖_F").y_label_formatter(&|v| format!("{v:.0e}")).draw().map_err(err)?;
+    chart
+        .configure_mesh()
+        .x_desc("ε (user-level, log scale)")
+        .x_labels(((x_max - x_min).ceil() as usize + 1).max(2))
+        .x_label_formatter(&|v| format!("{}", (2f64.powf(*v) * 100.0).round() / 100.0))
+        .light_line_style(TRANSPARENT)
+        .y_desc("‖Θ̂ − Θ*‖_F / ‖Θ*‖_F")
+        .y_label_formatter(&|v| format!("{v:.0e}"))
+        .draw()
+        .map_err(err)?;
     let mut curves: Vec<(usize, usize)> = points.iter().map(|p| (p.tasks, p.samples)).collect();
     curves.dedup();
     for (n, &(t, m)) in curves.iter().enumerate() {
@@ -414,23 +554,49 @@ fn plot(path: &Path, points: &[PrivacyPoint], epsilons: &[f64], a: &SweepArgs) -
         let series: Vec<(f64, f64)> = points
             .iter()
             .filter(|p| p.tasks == t && p.samples == m)
-            .filter_map(|p| p.target_epsilon.map(|e| (e, p.theta_error.max(y_lo))))
+            .filter_map(|p| {
+                p.target_epsilon
+                    .map(|e| (e.log2(), p.theta_error.max(y_lo)))
+            })
             .collect();
         chart
             .draw_series(LineSeries::new(series.clone(), color.stroke_width(2)))
             .map_err(err)?
             .label(format!("private, t={t}, m={m}"))
-            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2)));
-        chart.draw_series(series.into_iter().map(|(x, y)| Circle::new((x, y), 3, color.filled()))).map_err(err)?;
-        if let Some(r) = points.iter().find(|p| p.tasks == t && p.samples == m && p.target_epsilon.is_none()) {
-            // The non-private error is often at machine precision: draw it at the floor of
-            // the axis and say its value in the legend.
-            let y = r.theta_error.clamp(y_lo, y_hi);
+            .legend(move |(x, y)| {
+                PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2))
+            });
+        chart
+            .draw_series(
+                series
+                    .into_iter()
+                    .map(|(x, y)| Circle::new((x, y), 3, color.filled())),
+            )
+            .map_err(err)?;
+        if let Some(r) = points
+            .iter()
+            .find(|p| p.tasks == t && p.samples == m && p.target_epsilon.is_none())
+        {
+            // The non-private error is often at machine precision, far below the private
+            // curves: then it is drawn just above the axis floor and the legend says so.
+            let below = r.theta_error < y_lo;
+            let y = r.theta_error.clamp(y_lo * 1.3, y_hi);
             chart
-                .draw_series(LineSeries::new(vec![(e_min / 1.2, y), (e_max * 1.2, y)], color.mix(0.6).stroke_width(1)))
+                .draw_series(DashedLineSeries::new(
+                    vec![(x_min, y), (x_max, y)],
+                    8,
+                    5,
+                    color.stroke_width(1),
+                ))
                 .map_err(err)?
-                .label(format!("non-private, t={t}, m={m}: {:.1e}", r.theta_error))
-                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color.mix(0.6).stroke_width(1)));
+                .label(format!(
+                    "non-private, t={t}, m={m}: {:.1e}{}",
+                    r.theta_error,
+                    if below { " (below axis)" } else { "" }
+                ))
+                .legend(move |(x, y)| {
+                    PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(1))
+                });
         }
     }
     chart

@@ -1,0 +1,79 @@
+//! `lrs inspect` on a shared and a task file made with a tiny BERT.
+
+use std::process::Command;
+
+use candle_core::{DType, Device, Tensor};
+use lrs_nn::{
+    hard_threshold, BertCheckpoint, BertModel, LayerDelta, LrsOptions, SparsePart, TaskDelta,
+    TaskProvenance,
+};
+
+fn inspect(path: &std::path::Path) -> serde_json::Value {
+    let out = Command::new(env!("CARGO_BIN_EXE_lrs"))
+        .args(["inspect", "--json"])
+        .arg(path)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+#[test]
+fn inspect_reports_format_nnz_and_hashes() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    std::fs::create_dir(root.join("base")).unwrap();
+    lrs_nn::testing::write_checkpoint(&root.join("base"), &lrs_nn::testing::tiny_config(), "")
+        .unwrap();
+    let ckpt = BertCheckpoint::from_dir(&root.join("base")).unwrap();
+    let model = BertModel::load(
+        &ckpt,
+        Some(&LrsOptions::bert_default(4)),
+        &Device::Cpu,
+        DType::F32,
+    )
+    .unwrap();
+    let mut shared = model.shared_factor(None).unwrap();
+    let shared_sha = shared.save(&root.join("shared.safetensors")).unwrap();
+    let mut task = TaskDelta::new("alice", 4);
+    let (name, (o, n)) = model.adapted_modules().into_iter().next().unwrap();
+    let dense = Tensor::randn(0f32, 1.0, (o, n), &Device::Cpu).unwrap();
+    task.layers.insert(
+        name,
+        LayerDelta {
+            w: None,
+            sparse: SparsePart::Sparse(hard_threshold(&dense, 9).unwrap()),
+        },
+    );
+    let provenance = TaskProvenance {
+        base_sha256: model.base_info().sha256.clone(),
+        shared_sha256: shared_sha.clone(),
+    };
+    task.save(&root.join("alice.safetensors"), &provenance, DType::F16)
+        .unwrap();
+
+    let s = inspect(&root.join("shared.safetensors"));
+    assert_eq!(s["format"], "lrs-shared");
+    let t = inspect(&root.join("alice.safetensors"));
+    assert_eq!(t["format"], "lrs-task");
+    assert_eq!(t["nnz"], 9);
+    let text = t.to_string();
+    assert!(
+        text.contains(&shared_sha),
+        "task summary should carry the shared file's sha256: {text}"
+    );
+
+    let bad = root.join("bad.safetensors");
+    std::fs::write(&bad, b"garbage").unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_lrs"))
+        .arg("inspect")
+        .arg(&bad)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(!String::from_utf8_lossy(&out.stderr).contains("panicked"));
+}
