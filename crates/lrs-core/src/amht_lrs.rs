@@ -213,7 +213,11 @@ pub fn amht_lrs(
         }
     }
     // A last task phase so that (w, b) are the best response to the final U.
-    let fits = fit_all_tasks(data, u.as_ref(), &params.b, &step_cfg);
+    let final_cfg = SparseStepConfig {
+        thorough: true,
+        ..step_cfg
+    };
+    let fits = fit_all_tasks(data, u.as_ref(), &params.b, &final_cfg);
     for (i, f) in fits.into_iter().enumerate() {
         params.w[i * r..(i + 1) * r].copy_from_slice(&f.w);
         params.b[i * d..(i + 1) * d].copy_from_slice(&f.b);

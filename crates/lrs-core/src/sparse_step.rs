@@ -16,6 +16,18 @@ use faer::{Mat, MatRef};
 use crate::hard_threshold::{support_of, top_k_support};
 use crate::linalg::{lstsq, mat_t_vec, mat_vec, norm2};
 
+/// Candidates of the exhaustive subset search of the thorough sparse step (`C(20, 5)` =
+/// 15 504 least squares for `k = 5`).
+pub const SUBSET_CANDIDATES: usize = 20;
+
+/// Largest number of least-squares fits the subset search may take.
+pub const SUBSET_MAX_FITS: u64 = 200_000;
+
+/// `C(n, k)`, saturating.
+fn binomial(n: usize, k: usize) -> u64 {
+    (0..k.min(n) as u64).fold(1u64, |acc, i| acc.saturating_mul(n as u64 - i) / (i + 1))
+}
+
 /// Settings of the sparse step.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct SparseStepConfig {
@@ -35,6 +47,10 @@ pub struct SparseStepConfig {
     pub swap_passes: usize,
     /// Random-support HTP starts tried (with swap search) when the swaps alone fail.
     pub random_restarts: usize,
+    /// Spend more on tasks still uncertified: basis pursuit run to 5 000 iterations and a
+    /// swap search after every random restart. AMHT-LRS turns it on for its last task
+    /// phase, where each task's part is final and only a handful remain uncertified.
+    pub thorough: bool,
 }
 
 impl Default for SparseStepConfig {
@@ -47,6 +63,7 @@ impl Default for SparseStepConfig {
             accept_tol: 1e-9,
             swap_passes: 10,
             random_restarts: 32,
+            thorough: false,
         }
     }
 }
@@ -180,19 +197,49 @@ impl ProjectedTask {
                 .iter()
                 .fold(0u64, |h, v| h.rotate_left(5) ^ v.to_bits());
             if best_res > accept {
-                let cand = self.swap_search(self.basis_pursuit(k, 500), cfg.swap_passes, accept);
+                let iters = if cfg.thorough { 5000 } else { 500 };
+                let cand = self.swap_search(self.basis_pursuit(k, iters), cfg.swap_passes, accept);
                 let res = self.residual(&cand);
                 if res < best_res {
                     best = cand;
                     best_res = res;
                 }
             }
-            if best_res > accept {
+            if best_res > accept && !cfg.thorough {
                 let (cand, _) =
                     self.random_restarts(k, eta, cfg.inner_steps, cfg.random_restarts, seed);
                 let cand = self.swap_search(cand, cfg.swap_passes, accept);
                 if self.residual(&cand) < best_res {
                     best = cand;
+                }
+            }
+            if cfg.thorough
+                && best_res > accept
+                && binomial(SUBSET_CANDIDATES, k) <= SUBSET_MAX_FITS
+            {
+                // ℓ1 usually ranks the true support among its largest entries even when its
+                // top k are wrong: search the subsets of its top 20.
+                let bp = self.l1_solution(5000);
+                let candidates = top_k_support(&bp, SUBSET_CANDIDATES);
+                let (cand, res) = self.subset_search(&candidates, k, accept);
+                if res < best_res {
+                    best = cand;
+                    best_res = res;
+                }
+            }
+            if cfg.thorough {
+                for n in 0..cfg.random_restarts as u64 {
+                    if best_res <= accept {
+                        break;
+                    }
+                    let (cand, _) =
+                        self.random_restarts(k, eta, cfg.inner_steps, 1, seed.wrapping_add(n));
+                    let cand = self.swap_search(cand, cfg.swap_passes, accept);
+                    let res = self.residual(&cand);
+                    if res < best_res {
+                        best = cand;
+                        best_res = res;
+                    }
                 }
             }
         }
@@ -239,6 +286,11 @@ impl ProjectedTask {
     /// and refitted. ℓ1 has a different failure set than greedy pursuit, so it rescues tasks
     /// on which HTP and the swaps stall.
     pub fn basis_pursuit(&self, k: usize, iters: usize) -> Vec<f64> {
+        self.fit_on(&top_k_support(&self.l1_solution(iters), k))
+    }
+
+    /// The ADMM iterate for `min ‖b‖₁ s.t. A b = z` after `iters` iterations (not pruned).
+    pub fn l1_solution(&self, iters: usize) -> Vec<f64> {
         let d = self.a.ncols();
         let Ok(svd) = self.a.thin_svd() else {
             return vec![0.0; d];
@@ -277,7 +329,38 @@ impl ProjectedTask {
                 uv[p] += x[p] - zv[p];
             }
         }
-        self.fit_on(&top_k_support(&zv, k))
+        zv
+    }
+
+    /// Exhaustive search over the `k`-subsets of `candidates` (at most `C(|candidates|, k)`
+    /// least squares), stopping at the first certified fit; returns the best fit found.
+    pub fn subset_search(&self, candidates: &[usize], k: usize, accept: f64) -> (Vec<f64>, f64) {
+        let n = candidates.len();
+        let mut best = (vec![0.0; self.a.ncols()], f64::INFINITY);
+        if k == 0 || k > n {
+            return best;
+        }
+        let mut idx: Vec<usize> = (0..k).collect();
+        loop {
+            let mut support: Vec<usize> = idx.iter().map(|&i| candidates[i]).collect();
+            support.sort_unstable();
+            let b = self.fit_on(&support);
+            let res = self.residual(&b);
+            if res < best.1 {
+                best = (b, res);
+                if res <= accept {
+                    return best;
+                }
+            }
+            // Next k-combination in lexicographic order.
+            let Some(pos) = (0..k).rev().find(|&p| idx[p] < n - k + p) else {
+                return best;
+            };
+            idx[pos] += 1;
+            for q in pos + 1..k {
+                idx[q] = idx[q - 1] + 1;
+            }
+        }
     }
 
     /// HTP from `tries` random `k`-supports (seeded), keeping the smallest residual.
@@ -335,6 +418,24 @@ mod tests {
             .sum::<f64>()
             .sqrt();
         assert!(err < 1e-10, "error {err}");
+    }
+
+    #[test]
+    fn subset_search_finds_the_support_among_candidates() {
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(8);
+        let (m, d) = (12, 30);
+        let x = Mat::<f64>::from_fn(m, d, |_, _| rng.sample(StandardNormal));
+        let mut b = vec![0.0; d];
+        b[4] = 2.0;
+        b[21] = -1.0;
+        b[9] = 0.5;
+        let y = mat_vec(x.as_ref(), &b);
+        let task = ProjectedTask::plain(x.as_ref(), &y);
+        let (got, res) = task.subset_search(&[1, 4, 9, 13, 21, 28], 3, 1e-9);
+        assert!(res < 1e-9, "residual {res}");
+        assert_eq!(support_of(&got), vec![4, 9, 21]);
+        assert_eq!(super::binomial(20, 5), 15_504);
+        assert_eq!(super::binomial(5, 9), 1);
     }
 
     #[test]
