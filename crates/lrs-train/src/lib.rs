@@ -8,6 +8,7 @@
 //!   the directory (seed it with `scripts/seed-movielens.sh`).
 //! * Every load returns a [`LoadReport`]: malformed rows are counted with their line and reason,
 //!   never silently dropped; only problems that leave nothing to load are a [`DataError`].
+//! * [`trainer`] — the alternating LRS trainer ([`Trainer`], configured by [`TrainConfig`]).
 //! * [`split_dataset`] — per task, the latest 20 % for test and `shots` seeded train rows;
 //!   [`with_both_test_labels`] — the tasks the protocol scores.
 //!
@@ -45,6 +46,7 @@ pub mod jsonl;
 pub mod movielens;
 pub mod report;
 pub mod split;
+pub mod trainer;
 
 pub use crate::csv::{load_csv, read_csv};
 pub use dataset::{task_order, Task, TaskDataset};
@@ -57,3 +59,4 @@ pub use split::{
     split_dataset, split_task, test_len, with_both_test_labels, Split, SplitConfig,
     DEFAULT_TEST_PERCENT,
 };
+pub use trainer::{TrainConfig, TrainError, Trainer};

@@ -1,0 +1,363 @@
+//! [`TrainConfig`]: everything one training run needs, read from TOML
+//! (`lrs train --config configs/<name>.toml`).
+//!
+//! ```
+//! use lrs_train::trainer::{Budget, Method, TrainConfig};
+//!
+//! let cfg = TrainConfig::from_toml_str(r#"
+//!     method = "lrs"
+//!     rank = 4
+//!     rounds = 3
+//!     seed = 7
+//!     [sparsity]
+//!     budget = { density = 0.01 }
+//!     anneal_start = 4.0
+//!     [shared]
+//!     steps = 20
+//!     lr = 1e-3
+//!     [task]
+//!     iht_steps = 5
+//! "#, "<inline>")?;
+//! assert_eq!(cfg.method, Method::Lrs);
+//! assert_eq!(cfg.sparsity.budget, Budget::Density(0.01));
+//! // 1 % of a 32×32 layer is 11 entries; round 0 of 3 starts at 4× that.
+//! assert_eq!(cfg.sparsity.k_final(32, 32), 11);
+//! assert_eq!(cfg.sparsity.k_at_round(32, 32, 0, cfg.rounds), 44);
+//! assert_eq!(cfg.sparsity.k_at_round(32, 32, 2, cfg.rounds), 11);
+//! # Ok::<(), lrs_train::trainer::TrainError>(())
+//! ```
+
+use std::path::Path;
+
+use lrs_nn::LrsOptions;
+use serde::{Deserialize, Serialize};
+
+use super::error::{Result, TrainError};
+
+/// Which parameters a run trains (DESIGN.md §1; the baselines of issue 5).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum Method {
+    /// Shared `U`, `V` and head; per task `w`, head and sparse `S` (IHT).
+    #[default]
+    Lrs,
+    /// One shared head on the frozen base, nothing per task.
+    Global,
+    /// A per-task head on the frozen base, nothing shared.
+    HeadOnly,
+    /// Shared `U`, `V` and head; per task `w` and head, no `S` (FedRep-style representation).
+    SharedOnly,
+    /// A shared head; per task head and sparse `S`, no shared factor (diff-pruning style).
+    SparseOnly,
+}
+
+impl Method {
+    /// Whether the shared phase steps the low-rank factors `U`, `V`.
+    pub fn trains_factors(self) -> bool {
+        matches!(self, Method::Lrs | Method::SharedOnly)
+    }
+
+    /// Whether the shared phase steps the shared head.
+    pub fn trains_shared_head(self) -> bool {
+        !matches!(self, Method::HeadOnly)
+    }
+
+    /// Whether the task phase steps the per-task core `w`.
+    pub fn trains_core(self) -> bool {
+        matches!(self, Method::Lrs | Method::SharedOnly)
+    }
+
+    /// Whether the task phase steps a per-task head.
+    pub fn trains_task_head(self) -> bool {
+        !matches!(self, Method::Global)
+    }
+
+    /// Whether the task phase runs IHT on a per-task sparse part.
+    pub fn trains_sparse(self) -> bool {
+        matches!(self, Method::Lrs | Method::SparseOnly)
+    }
+}
+
+/// The final sparse budget of each adapted layer.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Budget {
+    /// A share of the layer's `out × in` entries, in `(0, 1]`; rounded up to whole entries.
+    Density(f64),
+    /// A number of entries per layer (capped at `out × in`).
+    Count(usize),
+}
+
+/// The per-layer sparse budget and its annealing schedule: round `ℓ` of an `A`-round schedule
+/// keeps `k_ℓ = round(k · (c + (1 − c) · ℓ / (A − 1)))` entries, from `c·k` down to `k`, then
+/// `k` for every later round.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SparsityConfig {
+    /// The final budget `k` per layer.
+    pub budget: Budget,
+    /// The starting multiple `c ≥ 1` of `k`.
+    pub anneal_start: f64,
+    /// Rounds `A` over which to anneal (default: all rounds).
+    pub anneal_rounds: Option<usize>,
+}
+
+impl Default for SparsityConfig {
+    fn default() -> Self {
+        Self {
+            budget: Budget::Count(16),
+            anneal_start: 4.0,
+            anneal_rounds: None,
+        }
+    }
+}
+
+impl SparsityConfig {
+    /// The final budget `k` for an `[out, in]` layer.
+    pub fn k_final(&self, out_dim: usize, in_dim: usize) -> usize {
+        let size = out_dim * in_dim;
+        match self.budget {
+            Budget::Count(k) => k.min(size),
+            Budget::Density(d) => ((d * size as f64).ceil() as usize).min(size),
+        }
+    }
+
+    /// The annealed budget of round `round` (0-based) in a run of `rounds` rounds.
+    pub fn k_at_round(&self, out_dim: usize, in_dim: usize, round: usize, rounds: usize) -> usize {
+        let k = self.k_final(out_dim, in_dim);
+        let span = self.anneal_rounds.unwrap_or(rounds);
+        if span <= 1 {
+            return k;
+        }
+        let progress = round.min(span - 1) as f64 / (span - 1) as f64;
+        let multiple = self.anneal_start + (1.0 - self.anneal_start) * progress;
+        ((k as f64 * multiple).round() as usize).clamp(k, out_dim * in_dim)
+    }
+}
+
+/// The shared phase: AdamW on `U`, `V` and the shared head over mixed-task minibatches.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SharedPhaseConfig {
+    /// Optimizer steps per round.
+    pub steps: usize,
+    /// AdamW learning rate.
+    pub lr: f64,
+    /// AdamW weight decay.
+    pub weight_decay: f64,
+    /// Rows per minibatch (drawn across all tasks).
+    pub batch_size: usize,
+}
+
+impl Default for SharedPhaseConfig {
+    fn default() -> Self {
+        Self {
+            steps: 50,
+            lr: 1e-3,
+            weight_decay: 0.0,
+            batch_size: 32,
+        }
+    }
+}
+
+/// The task phase: per task, AdamW on `w` and the task head, then IHT on `S`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TaskPhaseConfig {
+    /// AdamW steps on `w` and the task head per task per round (full task batch).
+    pub steps: usize,
+    /// Their learning rate.
+    pub lr: f64,
+    /// IHT steps on `S` per task per round: gradient step on a dense scratch, then `H_k`.
+    pub iht_steps: usize,
+    /// The IHT gradient step size.
+    pub iht_lr: f64,
+}
+
+impl Default for TaskPhaseConfig {
+    fn default() -> Self {
+        Self {
+            steps: 20,
+            lr: 1e-2,
+            iht_steps: 5,
+            iht_lr: 1e-2,
+        }
+    }
+}
+
+/// A training run's configuration (TOML; unknown fields are errors).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TrainConfig {
+    /// What to train.
+    pub method: Method,
+    /// Rank `r` of the shared factor.
+    pub rank: usize,
+    /// Scale `s` of the low-rank path.
+    pub scale: f64,
+    /// Module-name patterns to adapt (PEFT convention, see [`LrsOptions::matches`]).
+    pub target_modules: Vec<String>,
+    /// Sparse budget per layer and its annealing.
+    pub sparsity: SparsityConfig,
+    /// Alternating rounds (shared phase, then task phase).
+    pub rounds: usize,
+    /// The shared phase.
+    pub shared: SharedPhaseConfig,
+    /// The task phase.
+    pub task: TaskPhaseConfig,
+    /// Maximum tokens per text, special tokens included.
+    pub max_len: usize,
+    /// Whether dropout is on while training (off by default: candle's CPU dropout cannot be
+    /// seeded, so runs with it are not reproducible).
+    pub dropout: bool,
+    /// Seed of the minibatch order and of the `V` initialisation.
+    pub seed: u64,
+}
+
+impl Default for TrainConfig {
+    fn default() -> Self {
+        let lrs = LrsOptions::bert_default(4);
+        Self {
+            method: Method::Lrs,
+            rank: lrs.rank,
+            scale: lrs.scale,
+            target_modules: lrs.target_modules,
+            sparsity: SparsityConfig::default(),
+            rounds: 5,
+            shared: SharedPhaseConfig::default(),
+            task: TaskPhaseConfig::default(),
+            max_len: 64,
+            dropout: false,
+            seed: 0,
+        }
+    }
+}
+
+impl TrainConfig {
+    /// Parses and validates TOML text; `origin` names it in errors.
+    pub fn from_toml_str(text: &str, origin: &str) -> Result<Self> {
+        let cfg: Self = toml::from_str(text).map_err(|source| TrainError::ConfigParse {
+            origin: origin.to_string(),
+            source,
+        })?;
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    /// Reads, parses and validates a TOML file.
+    pub fn from_file(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path).map_err(|source| TrainError::ConfigIo {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Self::from_toml_str(&text, &path.display().to_string())
+    }
+
+    /// The layer options a model for this run must be built with.
+    pub fn lrs_options(&self) -> LrsOptions {
+        LrsOptions {
+            target_modules: self.target_modules.clone(),
+            rank: self.rank,
+            scale: self.scale,
+        }
+    }
+
+    /// Checks every value is in range.
+    pub fn validate(&self) -> Result<()> {
+        let bad = |field: &'static str, reason: String| Err(TrainError::Config { field, reason });
+        if self.rank == 0 {
+            return bad("rank", "must be at least 1".into());
+        }
+        if !self.scale.is_finite() {
+            return bad("scale", format!("must be finite, got {}", self.scale));
+        }
+        if self.target_modules.is_empty() {
+            return bad("target_modules", "must name at least one module".into());
+        }
+        if let Budget::Density(d) = self.sparsity.budget {
+            if !(d > 0.0 && d <= 1.0) {
+                return bad(
+                    "sparsity.budget",
+                    format!("density must be in (0, 1], got {d}"),
+                );
+            }
+        }
+        if !(self.sparsity.anneal_start.is_finite() && self.sparsity.anneal_start >= 1.0) {
+            return bad(
+                "sparsity.anneal_start",
+                format!("must be ≥ 1, got {}", self.sparsity.anneal_start),
+            );
+        }
+        if self.shared.batch_size == 0 {
+            return bad("shared.batch_size", "must be at least 1".into());
+        }
+        if self.max_len < 2 {
+            return bad("max_len", "must leave room for [CLS] and [SEP]".into());
+        }
+        for (field, lr) in [
+            ("shared.lr", self.shared.lr),
+            ("shared.weight_decay", self.shared.weight_decay),
+            ("task.lr", self.task.lr),
+            ("task.iht_lr", self.task.iht_lr),
+        ] {
+            if !(lr.is_finite() && lr >= 0.0) {
+                return bad(field, format!("must be finite and ≥ 0, got {lr}"));
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_validate_and_round_trip_through_toml() -> Result<()> {
+        let cfg = TrainConfig::default();
+        cfg.validate()?;
+        let text = toml::to_string(&cfg).map_err(|e| TrainError::Config {
+            field: "*",
+            reason: e.to_string(),
+        })?;
+        assert_eq!(TrainConfig::from_toml_str(&text, "rt")?, cfg);
+        Ok(())
+    }
+
+    #[test]
+    fn bad_values_and_unknown_fields_are_errors() {
+        assert!(matches!(
+            TrainConfig::from_toml_str("rank = 0", "x"),
+            Err(TrainError::Config { field: "rank", .. })
+        ));
+        assert!(matches!(
+            TrainConfig::from_toml_str("rnak = 3", "x"),
+            Err(TrainError::ConfigParse { .. })
+        ));
+        assert!(matches!(
+            TrainConfig::from_toml_str("[sparsity]\nbudget = { density = 1.5 }", "x"),
+            Err(TrainError::Config {
+                field: "sparsity.budget",
+                ..
+            })
+        ));
+        assert!(matches!(
+            TrainConfig::from_toml_str("method = \"shared-only\"", "x").map(|c| c.method),
+            Ok(Method::SharedOnly)
+        ));
+    }
+
+    #[test]
+    fn annealing_goes_from_multiple_to_k_and_stays() {
+        let s = SparsityConfig {
+            budget: Budget::Count(10),
+            anneal_start: 3.0,
+            anneal_rounds: Some(3),
+        };
+        let ks: Vec<_> = (0..5).map(|l| s.k_at_round(8, 8, l, 5)).collect();
+        assert_eq!(ks, [30, 20, 10, 10, 10]);
+        // Capped at the layer size.
+        assert_eq!(s.k_at_round(2, 3, 0, 5), 6);
+        assert_eq!(s.k_final(2, 3), 6);
+    }
+}

@@ -1,0 +1,328 @@
+//! The alternating LRS trainer (DESIGN.md §1 "Training", issue 5): rounds of a *shared phase*
+//! (AdamW on `U`, `V` and the shared head over mixed-task minibatches, per-task parts fixed)
+//! and a *task phase* (per task: AdamW on `w` and the task head, then IHT on the sparse part
+//! `S` with a per-layer budget annealed down to `k`; shared parts fixed).
+//!
+//! * [`TrainConfig`] — the run's TOML config; [`Method`] picks LRS or a baseline.
+//! * [`TaskData`] — tasks' train/test splits tokenized once ([`TextEncoder`], implemented by
+//!   [`lrs_nn::BertTokenizer`]).
+//! * [`Trainer`] — holds the model (frozen base + shared vars) and one [`TaskDelta`] per task;
+//!   [`Trainer::round`] = [`Trainer::shared_phase`] + [`Trainer::task_phase`];
+//!   [`Trainer::fit_task`] fits one task with everything shared frozen, [`Trainer::personalize`]
+//!   fits an unseen one;
+//!   [`Trainer::evaluate`] scores per-task loss, accuracy and ROC AUC ([`roc_auc`]).
+//!
+//! Determinism: minibatch order and the initial `V` come from a ChaCha20 stream keyed by
+//! [`TrainConfig::seed`]; heads and `U` start at zero; dropout is off unless asked for.
+
+mod config;
+mod data;
+mod error;
+mod heads;
+mod metrics;
+mod shared_phase;
+mod task_phase;
+
+use std::collections::BTreeMap;
+
+use candle_core::{DType, Device, Tensor, Var};
+use candle_nn::AdamW;
+use lrs_nn::bert::model::pool;
+use lrs_nn::{BertCheckpoint, BertInput, BertModel, LayerDelta, Pooling, TaskBatch, TaskDelta};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha20Rng;
+
+pub use config::{Budget, Method, SharedPhaseConfig, SparsityConfig, TaskPhaseConfig, TrainConfig};
+pub use data::{batch, Part, Row, TaskData, TaskRows, TextEncoder};
+pub use error::{Result, TrainError};
+pub use heads::{logistic_loss, logits, shared_head, task_head, HEAD_BIAS, HEAD_WEIGHT};
+pub use metrics::{accuracy, roc_auc, Evaluation, TaskMetrics};
+
+/// Rows per forward pass when scoring.
+const EVAL_BATCH: usize = 64;
+
+/// What one [`Trainer::round`] did.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RoundStats {
+    /// The round's index (0-based).
+    pub round: usize,
+    /// Mean minibatch loss of the shared phase (`None` if it trained nothing).
+    pub shared_loss: Option<f64>,
+    /// Mean over tasks of the final training loss of the task phase (`None` if skipped).
+    pub task_loss: Option<f64>,
+}
+
+/// The alternating trainer: a model with LRS adapters, its shared head, and one
+/// [`TaskDelta`] per task of the [`TaskData`] it was built for (same order).
+pub struct Trainer {
+    config: TrainConfig,
+    model: BertModel,
+    head: (Var, Var),
+    tasks: Vec<TaskDelta>,
+    /// Adapted module → `(out, in)`.
+    modules: BTreeMap<String, (usize, usize)>,
+    shared_opt: Option<AdamW>,
+    rng: ChaCha20Rng,
+    round: usize,
+}
+
+impl std::fmt::Debug for Trainer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Trainer")
+            .field("config", &self.config)
+            .field("tasks", &self.tasks.len())
+            .field("round", &self.round)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Trainer {
+    /// Loads `ckpt` in f32 on `device` with the adapters `config` asks for.
+    pub fn load_model(
+        ckpt: &BertCheckpoint,
+        config: &TrainConfig,
+        device: &Device,
+    ) -> Result<BertModel> {
+        Ok(BertModel::load(
+            ckpt,
+            Some(&config.lrs_options()),
+            device,
+            DType::F32,
+        )?)
+    }
+
+    /// A trainer for `data`'s tasks on `model` (f32, built with [`TrainConfig::lrs_options`]).
+    /// Re-initialises `V` from the config's seed and creates the zero shared head; every task
+    /// starts at `w = 1`, `S = 0` and a zero head.
+    pub fn new(model: BertModel, config: TrainConfig, data: &TaskData) -> Result<Self> {
+        config.validate()?;
+        if model.lrs_options() != Some(&config.lrs_options()) {
+            return Err(TrainError::Model {
+                reason: format!(
+                    "model adapters {:?} differ from the config's {:?}",
+                    model.lrs_options(),
+                    config.lrs_options()
+                ),
+            });
+        }
+        if model.dtype() != DType::F32 {
+            return Err(TrainError::Model {
+                reason: format!("training needs f32, model is {:?}", model.dtype()),
+            });
+        }
+        let modules = model.adapted_modules();
+        if modules.is_empty() {
+            return Err(TrainError::Model {
+                reason: format!(
+                    "no module matches target_modules {:?}",
+                    config.target_modules
+                ),
+            });
+        }
+        let device = model.device().clone();
+        let vars = model.shared_vars().ok_or_else(|| TrainError::Model {
+            reason: "model has no shared var map".into(),
+        })?;
+        let hidden = model.config().hidden_size;
+        let head = shared_head(vars, hidden, &device)?;
+        let mut rng = ChaCha20Rng::seed_from_u64(config.seed);
+        // `V ~ U(±1/√in)` as lrs-nn creates it, but from the seeded stream: candle's CPU RNG
+        // cannot be seeded.
+        let (mut factors, mut head_vars) = (Vec::new(), vec![head.0.clone(), head.1.clone()]);
+        {
+            let data = vars.data().lock().map_err(|_| TrainError::Model {
+                reason: "shared var map poisoned".into(),
+            })?;
+            for (module, &(out_dim, in_dim)) in &modules {
+                let find = |suffix: &str| {
+                    data.get(&format!("{module}.{suffix}"))
+                        .cloned()
+                        .ok_or_else(|| TrainError::Model {
+                            reason: format!("no shared var {module}.{suffix}"),
+                        })
+                };
+                let (u, v) = (find("lrs_u")?, find("lrs_v")?);
+                let bound = 1.0 / (in_dim as f32).sqrt();
+                let init: Vec<f32> = (0..in_dim * config.rank)
+                    .map(|_| rng.gen_range(-bound..bound))
+                    .collect();
+                v.set(&Tensor::from_vec(init, (in_dim, config.rank), &device)?)?;
+                u.set(&Tensor::zeros((out_dim, config.rank), DType::F32, &device)?)?;
+                factors.push(u);
+                factors.push(v);
+            }
+        }
+        let mut trained = Vec::new();
+        if config.method.trains_factors() {
+            trained.append(&mut factors);
+        }
+        if config.method.trains_shared_head() {
+            trained.append(&mut head_vars);
+        }
+        let shared_opt = if trained.is_empty() {
+            None
+        } else {
+            Some(candle_nn::Optimizer::new(
+                trained,
+                candle_nn::ParamsAdamW {
+                    lr: config.shared.lr,
+                    weight_decay: config.shared.weight_decay,
+                    ..Default::default()
+                },
+            )?)
+        };
+        let tasks = data
+            .tasks
+            .iter()
+            .map(|t| new_task(&t.task, &config, &modules, hidden, &device))
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Self {
+            config,
+            model,
+            head,
+            tasks,
+            modules,
+            shared_opt,
+            rng,
+            round: 0,
+        })
+    }
+
+    /// One alternating round: the shared phase, then the task phase.
+    pub fn round(&mut self, data: &TaskData) -> Result<RoundStats> {
+        let round = self.round;
+        let shared_loss = self.shared_phase(data)?;
+        let task_loss = self.task_phase(data)?;
+        self.round += 1;
+        Ok(RoundStats {
+            round,
+            shared_loss,
+            task_loss,
+        })
+    }
+
+    /// Per-task loss, accuracy and AUC on `part` of `data` (eval mode, no dropout).
+    pub fn evaluate(&self, data: &TaskData, part: Part) -> Result<Evaluation> {
+        self.check_data(data)?;
+        let device = self.model.device();
+        let mut tasks = Vec::with_capacity(data.len());
+        for (delta, rows) in self.tasks.iter().zip(&data.tasks) {
+            let rows = rows.rows(part);
+            let (mut scores, mut labels, mut loss_sum) = (Vec::new(), Vec::new(), 0.0);
+            for chunk in rows.chunks(EVAL_BATCH) {
+                let (input, y) = batch(chunk, device)?;
+                let tb = TaskBatch::single(delta, chunk.len(), device)?;
+                let z = self.logits(&input, &tb, false)?;
+                loss_sum +=
+                    f64::from(logistic_loss(&z, &y)?.to_scalar::<f32>()?) * chunk.len() as f64;
+                scores.extend(z.to_vec1::<f32>()?);
+                labels.extend(chunk.iter().map(|r| r.positive));
+            }
+            tasks.push(TaskMetrics {
+                task: delta.task_id.clone(),
+                rows: rows.len(),
+                loss: if rows.is_empty() {
+                    0.0
+                } else {
+                    loss_sum / rows.len() as f64
+                },
+                accuracy: accuracy(&scores, &labels),
+                auc: roc_auc(&scores, &labels),
+            });
+        }
+        Ok(Evaluation { tasks })
+    }
+
+    /// The config.
+    pub fn config(&self) -> &TrainConfig {
+        &self.config
+    }
+
+    /// The model (frozen base; its [`BertModel::shared_vars`] hold `U`, `V` and `head.*`).
+    pub fn model(&self) -> &BertModel {
+        &self.model
+    }
+
+    /// The per-task parts, in data order.
+    pub fn tasks(&self) -> &[TaskDelta] {
+        &self.tasks
+    }
+
+    /// Rounds completed.
+    pub fn rounds_done(&self) -> usize {
+        self.round
+    }
+
+    /// Adapted modules and their `(out, in)` shapes.
+    pub fn modules(&self) -> &BTreeMap<String, (usize, usize)> {
+        &self.modules
+    }
+
+    /// `[batch]` logits of a batch whose rows belong to `tasks`.
+    fn logits(&self, input: &BertInput, tasks: &TaskBatch, train: bool) -> Result<Tensor> {
+        let hidden = self.model.forward_t(input, Some(tasks), train)?;
+        let pooled = pool(&hidden, &input.attention_mask, Pooling::Mean)?;
+        logits(
+            &pooled,
+            (self.head.0.as_tensor(), self.head.1.as_tensor()),
+            tasks,
+            self.config.method.trains_task_head(),
+        )
+    }
+
+    /// Errors unless `data` holds exactly this trainer's tasks, in order.
+    fn check_data(&self, data: &TaskData) -> Result<()> {
+        if data.len() != self.tasks.len() {
+            return Err(TrainError::DataMismatch {
+                reason: format!(
+                    "{} tasks in data, {} in trainer",
+                    data.len(),
+                    self.tasks.len()
+                ),
+            });
+        }
+        for (i, (d, t)) in data.tasks.iter().zip(&self.tasks).enumerate() {
+            if d.task != t.task_id {
+                return Err(TrainError::DataMismatch {
+                    reason: format!(
+                        "task {i} is `{}` in data, `{}` in trainer",
+                        d.task, t.task_id
+                    ),
+                });
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A task's starting parts: `w = 1` on every adapted layer (when the method learns `w`), no
+/// sparse part, a zero head (when the method has task heads).
+fn new_task(
+    name: &str,
+    config: &TrainConfig,
+    modules: &BTreeMap<String, (usize, usize)>,
+    hidden: usize,
+    device: &Device,
+) -> Result<TaskDelta> {
+    let mut task = TaskDelta::new(name, config.rank);
+    for module in modules.keys() {
+        let w = if config.method.trains_core() {
+            Some(Tensor::ones(config.rank, DType::F32, device)?)
+        } else {
+            None
+        };
+        task.layers.insert(
+            module.clone(),
+            LayerDelta {
+                w,
+                ..LayerDelta::default()
+            },
+        );
+    }
+    if config.method.trains_task_head() {
+        let (w, b) = task_head(&task, hidden, device)?;
+        task.head.insert(HEAD_WEIGHT.into(), w);
+        task.head.insert(HEAD_BIAS.into(), b);
+    }
+    Ok(task)
+}

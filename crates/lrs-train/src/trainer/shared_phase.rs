@@ -1,0 +1,75 @@
+//! The shared phase: AdamW on the shared vars (`U`, `V`, shared head — which of them the
+//! [`Method`](super::Method) says) over minibatches that mix tasks. Each row carries its task
+//! through a [`TaskBatch`], so every task's `w`, `S` and head shape its rows' predictions, but
+//! only the shared vars are stepped: the per-task parts are plain tensors here, not vars.
+
+use candle_nn::{AdamW, Optimizer};
+use lrs_nn::{TaskBatch, TaskDelta};
+use rand::seq::SliceRandom;
+
+use super::data::{batch, TaskData};
+use super::error::Result;
+use super::heads::logistic_loss;
+use super::Trainer;
+
+impl Trainer {
+    /// Runs [`SharedPhaseConfig::steps`](super::SharedPhaseConfig::steps) AdamW steps on
+    /// minibatches drawn without replacement (reshuffled when exhausted) from all tasks'
+    /// training rows; returns the mean minibatch loss, or `None` if the method trains no
+    /// shared parameter.
+    pub fn shared_phase(&mut self, data: &TaskData) -> Result<Option<f64>> {
+        self.check_data(data)?;
+        let Some(mut opt) = self.shared_opt.take() else {
+            return Ok(None);
+        };
+        let result = self.shared_steps(&mut opt, data);
+        self.shared_opt = Some(opt);
+        result
+    }
+
+    fn shared_steps(&mut self, opt: &mut AdamW, data: &TaskData) -> Result<Option<f64>> {
+        let steps = self.config.shared.steps;
+        let mut pairs: Vec<(usize, usize)> = data
+            .tasks
+            .iter()
+            .enumerate()
+            .flat_map(|(t, rows)| (0..rows.train.len()).map(move |j| (t, j)))
+            .collect();
+        if steps == 0 || pairs.is_empty() {
+            return Ok(None);
+        }
+        let size = self.config.shared.batch_size.min(pairs.len());
+        pairs.shuffle(&mut self.rng);
+        let (mut cursor, mut total) = (0, 0.0);
+        let device = self.model.device().clone();
+        for _ in 0..steps {
+            if cursor + size > pairs.len() {
+                pairs.shuffle(&mut self.rng);
+                cursor = 0;
+            }
+            let chunk = &pairs[cursor..cursor + size];
+            cursor += size;
+            // Distinct tasks in order of first appearance; each row points at its task.
+            let mut present: Vec<usize> = Vec::new();
+            let mut row_task = Vec::with_capacity(size);
+            for &(t, _) in chunk {
+                let slot = match present.iter().position(|&p| p == t) {
+                    Some(slot) => slot,
+                    None => {
+                        present.push(t);
+                        present.len() - 1
+                    }
+                };
+                row_task.push(slot);
+            }
+            let deltas: Vec<&TaskDelta> = present.iter().map(|&t| &self.tasks[t]).collect();
+            let tb = TaskBatch::new(deltas, &row_task, &device)?;
+            let (input, y) = batch(chunk.iter().map(|&(t, j)| &data.tasks[t].train[j]), &device)?;
+            let z = self.logits(&input, &tb, self.config.dropout)?;
+            let loss = logistic_loss(&z, &y)?;
+            opt.backward_step(&loss)?;
+            total += f64::from(loss.to_scalar::<f32>()?);
+        }
+        Ok(Some(total / steps as f64))
+    }
+}

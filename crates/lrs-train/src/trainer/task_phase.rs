@@ -1,0 +1,202 @@
+//! The task phase: per task, with every shared var fixed,
+//! 1. AdamW on the core `w` (every adapted layer) and the task head, on the task's full
+//!    training set;
+//! 2. IHT on the sparse parts: each layer's `S` becomes a dense scratch var, then
+//!    `S ← H_k(S − η ∇_S L)` for [`TaskPhaseConfig::iht_steps`](super::TaskPhaseConfig)
+//!    steps, with `k` the round's annealed budget ([`SparsityConfig::k_at_round`]); a step that
+//!    raises the training loss is undone and `η` halved (monotone IHT); finally the scratch is
+//!    stored back as a [`SparseDelta`](lrs_nn::SparseDelta) of ≤ k entries.
+//!
+//! A task's new parts are built on a copy and copied out of their vars at the end, so the
+//! stored [`TaskDelta`]s never alias optimizer state.
+//!
+//! [`SparsityConfig::k_at_round`]: super::SparsityConfig::k_at_round
+
+use candle_core::{DType, Tensor, Var};
+use candle_nn::{Optimizer, ParamsAdamW};
+use lrs_nn::{hard_threshold, TaskBatch, TaskDelta};
+use rayon::prelude::*;
+
+use super::data::{batch, Row, TaskData};
+use super::error::{Result, TrainError};
+use super::heads::{logistic_loss, task_head, HEAD_BIAS, HEAD_WEIGHT};
+use super::Trainer;
+
+impl Trainer {
+    /// Fits every task, in parallel ([`Self::fit_task`] at the current round's budget) and stores
+    /// the results; returns the mean over tasks of their final training loss, or `None` if
+    /// the method has no per-task part.
+    pub fn task_phase(&mut self, data: &TaskData) -> Result<Option<f64>> {
+        self.check_data(data)?;
+        let m = self.config.method;
+        if !(m.trains_core() || m.trains_task_head() || m.trains_sparse()) || self.tasks.is_empty()
+        {
+            return Ok(None);
+        }
+        // Tasks are independent given the frozen shared parts: fit them in parallel, then
+        // store the results in task order, so the outcome does not depend on scheduling.
+        let fitted = self
+            .tasks
+            .par_iter()
+            .zip(data.tasks.par_iter())
+            .map(|(task, rows)| self.fit_task(task, &rows.train, self.round))
+            .collect::<Result<Vec<_>>>()?;
+        let mut total = 0.0;
+        for (slot, (task, loss)) in self.tasks.iter_mut().zip(fitted) {
+            *slot = task;
+            total += loss;
+        }
+        Ok(Some(total / self.tasks.len() as f64))
+    }
+
+    /// Fits one task's parts on `rows` with everything shared frozen, at round `round`'s
+    /// sparse budget: the task phase for one task, and personalization of a new task (start
+    /// from [`Self::blank_task`]). Returns the new parts and their training loss.
+    pub fn fit_task(
+        &self,
+        task: &TaskDelta,
+        rows: &[Row],
+        round: usize,
+    ) -> Result<(TaskDelta, f64)> {
+        if rows.is_empty() {
+            return Err(TrainError::EmptyTask {
+                task: task.task_id.clone(),
+            });
+        }
+        let cfg = &self.config;
+        let m = cfg.method;
+        let device = self.model.device().clone();
+        let hidden = self.model.config().hidden_size;
+        let (input, y) = batch(rows, &device)?;
+        let n = rows.len();
+        let mut work = task.clone();
+
+        let mut vars: Vec<Var> = Vec::new();
+        if m.trains_core() {
+            for module in self.modules.keys() {
+                let layer = work.layers.entry(module.clone()).or_default();
+                let w0 = match &layer.w {
+                    Some(w) => w.copy()?,
+                    None => Tensor::ones(cfg.rank, DType::F32, &device)?,
+                };
+                let var = Var::from_tensor(&w0)?;
+                layer.w = Some(var.as_tensor().clone());
+                vars.push(var);
+            }
+        }
+        if m.trains_task_head() {
+            let (w, b) = task_head(&work, hidden, &device)?;
+            for (name, t) in [(HEAD_WEIGHT, w), (HEAD_BIAS, b)] {
+                let var = Var::from_tensor(&t.copy()?)?;
+                work.head.insert(name.into(), var.as_tensor().clone());
+                vars.push(var);
+            }
+        }
+        if cfg.task.steps > 0 && !vars.is_empty() {
+            let mut opt = candle_nn::AdamW::new(
+                vars,
+                ParamsAdamW {
+                    lr: cfg.task.lr,
+                    weight_decay: 0.0,
+                    ..Default::default()
+                },
+            )?;
+            for _ in 0..cfg.task.steps {
+                let tb = TaskBatch::single(&work, n, &device)?;
+                let loss = logistic_loss(&self.logits(&input, &tb, cfg.dropout)?, &y)?;
+                opt.backward_step(&loss)?;
+            }
+        }
+        // Out of the vars: stored parts own their storage.
+        for layer in work.layers.values_mut() {
+            if let Some(w) = &layer.w {
+                layer.w = Some(w.detach().copy()?);
+            }
+        }
+        for t in work.head.values_mut() {
+            *t = t.detach().copy()?;
+        }
+
+        if m.trains_sparse() && cfg.task.iht_steps > 0 {
+            let mut scratch = Vec::new();
+            for (module, &(out_dim, in_dim)) in &self.modules {
+                let layer = work.layers.entry(module.clone()).or_default();
+                let var = layer.start_dense_scratch((out_dim, in_dim), &y)?;
+                let k = cfg.sparsity.k_at_round(out_dim, in_dim, round, cfg.rounds);
+                scratch.push((var, k));
+            }
+            // Monotone IHT: a step that raises the loss is undone and the step size halved,
+            // so a too-large `iht_lr` slows the sparse fit down instead of wrecking it.
+            let mut eta = cfg.task.iht_lr;
+            let mut best: Option<(f32, Vec<Tensor>)> = None;
+            for step in 0..=cfg.task.iht_steps {
+                let tb = TaskBatch::single(&work, n, &device)?;
+                let loss = logistic_loss(&self.logits(&input, &tb, cfg.dropout)?, &y)?;
+                let value = loss.to_scalar::<f32>()?;
+                if let Some((best_loss, kept)) = &best {
+                    if value > *best_loss {
+                        for ((var, _), t) in scratch.iter().zip(kept) {
+                            var.set(t)?;
+                        }
+                        eta *= 0.5;
+                        continue;
+                    }
+                }
+                let kept = scratch
+                    .iter()
+                    .map(|(var, _)| var.as_tensor().copy())
+                    .collect::<candle_core::Result<Vec<_>>>()?;
+                best = Some((value, kept));
+                if step == cfg.task.iht_steps {
+                    break;
+                }
+                let grads = loss.backward()?;
+                for (var, k) in &scratch {
+                    if let Some(g) = grads.get(var) {
+                        let stepped = (var.as_tensor() - (g * eta)?)?;
+                        var.set(&hard_threshold(&stepped, *k)?.to_dense()?)?;
+                    }
+                }
+            }
+            let budgets: std::collections::BTreeMap<&str, usize> = self
+                .modules
+                .iter()
+                .map(|(name, &(o, i))| {
+                    (
+                        name.as_str(),
+                        cfg.sparsity.k_at_round(o, i, round, cfg.rounds),
+                    )
+                })
+                .collect();
+            work.harden(|module| budgets.get(module).copied().unwrap_or(0))?;
+        }
+
+        let tb = TaskBatch::single(&work, n, &device)?;
+        let loss = logistic_loss(&self.logits(&input, &tb, false)?, &y)?;
+        Ok((work, f64::from(loss.to_scalar::<f32>()?)))
+    }
+
+    /// Personalizes an unseen task: from [`Self::blank_task`], one [`Self::fit_task`] per
+    /// configured round (so the sparse budget anneals exactly as in training, ending at `k`),
+    /// everything shared frozen. Returns the task's parts and final training loss.
+    pub fn personalize(&self, task_id: &str, rows: &[Row]) -> Result<(TaskDelta, f64)> {
+        let mut task = self.blank_task(task_id)?;
+        let mut loss = f64::NAN;
+        for round in 0..self.config.rounds.max(1) {
+            (task, loss) = self.fit_task(&task, rows, round)?;
+        }
+        Ok((task, loss))
+    }
+
+    /// A new task's starting parts for this trainer's method (`w = 1`, `S = 0`, zero head),
+    /// to personalize with [`Self::fit_task`].
+    pub fn blank_task(&self, task_id: &str) -> Result<TaskDelta> {
+        super::new_task(
+            task_id,
+            &self.config,
+            &self.modules,
+            self.model.config().hidden_size,
+            self.model.device(),
+        )
+    }
+}

@@ -1,0 +1,375 @@
+//! End-to-end checks of the alternating trainer on a tiny random BERT and generated tasks.
+
+use std::collections::BTreeMap;
+
+use candle_core::{Device, Tensor};
+use lrs_nn::testing::{tiny_config, write_checkpoint};
+use lrs_nn::{BertCheckpoint, SparsePart, TaskDelta};
+use lrs_train::trainer::{Budget, Method, Part, TaskData, TextEncoder, TrainConfig, Trainer};
+use lrs_train::{Example, Split};
+
+/// Words → ids `3 + (fnv(word) mod 90)` between `[CLS]` = 1 and `[SEP]` = 2 (tiny vocab 100).
+struct HashEncoder;
+
+impl TextEncoder for HashEncoder {
+    fn encode(&self, text: &str) -> Result<Vec<u32>, String> {
+        let mut ids = vec![1];
+        for w in text.split_whitespace() {
+            let h = w.bytes().fold(0xcbf2_9ce4u32, |h, b| {
+                (h ^ u32::from(b)).wrapping_mul(0x0100_0193)
+            });
+            ids.push(3 + h % 90);
+        }
+        ids.push(2);
+        Ok(ids)
+    }
+}
+
+const WORDS: [&str; 8] = ["red", "blue", "green", "cat", "dog", "sun", "moon", "tree"];
+
+/// `tasks` tasks of `rows` train and 6 test rows: a row is positive iff it holds the task's
+/// own "key" word (so tasks disagree and personalization matters).
+fn tiny_data(tasks: usize, rows: usize) -> TaskData {
+    let mut splits = Vec::new();
+    for t in 0..tasks {
+        let key = WORDS[t % WORDS.len()];
+        let make = |n: usize, offset: usize| -> Vec<Example> {
+            (0..n)
+                .map(|j| {
+                    let i = j + offset;
+                    let positive = i % 2 == 0;
+                    let a = WORDS[(i * 3 + t + 1) % WORDS.len()];
+                    let b = WORDS[(i * 5 + 2 * t + 3) % WORDS.len()];
+                    let text = if positive {
+                        format!("{a} {key} {b}")
+                    } else {
+                        format!("{a} {b}").replace(key, "sky")
+                    };
+                    Example {
+                        task: format!("t{t}"),
+                        text,
+                        label: if positive { 1.0 } else { 0.0 },
+                        timestamp: None,
+                    }
+                })
+                .collect()
+        };
+        splits.push(Split {
+            task: format!("t{t}"),
+            train: make(rows, 0),
+            test: make(6, rows),
+        });
+    }
+    TaskData::from_splits(&splits, &HashEncoder).expect("generated texts encode")
+}
+
+fn tiny_config_toml(method: Method) -> TrainConfig {
+    TrainConfig {
+        method,
+        rank: 2,
+        rounds: 2,
+        sparsity: lrs_train::trainer::SparsityConfig {
+            budget: Budget::Count(6),
+            anneal_start: 3.0,
+            anneal_rounds: None,
+        },
+        shared: lrs_train::trainer::SharedPhaseConfig {
+            steps: 8,
+            lr: 1e-2,
+            weight_decay: 0.0,
+            batch_size: 8,
+        },
+        task: lrs_train::trainer::TaskPhaseConfig {
+            steps: 8,
+            lr: 5e-2,
+            iht_steps: 3,
+            iht_lr: 0.05,
+        },
+        seed: 11,
+        ..TrainConfig::default()
+    }
+}
+
+struct Fixture {
+    _dir: tempfile::TempDir,
+    ckpt: BertCheckpoint,
+}
+
+fn fixture() -> Fixture {
+    let dir = tempfile::tempdir().expect("tempdir");
+    write_checkpoint(dir.path(), &tiny_config(), "").expect("tiny checkpoint");
+    let ckpt = BertCheckpoint::from_dir(dir.path()).expect("checkpoint dir");
+    Fixture { _dir: dir, ckpt }
+}
+
+fn trainer(f: &Fixture, cfg: TrainConfig, data: &TaskData) -> Trainer {
+    let model = Trainer::load_model(&f.ckpt, &cfg, &Device::Cpu).expect("model");
+    Trainer::new(model, cfg, data).expect("trainer")
+}
+
+fn bits(t: &Tensor) -> Vec<u32> {
+    t.flatten_all()
+        .and_then(|t| t.to_vec1::<f32>())
+        .expect("f32 tensor")
+        .into_iter()
+        .map(f32::to_bits)
+        .collect()
+}
+
+/// Every shared var, bit for bit.
+fn shared_snapshot(t: &Trainer) -> BTreeMap<String, Vec<u32>> {
+    let vars = t.model().shared_vars().expect("shared vars");
+    let data = vars.data().lock().expect("lock");
+    data.iter()
+        .map(|(k, v)| (k.clone(), bits(v.as_tensor())))
+        .collect()
+}
+
+/// Every per-task part (w, S indices and values, head), bit for bit.
+fn task_snapshot(tasks: &[TaskDelta]) -> Vec<BTreeMap<String, Vec<u32>>> {
+    tasks
+        .iter()
+        .map(|task| {
+            let mut m = BTreeMap::new();
+            for (name, layer) in &task.layers {
+                if let Some(w) = &layer.w {
+                    m.insert(format!("{name}.w"), bits(w));
+                }
+                match &layer.sparse {
+                    SparsePart::None => {}
+                    SparsePart::Sparse(s) => {
+                        m.insert(format!("{name}.idx"), s.indices().to_vec());
+                        m.insert(format!("{name}.val"), bits(s.values()));
+                    }
+                    SparsePart::Dense(_) => panic!("{name}: dense scratch left behind"),
+                }
+            }
+            for (name, h) in &task.head {
+                m.insert(name.clone(), bits(h));
+            }
+            m
+        })
+        .collect()
+}
+
+#[test]
+fn one_round_reduces_training_loss_and_iht_respects_the_budget() {
+    let f = fixture();
+    let data = tiny_data(4, 10);
+    let cfg = tiny_config_toml(Method::Lrs);
+    let mut t = trainer(&f, cfg.clone(), &data);
+    let before = t.evaluate(&data, Part::Train).expect("eval").mean_loss();
+    assert!((before - std::f64::consts::LN_2).abs() < 1e-6, "{before}");
+    let stats = t.round(&data).expect("round");
+    assert_eq!(stats.round, 0);
+    assert!(stats.shared_loss.is_some() && stats.task_loss.is_some());
+    let after = t.evaluate(&data, Part::Train).expect("eval").mean_loss();
+    assert!(after < before - 1e-3, "loss {before} → {after}");
+
+    // Round 0 of 2: budget 3·k; the last round: k.
+    let check = |t: &Trainer, round: usize| {
+        let mut total = 0;
+        for task in t.tasks() {
+            for (module, &(o, i)) in t.modules() {
+                let k = cfg.sparsity.k_at_round(o, i, round, cfg.rounds);
+                let nnz = task.layers.get(module).map_or(0, |l| l.nnz());
+                assert!(nnz <= k, "{} {module}: {nnz} > {k}", task.task_id);
+                assert!(matches!(
+                    task.layers.get(module).map(|l| &l.sparse),
+                    Some(SparsePart::Sparse(_))
+                ));
+                total += nnz;
+            }
+        }
+        total
+    };
+    assert!(check(&t, 0) > 0, "IHT kept nothing");
+    t.round(&data).expect("round 2");
+    assert_eq!(t.rounds_done(), 2);
+    check(&t, 1);
+    for task in t.tasks() {
+        for (module, &(o, i)) in t.modules() {
+            let nnz = task.layers.get(module).map_or(0, |l| l.nnz());
+            assert!(nnz <= cfg.sparsity.k_final(o, i), "{module}: {nnz}");
+        }
+    }
+}
+
+#[test]
+fn phases_touch_only_their_own_parameters() {
+    let f = fixture();
+    let data = tiny_data(3, 8);
+    let mut t = trainer(&f, tiny_config_toml(Method::Lrs), &data);
+    // A first round so that every part is non-trivial.
+    t.round(&data).expect("round");
+
+    let shared = shared_snapshot(&t);
+    let tasks = task_snapshot(t.tasks());
+    t.task_phase(&data).expect("task phase");
+    assert_eq!(
+        shared_snapshot(&t),
+        shared,
+        "task phase changed a shared var"
+    );
+    assert_ne!(
+        task_snapshot(t.tasks()),
+        tasks,
+        "task phase changed nothing"
+    );
+
+    let shared = shared_snapshot(&t);
+    let tasks = task_snapshot(t.tasks());
+    t.shared_phase(&data).expect("shared phase");
+    assert_eq!(
+        task_snapshot(t.tasks()),
+        tasks,
+        "shared phase changed a task part"
+    );
+    assert_ne!(shared_snapshot(&t), shared, "shared phase changed nothing");
+}
+
+#[test]
+fn same_seed_same_result() {
+    let f = fixture();
+    let data = tiny_data(3, 6);
+    let mut a = trainer(&f, tiny_config_toml(Method::Lrs), &data);
+    let mut b = trainer(&f, tiny_config_toml(Method::Lrs), &data);
+    a.round(&data).expect("round a");
+    b.round(&data).expect("round b");
+    assert_eq!(shared_snapshot(&a), shared_snapshot(&b));
+    assert_eq!(task_snapshot(a.tasks()), task_snapshot(b.tasks()));
+}
+
+#[test]
+fn baselines_train_only_their_parts() {
+    let f = fixture();
+    let data = tiny_data(3, 6);
+
+    // shared-only: w and heads, never a sparse part.
+    let mut t = trainer(&f, tiny_config_toml(Method::SharedOnly), &data);
+    t.round(&data).expect("shared-only round");
+    assert!(t.tasks().iter().all(|task| task.nnz() == 0));
+    assert!(t.tasks().iter().all(|task| !task.head.is_empty()));
+
+    // head-only: the shared vars (U = 0, so the base model) never move; heads learn.
+    let mut t = trainer(&f, tiny_config_toml(Method::HeadOnly), &data);
+    let shared = shared_snapshot(&t);
+    let before = t.evaluate(&data, Part::Train).expect("eval").mean_loss();
+    let stats = t.round(&data).expect("head-only round");
+    assert_eq!(stats.shared_loss, None);
+    assert_eq!(shared_snapshot(&t), shared);
+    assert!(t.tasks().iter().all(|task| task.nnz() == 0));
+    let after = t.evaluate(&data, Part::Train).expect("eval").mean_loss();
+    assert!(after < before, "{before} → {after}");
+
+    // global: one shared head, no task phase.
+    let mut t = trainer(&f, tiny_config_toml(Method::Global), &data);
+    let stats = t.round(&data).expect("global round");
+    assert_eq!(stats.task_loss, None);
+    assert!(t
+        .tasks()
+        .iter()
+        .all(|task| task.head.is_empty() && task.nnz() == 0));
+}
+
+#[test]
+fn personalizing_a_new_task_fits_it_with_shared_frozen() {
+    let f = fixture();
+    let data = tiny_data(3, 8);
+    let mut t = trainer(&f, tiny_config_toml(Method::Lrs), &data);
+    t.round(&data).expect("round");
+    let shared = shared_snapshot(&t);
+    let new = tiny_data(4, 8);
+    let rows = &new.tasks[3].train;
+    let (fitted, loss) = t.personalize("t3", rows).expect("personalize");
+    assert!(loss < std::f64::consts::LN_2, "{loss}");
+    assert_eq!(fitted.task_id, "t3");
+    let cfg = t.config();
+    for (module, &(o, i)) in t.modules() {
+        let nnz = fitted.layers.get(module).map_or(0, |l| l.nnz());
+        assert!(nnz <= cfg.sparsity.k_final(o, i), "{module}: {nnz}");
+    }
+    assert_eq!(shared_snapshot(&t), shared);
+    let evaluation = t.evaluate(&data, Part::Test).expect("test eval");
+    assert_eq!(evaluation.tasks.len(), 3);
+}
+
+#[test]
+fn mismatched_data_is_a_typed_error() {
+    let f = fixture();
+    let data = tiny_data(3, 4);
+    let mut t = trainer(&f, tiny_config_toml(Method::Lrs), &data);
+    let other = tiny_data(2, 4);
+    assert!(matches!(
+        t.round(&other),
+        Err(lrs_train::trainer::TrainError::DataMismatch { .. })
+    ));
+}
+
+#[test]
+fn a_too_large_iht_step_does_not_raise_the_loss() {
+    let f = fixture();
+    let data = tiny_data(3, 8);
+    let mut cfg = tiny_config_toml(Method::SparseOnly);
+    cfg.task.steps = 0;
+    cfg.task.iht_lr = 50.0;
+    let mut t = trainer(&f, cfg, &data);
+    let before = t.evaluate(&data, Part::Train).expect("eval").mean_loss();
+    t.task_phase(&data).expect("task phase");
+    let after = t.evaluate(&data, Part::Train).expect("eval").mean_loss();
+    assert!(after <= before + 1e-6, "{before} → {after}");
+}
+
+#[test]
+fn bert_tokenizer_encodes_splits() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let vocab: serde_json::Map<String, serde_json::Value> =
+        ["[PAD]", "[CLS]", "[SEP]", "[UNK]", "red", "cat", "sun"]
+            .iter()
+            .enumerate()
+            .map(|(i, w)| (w.to_string(), serde_json::json!(i)))
+            .collect();
+    let tokenizer = serde_json::json!({
+        "version": "1.0",
+        "truncation": null,
+        "padding": null,
+        "added_tokens": [],
+        "normalizer": null,
+        "pre_tokenizer": {"type": "Whitespace"},
+        "post_processor": {"type": "BertProcessing", "sep": ["[SEP]", 2], "cls": ["[CLS]", 1]},
+        "decoder": null,
+        "model": {"type": "WordLevel", "vocab": vocab, "unk_token": "[UNK]"}
+    });
+    let path = dir.path().join("tokenizer.json");
+    std::fs::write(&path, tokenizer.to_string()).expect("write tokenizer");
+    let tok = lrs_nn::BertTokenizer::from_file(&path, 4).expect("tokenizer");
+    let ex = |text: &str, label: f32| Example {
+        task: "a".into(),
+        text: text.into(),
+        label,
+        timestamp: None,
+    };
+    let split = Split {
+        task: "a".into(),
+        train: vec![ex("red cat", 1.0), ex("sun dog red cat", 0.0)],
+        test: vec![ex("cat", 1.0)],
+    };
+    let data = TaskData::from_splits(&[split], &tok).expect("encode");
+    let train = &data.tasks[0].train;
+    assert_eq!(train[0].ids, [1, 4, 5, 2]);
+    assert!(train[0].positive);
+    // Truncated to 4 tokens, special tokens included; unknown words map to [UNK].
+    assert_eq!(train[1].ids, [1, 6, 3, 2]);
+    assert!(!train[1].positive);
+    assert_eq!(data.tasks[0].test[0].ids, [1, 5, 2]);
+
+    let empty = Split {
+        task: "b".into(),
+        train: vec![],
+        test: vec![],
+    };
+    assert!(matches!(
+        TaskData::from_splits(&[empty], &tok),
+        Err(lrs_train::trainer::TrainError::EmptyTask { .. })
+    ));
+}
