@@ -29,19 +29,9 @@ pub const DEFAULT_DP_SAMPLE_RATE: f64 = 1.0;
 /// `G_i = X_iᵀ r_i w_iᵀ` is a sum over the user's `m` samples).
 pub const DEFAULT_CLIP_PER_SAMPLE: f64 = 1.0;
 
-/// Differential-privacy flags of `lrs linear fit` (any of `--dp-epsilon` or
-/// `--noise-multiplier` switches to private AMHT-LRS).
+/// Settings of the private mechanism shared by `fit` and `sweep --privacy`.
 #[derive(Debug, Args, Clone)]
-pub struct DpArgs {
-    /// Target ε of user-level DP for the released U (σ is calibrated).
-    #[arg(long)]
-    pub dp_epsilon: Option<f64>,
-    /// δ of the guarantee.
-    #[arg(long, default_value_t = 1e-6)]
-    pub dp_delta: f64,
-    /// Fixed noise multiplier σ instead of a target ε (ε is then reported).
-    #[arg(long, conflicts_with = "dp_epsilon")]
-    pub noise_multiplier: Option<f64>,
+pub struct MechanismArgs {
     /// Frobenius clip norm C of each user's contribution (default: m, one per sample).
     #[arg(long)]
     pub clip: Option<f64>,
@@ -60,6 +50,23 @@ pub struct DpArgs {
     /// Accountant for calibration and the reported ε.
     #[arg(long, value_enum, default_value_t = AccountantKind::Rdp)]
     pub accountant: AccountantKind,
+}
+
+/// Differential-privacy flags of `lrs linear fit` (any of `--dp-epsilon` or
+/// `--noise-multiplier` switches to private AMHT-LRS).
+#[derive(Debug, Args, Clone)]
+pub struct DpArgs {
+    /// Target ε of user-level DP for the released U (σ is calibrated).
+    #[arg(long)]
+    pub dp_epsilon: Option<f64>,
+    /// δ of the guarantee.
+    #[arg(long, default_value_t = 1e-6)]
+    pub dp_delta: f64,
+    /// Fixed noise multiplier σ instead of a target ε (ε is then reported).
+    #[arg(long, conflicts_with = "dp_epsilon")]
+    pub noise_multiplier: Option<f64>,
+    #[command(flatten)]
+    pub mechanism: MechanismArgs,
     /// Seed user sampling and noise (reproducible, no privacy against the seed holder);
     /// without it both come from OS entropy.
     #[arg(long)]
@@ -90,24 +97,8 @@ pub struct DpSweepArgs {
     /// δ of the guarantee.
     #[arg(long, default_value_t = 1e-6)]
     pub dp_delta: f64,
-    /// Frobenius clip norm C (default: m).
-    #[arg(long)]
-    pub clip: Option<f64>,
-    /// Number of private rounds L.
-    #[arg(long, default_value_t = DEFAULT_DP_ROUNDS)]
-    pub dp_rounds: usize,
-    /// Poisson sampling rate q in (0, 1].
-    #[arg(long, default_value_t = DEFAULT_DP_SAMPLE_RATE)]
-    pub dp_sample_rate: f64,
-    /// Server step size η (default 1/m, the Newton step for isotropic features).
-    #[arg(long)]
-    pub dp_step: Option<f64>,
-    /// Rounds at the full step before the averaging phase (steps η/j); default ⌈L/2⌉.
-    #[arg(long)]
-    pub dp_warm_rounds: Option<usize>,
-    /// Accountant.
-    #[arg(long, value_enum, default_value_t = AccountantKind::Rdp)]
-    pub accountant: AccountantKind,
+    #[command(flatten)]
+    pub mechanism: MechanismArgs,
     /// Seed of the instance, the user sampling and the noise.
     #[arg(long, default_value_t = 0)]
     pub dp_seed: u64,
@@ -128,12 +119,7 @@ fn private_config(
     samples: usize,
     noise: NoiseSpec,
     delta: f64,
-    clip: Option<f64>,
-    rounds: usize,
-    sample_rate: f64,
-    step: Option<f64>,
-    warm_rounds: Option<usize>,
-    acc: AccountantKind,
+    mech: &MechanismArgs,
     rng: NoiseRng,
 ) -> PrivateConfig {
     PrivateConfig {
@@ -141,14 +127,16 @@ fn private_config(
             init: Init::Random,
             ..base
         },
-        rounds,
-        sample_rate,
-        clip: clip.unwrap_or(DEFAULT_CLIP_PER_SAMPLE * samples as f64),
+        rounds: mech.dp_rounds,
+        sample_rate: mech.dp_sample_rate,
+        clip: mech
+            .clip
+            .unwrap_or(DEFAULT_CLIP_PER_SAMPLE * samples as f64),
         noise,
         delta,
-        step_size: step,
-        warm_rounds,
-        accountant: accountant(acc),
+        step_size: mech.dp_step,
+        warm_rounds: mech.dp_warm_rounds,
+        accountant: accountant(mech.accountant),
         rng,
     }
 }
@@ -181,12 +169,7 @@ pub fn run_private_fit(a: &FitArgs) -> anyhow::Result<()> {
         inst.train.samples,
         noise,
         dp.dp_delta,
-        dp.clip,
-        dp.dp_rounds,
-        dp.dp_sample_rate,
-        dp.dp_step,
-        dp.dp_warm_rounds,
-        dp.accountant,
+        &dp.mechanism,
         rng,
     );
     let start = Instant::now();
@@ -372,12 +355,7 @@ pub fn run_privacy_sweep(a: &SweepArgs) -> anyhow::Result<()> {
                     m,
                     noise,
                     dp.dp_delta,
-                    dp.clip,
-                    dp.dp_rounds,
-                    dp.dp_sample_rate,
-                    dp.dp_step,
-                    dp.dp_warm_rounds,
-                    dp.accountant,
+                    &dp.mechanism,
                     NoiseRng::Seeded(dp.dp_seed),
                 );
                 let start = Instant::now();
@@ -408,11 +386,11 @@ pub fn run_privacy_sweep(a: &SweepArgs) -> anyhow::Result<()> {
     let svg = a.out_dir.join("privacy_sweep.svg");
     plot(&svg, &points, &epsilons, a)?;
     let setup = json!({
-        "d": a.d, "r": a.r, "k": a.k, "delta": dp.dp_delta, "rounds": dp.dp_rounds,
-        "sample_rate": dp.dp_sample_rate, "accountant": accountant(dp.accountant).name(),
-        "clip": dp.clip.map(|c| c.to_string()).unwrap_or_else(|| format!("{DEFAULT_CLIP_PER_SAMPLE}·m")),
-        "step_size": dp.dp_step.map(|s| s.to_string()).unwrap_or_else(|| "1/m".into()),
-        "warm_rounds": dp.dp_warm_rounds.unwrap_or(dp.dp_rounds.div_ceil(2)),
+        "d": a.d, "r": a.r, "k": a.k, "delta": dp.dp_delta, "rounds": dp.mechanism.dp_rounds,
+        "sample_rate": dp.mechanism.dp_sample_rate, "accountant": accountant(dp.mechanism.accountant).name(),
+        "clip": dp.mechanism.clip.map(|c| c.to_string()).unwrap_or_else(|| format!("{DEFAULT_CLIP_PER_SAMPLE}·m")),
+        "step_size": dp.mechanism.dp_step.map(|s| s.to_string()).unwrap_or_else(|| "1/m".into()),
+        "warm_rounds": dp.mechanism.dp_warm_rounds.unwrap_or(dp.mechanism.dp_rounds.div_ceil(2)),
     });
     if a.json {
         println!(
@@ -424,9 +402,9 @@ pub fn run_privacy_sweep(a: &SweepArgs) -> anyhow::Result<()> {
     println!(
         "relative error of Θ vs ε (δ={:e}, L={}, q={}, {} accountant; d={}, r={}, k={})",
         dp.dp_delta,
-        dp.dp_rounds,
-        dp.dp_sample_rate,
-        accountant(dp.accountant).name(),
+        dp.mechanism.dp_rounds,
+        dp.mechanism.dp_sample_rate,
+        accountant(dp.mechanism.accountant).name(),
         a.d,
         a.r,
         a.k
