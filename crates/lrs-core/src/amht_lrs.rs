@@ -10,12 +10,9 @@
 
 use std::time::Instant;
 
-use faer::Mat;
-
 use crate::error::{ensure, Result};
 use crate::init::{initial_factor, Init};
-use crate::linalg::mat_to_row_major;
-use crate::metrics::relative_theta_error;
+use crate::metrics::{relative_error, relative_theta_error};
 use crate::problem::{LrsParams, TaskData};
 use crate::shared_step::{SharedProblem, SharedSolver};
 use crate::sparse_step::SparseStepConfig;
@@ -197,7 +194,7 @@ pub fn amht_lrs(
         u = q;
         params.u = u.clone();
         let theta = params.theta();
-        let relative_change = frob_diff(&theta, &theta_prev) / frob(&theta).max(f64::MIN_POSITIVE);
+        let relative_change = relative_error(&theta_prev, &theta);
         theta_prev = theta;
         trace.push(RoundTrace {
             round,
@@ -251,21 +248,4 @@ fn robust_weights(residuals: &[f64], cutoff: Option<f64>) -> Vec<f64> {
     } else {
         w
     }
-}
-
-fn frob(v: &[f64]) -> f64 {
-    v.iter().map(|x| x * x).sum::<f64>().sqrt()
-}
-
-fn frob_diff(a: &[f64], b: &[f64]) -> f64 {
-    a.iter()
-        .zip(b)
-        .map(|(x, y)| (x - y) * (x - y))
-        .sum::<f64>()
-        .sqrt()
-}
-
-/// `U` as a row-major `[d, r]` buffer (file layout).
-pub fn factor_row_major(u: &Mat<f64>) -> Vec<f64> {
-    mat_to_row_major(u)
 }

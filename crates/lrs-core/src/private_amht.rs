@@ -568,8 +568,7 @@ pub fn private_amht_lrs(
             &mut noise,
         )?;
         let eta = cfg.step_at(round, step_size);
-        let step_norm =
-            eta / expected_batch * release.noisy_sum.iter().map(|v| v * v).sum::<f64>().sqrt();
+        let step_norm = eta / expected_batch * crate::linalg::norm2(&release.noisy_sum);
         u = shared_update(&u, &release.noisy_sum, eta, expected_batch);
         trace.push(PrivateRoundTrace {
             round,

@@ -108,6 +108,15 @@ impl<'a> Parsed<'a> {
             .map_err(|e: T::Err| self.bad_meta(key, &e.to_string()))
     }
 
+    /// The `rank` metadata, checked against the rank the loading model expects (if any).
+    pub fn rank_matching(&self, expected: Option<usize>) -> Result<usize, FileError> {
+        let rank: usize = self.meta_parse("rank")?;
+        if expected.is_some_and(|r| r != rank) {
+            return Err(self.bad_meta("rank", &format!("{rank}, model expects {expected:?}")));
+        }
+        Ok(rank)
+    }
+
     pub fn bad_meta(&self, key: &str, reason: &str) -> FileError {
         FileError::BadMetadata {
             file: self.path.to_path_buf(),

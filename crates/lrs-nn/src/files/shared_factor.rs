@@ -86,10 +86,7 @@ impl SharedFactor {
         let p = Parsed::new(path, &bytes)?;
         p.check_format(SHARED_FORMAT)?;
         p.check_hash("base_sha256", &check.base_sha256)?;
-        let rank: usize = p.meta_parse("rank")?;
-        if check.rank.is_some_and(|r| r != rank) {
-            return Err(p.bad_meta("rank", &format!("{rank}, model expects {:?}", check.rank)));
-        }
+        let rank = p.rank_matching(check.rank)?;
         let scale: f64 = p.meta_parse("scale")?;
         let target_modules: Vec<String> = serde_json::from_str(p.meta("target_modules")?)
             .map_err(|e| p.bad_meta("target_modules", &e.to_string()))?;

@@ -154,10 +154,7 @@ impl TaskDelta {
         if let Some(shared) = &check.shared_sha256 {
             p.check_hash("shared_sha256", shared)?;
         }
-        let rank: usize = p.meta_parse("rank")?;
-        if check.rank.is_some_and(|r| r != rank) {
-            return Err(p.bad_meta("rank", &format!("{rank}, model expects {:?}", check.rank)));
-        }
+        let rank = p.rank_matching(check.rank)?;
         let mut layers: BTreeMap<String, LayerDelta> = BTreeMap::new();
         let mut head = BTreeMap::new();
         let mut total_nnz = 0usize;
