@@ -3,6 +3,7 @@
 //! plain otherwise. Module names are the base checkpoint's (`encoder.layer.3.attention.self.query`).
 
 pub mod attention;
+pub mod binary_head;
 pub mod config;
 pub mod embeddings;
 pub mod encoder;

@@ -3,18 +3,16 @@
 //! The logit of a row of task `i` is `z = h·a + c  +  h·a_i + c_i`: a shared head `(a, c)`
 //! (`head.weight [1, h]`, `head.bias [1]` in the shared var map, so the shared file stores it)
 //! plus an optional per-task head `(a_i, c_i)` under the same names in the task's
-//! [`TaskDelta::head`]. Both start at zero, so an untrained model predicts `p = ½`.
+//! `TaskDelta::head`. Both start at zero, so an untrained model predicts `p = ½`.
 
-use candle_core::{DType, Device, Tensor, Var, D};
+use candle_core::{DType, Device, Tensor, Var};
 use candle_nn::VarMap;
-use lrs_nn::{TaskBatch, TaskDelta};
+use lrs_nn::bert::binary_head::binary_logits;
+use lrs_nn::TaskBatch;
 
 use super::error::{Result, TrainError};
 
-/// Name of a head's `[1, h]` weight (shared var map and task files alike).
-pub const HEAD_WEIGHT: &str = "head.weight";
-/// Name of a head's `[1]` bias.
-pub const HEAD_BIAS: &str = "head.bias";
+pub use lrs_nn::bert::binary_head::{task_head, HEAD_BIAS, HEAD_WEIGHT};
 
 /// Creates (zeros) or finds the shared head's vars in `vars`.
 pub fn shared_head(vars: &VarMap, hidden: usize, device: &Device) -> Result<(Var, Var)> {
@@ -45,43 +43,14 @@ pub fn shared_head(vars: &VarMap, hidden: usize, device: &Device) -> Result<(Var
     }
 }
 
-/// A task's head, or zeros when it has none: `([1, h], [1])`.
-pub fn task_head(task: &TaskDelta, hidden: usize, device: &Device) -> Result<(Tensor, Tensor)> {
-    match (task.head.get(HEAD_WEIGHT), task.head.get(HEAD_BIAS)) {
-        (Some(w), Some(b)) => Ok((w.clone(), b.clone())),
-        _ => Ok((
-            Tensor::zeros((1, hidden), DType::F32, device)?,
-            Tensor::zeros(1, DType::F32, device)?,
-        )),
-    }
-}
-
-/// `[batch]` logits of pooled `[batch, h]` embeddings: the shared head plus, per row, its
-/// task's head (gathered through the batch's row → task map).
+/// `[batch]` logits of pooled `[batch, h]` embeddings ([`lrs_nn::bert::binary_head`]).
 pub fn logits(
     pooled: &Tensor,
     shared: (&Tensor, &Tensor),
     tasks: &TaskBatch,
     with_task_heads: bool,
 ) -> Result<Tensor> {
-    let (_, hidden) = pooled.dims2()?;
-    let z = pooled
-        .matmul(&shared.0.t()?)?
-        .squeeze(1)?
-        .broadcast_add(shared.1)?;
-    if !with_task_heads {
-        return Ok(z);
-    }
-    let mut ws = Vec::new();
-    let mut bs = Vec::new();
-    for t in tasks.tasks() {
-        let (w, b) = task_head(t, hidden, pooled.device())?;
-        ws.push(w);
-        bs.push(b);
-    }
-    let w_rows = Tensor::cat(&ws, 0)?.index_select(tasks.row_task(), 0)?;
-    let b_rows = Tensor::cat(&bs, 0)?.index_select(tasks.row_task(), 0)?;
-    Ok(((z + (pooled * w_rows)?.sum(D::Minus1)?)? + b_rows)?)
+    Ok(binary_logits(pooled, Some(shared), tasks, with_task_heads)?)
 }
 
 /// Mean logistic loss `softplus(z) − y·z`, computed stably as
