@@ -52,15 +52,78 @@ impl BertLayer {
         train: bool,
     ) -> candle_core::Result<Tensor> {
         let a = self.attention.forward_t(x, mask_bias, tasks, train)?;
-        let inner = apply(&self.intermediate, &a, tasks)?;
-        let inner = match self.act {
-            HiddenAct::Gelu => inner.gelu_erf()?,
-            HiddenAct::GeluNew => inner.gelu()?,
-            HiddenAct::Relu => inner.relu()?,
-        };
+        self.forward_from_ffn(&a, tasks, train)
+    }
+
+    /// The feed-forward half from the attention output `a` (`[b, s, h]`, the input of
+    /// `intermediate.dense` and the residual of `output.dense`).
+    pub fn forward_from_ffn(
+        &self,
+        a: &Tensor,
+        tasks: Option<&TaskBatch>,
+        train: bool,
+    ) -> candle_core::Result<Tensor> {
+        let inner = self.ffn_inner(a, tasks)?;
+        self.forward_from_ffn_output(&inner, a, tasks, train)
+    }
+
+    /// `GELU(intermediate.dense(a))`: `[b, s, i]`, the input of `output.dense`.
+    pub fn ffn_inner(&self, a: &Tensor, tasks: Option<&TaskBatch>) -> candle_core::Result<Tensor> {
+        let inner = apply(&self.intermediate, a, tasks)?;
+        match self.act {
+            HiddenAct::Gelu => inner.gelu_erf(),
+            HiddenAct::GeluNew => inner.gelu(),
+            HiddenAct::Relu => inner.relu(),
+        }
+    }
+
+    /// The rest of the layer from `output.dense`'s input `inner` and the residual `a`.
+    pub fn forward_from_ffn_output(
+        &self,
+        inner: &Tensor,
+        a: &Tensor,
+        tasks: Option<&TaskBatch>,
+        train: bool,
+    ) -> candle_core::Result<Tensor> {
         let out = self
             .dropout
-            .forward_t(&apply(&self.output, &inner, tasks)?, train)?;
+            .forward_t(&apply(&self.output, inner, tasks)?, train)?;
         self.norm.forward(&(out + a)?)
     }
+
+    /// The attention half: `[b, s, h]` → the attention output `a`.
+    pub fn attention_t(
+        &self,
+        x: &Tensor,
+        mask_bias: &Tensor,
+        tasks: Option<&TaskBatch>,
+        train: bool,
+    ) -> candle_core::Result<Tensor> {
+        self.attention.forward_t(x, mask_bias, tasks, train)
+    }
+
+    /// Where, inside this layer, the first adapted linear sits (`None`: nothing adapted).
+    pub fn first_adapted(&self) -> Option<LayerStage> {
+        let adapted = |l: &LrsLinear| l.low_rank().is_some();
+        if self.attention.linears().into_iter().any(adapted) {
+            Some(LayerStage::Attention)
+        } else if adapted(&self.intermediate) {
+            Some(LayerStage::Ffn)
+        } else if adapted(&self.output) {
+            Some(LayerStage::FfnOutput)
+        } else {
+            None
+        }
+    }
+}
+
+/// A point inside an encoder layer where a forward pass can start.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum LayerStage {
+    /// The layer input (before `attention.self.{query,key,value}`).
+    Attention,
+    /// The attention output (before `intermediate.dense`).
+    Ffn,
+    /// `output.dense`'s input (the GELU activations), with the attention output as residual.
+    FfnOutput,
 }

@@ -9,6 +9,7 @@ pub mod embeddings;
 pub mod encoder;
 pub mod head;
 pub mod model;
+pub mod prefix;
 
 use candle_core::Tensor;
 use candle_nn::{Module, VarBuilder};

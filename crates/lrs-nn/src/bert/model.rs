@@ -9,7 +9,8 @@ use candle_nn::{VarBuilder, VarMap};
 
 use super::config::BertConfig;
 use super::embeddings::BertEmbeddings;
-use super::encoder::BertLayer;
+use super::encoder::{BertLayer, LayerStage};
+use super::prefix::{PrefixState, ResumePoint};
 use super::{Builder, LrsOptions};
 use crate::files::{shared_factor::SharedFactor, task_delta::TaskDelta, LoadCheck, Parsed};
 use crate::hub::BertCheckpoint;
@@ -204,10 +205,7 @@ impl BertModel {
         tasks: Option<&TaskBatch>,
         train: bool,
     ) -> candle_core::Result<Tensor> {
-        let mask = input.attention_mask.to_dtype(self.dtype)?;
-        let (b, s) = mask.dims2()?;
-        // Additive mask as in the original BERT: 0 for tokens, −10000 for padding.
-        let mask_bias = ((mask.ones_like()? - &mask)? * -10000.0)?.reshape((b, 1, 1, s))?;
+        let mask_bias = self.mask_bias(&input.attention_mask)?;
         let mut x = self
             .embeddings
             .forward_t(&input.input_ids, &input.token_type_ids, train)?;
@@ -215,6 +213,90 @@ impl BertModel {
             x = layer.forward_t(&x, &mask_bias, tasks, train)?;
         }
         Ok(x)
+    }
+
+    /// Where the first adapted linear sits (the earliest point the task parts or shared
+    /// factors can change anything); `None` when no module is adapted.
+    pub fn resume_point(&self) -> Option<ResumePoint> {
+        self.layers
+            .iter()
+            .enumerate()
+            .find_map(|(layer, l)| l.first_adapted().map(|stage| ResumePoint { layer, stage }))
+    }
+
+    /// The frozen prefix of `input` up to [`Self::resume_point`] (eval mode, no tasks: the
+    /// prefix reads only base weights).
+    pub fn prefix(&self, input: &BertInput) -> candle_core::Result<PrefixState> {
+        let mask_bias = self.mask_bias(&input.attention_mask)?;
+        let mut x = self
+            .embeddings
+            .forward_t(&input.input_ids, &input.token_type_ids, false)?;
+        let point = self.resume_point();
+        let stop = point.map_or(self.layers.len(), |p| p.layer);
+        for layer in &self.layers[..stop] {
+            x = layer.forward_t(&x, &mask_bias, None, false)?;
+        }
+        let Some(point) = point else {
+            return Ok(PrefixState {
+                hidden: x,
+                inner: None,
+            });
+        };
+        let layer = &self.layers[point.layer];
+        Ok(match point.stage {
+            LayerStage::Attention => PrefixState {
+                hidden: x,
+                inner: None,
+            },
+            LayerStage::Ffn => PrefixState {
+                hidden: layer.attention_t(&x, &mask_bias, None, false)?,
+                inner: None,
+            },
+            LayerStage::FfnOutput => {
+                let a = layer.attention_t(&x, &mask_bias, None, false)?;
+                PrefixState {
+                    inner: Some(layer.ffn_inner(&a, None)?),
+                    hidden: a,
+                }
+            }
+        })
+    }
+
+    /// `[batch, seq, h]` hidden states from a [`Self::prefix`] state: equal to
+    /// [`Self::forward_t`] on the same input (up to rounding) when `train` is off.
+    pub fn forward_from(
+        &self,
+        state: &PrefixState,
+        attention_mask: &Tensor,
+        tasks: Option<&TaskBatch>,
+        train: bool,
+    ) -> candle_core::Result<Tensor> {
+        let Some(point) = self.resume_point() else {
+            return Ok(state.hidden.clone());
+        };
+        let mask_bias = self.mask_bias(attention_mask)?;
+        let layer = &self.layers[point.layer];
+        let mut x = match point.stage {
+            LayerStage::Attention => layer.forward_t(&state.hidden, &mask_bias, tasks, train)?,
+            LayerStage::Ffn => layer.forward_from_ffn(&state.hidden, tasks, train)?,
+            LayerStage::FfnOutput => {
+                let inner = state.inner.as_ref().ok_or_else(|| {
+                    candle_core::Error::msg("prefix state lacks output.dense's input")
+                })?;
+                layer.forward_from_ffn_output(inner, &state.hidden, tasks, train)?
+            }
+        };
+        for layer in &self.layers[point.layer + 1..] {
+            x = layer.forward_t(&x, &mask_bias, tasks, train)?;
+        }
+        Ok(x)
+    }
+
+    /// Additive attention mask as in the original BERT: 0 for tokens, −10000 for padding.
+    fn mask_bias(&self, attention_mask: &Tensor) -> candle_core::Result<Tensor> {
+        let mask = attention_mask.to_dtype(self.dtype)?;
+        let (b, s) = mask.dims2()?;
+        ((mask.ones_like()? - &mask)? * -10000.0)?.reshape((b, 1, 1, s))
     }
 
     /// Pooled `[batch, h]` embeddings (eval mode).

@@ -382,3 +382,146 @@ fn mixed_task_batch_equals_per_row_merged_models() {
         );
     }
 }
+
+#[test]
+fn forward_from_a_cached_prefix_equals_the_full_forward_at_every_resume_point() {
+    use super::encoder::LayerStage;
+    use super::prefix::{PrefixState, ResumePoint};
+    let dev = Device::Cpu;
+    let cfg = tiny_config();
+    let weights = random_weights(&cfg, DType::F32, &dev).unwrap();
+    let cases: [(&[&str], Option<ResumePoint>); 5] = [
+        (
+            &["query", "value"],
+            Some(ResumePoint {
+                layer: 0,
+                stage: LayerStage::Attention,
+            }),
+        ),
+        (
+            &["encoder.layer.1.attention.output.dense"],
+            Some(ResumePoint {
+                layer: 1,
+                stage: LayerStage::Attention,
+            }),
+        ),
+        (
+            &[
+                "encoder.layer.1.intermediate.dense",
+                "encoder.layer.1.output.dense",
+            ],
+            Some(ResumePoint {
+                layer: 1,
+                stage: LayerStage::Ffn,
+            }),
+        ),
+        (
+            &["encoder.layer.1.output.dense"],
+            Some(ResumePoint {
+                layer: 1,
+                stage: LayerStage::FfnOutput,
+            }),
+        ),
+        (&["no.such.module"], None),
+    ];
+    for (targets, want_point) in cases {
+        let shared = VarMap::new();
+        let opts = LrsOptions {
+            target_modules: targets.iter().map(|s| s.to_string()).collect(),
+            ..LrsOptions::bert_default(4)
+        };
+        let model = BertModel::new(
+            &cfg,
+            VarBuilder::from_tensors(weights.clone(), DType::F32, &dev),
+            Some((&opts, &shared)),
+        )
+        .unwrap();
+        assert_eq!(model.resume_point(), want_point, "{targets:?}");
+        randomize_shared(&shared);
+        let a = random_task(&model, "a", 7, 0.0);
+        let b = random_task(&model, "b", 3, 1.0);
+        let rows = [&a, &b, &a];
+        let tb = TaskBatch::per_row(&rows, &dev).unwrap();
+        let x = input(&dev);
+        let want = model.forward_t(&x, Some(&tb), false).unwrap();
+        let prefix = model.prefix(&x).unwrap();
+        let got = model
+            .forward_from(&prefix, &x.attention_mask, Some(&tb), false)
+            .unwrap();
+        let diff = max_diff(&got, &want);
+        assert!(diff <= 1e-5, "{targets:?}: batch prefix, diff {diff}");
+
+        // Per-row states trimmed to their own length, then re-stacked with zero padding:
+        // what a trainer caching one state per text does.
+        let lens = [5usize, 4, 6];
+        let singles: Vec<PrefixState> = lens
+            .iter()
+            .enumerate()
+            .map(|(i, &len)| prefix.row(i, len).unwrap())
+            .collect();
+        let stacked = PrefixState::stack_padded(&singles.iter().collect::<Vec<_>>()).unwrap();
+        let got = model
+            .forward_from(&stacked, &x.attention_mask, Some(&tb), false)
+            .unwrap();
+        for (i, &len) in lens.iter().enumerate() {
+            let d = max_diff(
+                &got.narrow(0, i, 1).unwrap().narrow(1, 0, len).unwrap(),
+                &want.narrow(0, i, 1).unwrap().narrow(1, 0, len).unwrap(),
+            );
+            assert!(
+                d <= 1e-5,
+                "{targets:?}: row {i} from a re-stacked prefix, diff {d}"
+            );
+        }
+    }
+}
+
+#[test]
+fn every_adapter_variable_gets_a_gradient_through_forward_from() {
+    let dev = Device::Cpu;
+    let cfg = tiny_config();
+    let weights = random_weights(&cfg, DType::F32, &dev).unwrap();
+    let shared = VarMap::new();
+    let opts = LrsOptions {
+        target_modules: vec!["encoder.layer.1.output.dense".into()],
+        ..LrsOptions::bert_default(4)
+    };
+    let model = BertModel::new(
+        &cfg,
+        VarBuilder::from_tensors(weights, DType::F32, &dev),
+        Some((&opts, &shared)),
+    )
+    .unwrap();
+    randomize_shared(&shared);
+    let mut task = random_task(&model, "a", 5, 0.0);
+    let name = "encoder.layer.1.output.dense";
+    let w = Var::from_tensor(&Tensor::new(&[1f32, 0.5, 2.0, 1.0], &dev).unwrap()).unwrap();
+    let layer = task.layers.get_mut(name).unwrap();
+    layer.w = Some(w.as_tensor().clone());
+    let s = layer.start_dense_scratch((32, 64), w.as_tensor()).unwrap();
+    let x = input(&dev);
+    let prefix = model.prefix(&x).unwrap();
+    let tb = TaskBatch::single(&task, 3, &dev).unwrap();
+    let out = model
+        .forward_from(&prefix, &x.attention_mask, Some(&tb), false)
+        .unwrap();
+    let grads = out.sqr().unwrap().sum_all().unwrap().backward().unwrap();
+    let norm = |v: &Var| -> f32 {
+        grads
+            .get(v)
+            .map(|g| {
+                g.sqr()
+                    .unwrap()
+                    .sum_all()
+                    .unwrap()
+                    .to_scalar::<f32>()
+                    .unwrap()
+            })
+            .unwrap_or(0.0)
+    };
+    assert!(norm(&w) > 0.0, "w gets no gradient");
+    assert!(norm(&s) > 0.0, "S gets no gradient");
+    for (n, v) in shared.data().lock().unwrap().iter() {
+        assert!(norm(v) > 0.0, "{n} gets no gradient");
+    }
+}
