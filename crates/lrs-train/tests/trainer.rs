@@ -5,7 +5,9 @@ use std::collections::BTreeMap;
 use candle_core::{Device, Tensor};
 use lrs_nn::testing::{tiny_config, write_checkpoint};
 use lrs_nn::{BertCheckpoint, SparsePart, TaskDelta};
-use lrs_train::trainer::{Budget, Method, Part, TaskData, TextEncoder, TrainConfig, Trainer};
+use lrs_train::trainer::{
+    Budget, Method, Part, TaskData, TextEncoder, TrainConfig, TrainError, Trainer,
+};
 use lrs_train::{Example, Split};
 
 /// Words → ids `3 + (fnv(word) mod 90)` between `[CLS]` = 1 and `[SEP]` = 2 (tiny vocab 100).
@@ -84,6 +86,7 @@ fn tiny_config_toml(method: Method) -> TrainConfig {
             lr: 5e-2,
             iht_steps: 3,
             iht_lr: 0.05,
+            regrow: 0.0,
         },
         seed: 11,
         ..TrainConfig::default()
@@ -372,4 +375,109 @@ fn bert_tokenizer_encodes_splits() {
         TaskData::from_splits(&[empty], &tok),
         Err(lrs_train::trainer::TrainError::EmptyTask { .. })
     ));
+}
+
+#[test]
+fn resuming_from_a_checkpoint_continues_exactly_like_an_uninterrupted_run() {
+    let f = fixture();
+    let data = tiny_data(3, 8);
+    let cfg = TrainConfig {
+        rounds: 3,
+        ..tiny_config_toml(Method::Lrs)
+    };
+    let mut straight = trainer(&f, cfg.clone(), &data);
+    for _ in 0..3 {
+        straight.round(&data).expect("round");
+    }
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut first = trainer(&f, cfg.clone(), &data);
+    first.round(&data).expect("round 0");
+    first
+        .save_checkpoint(dir.path())
+        .expect("checkpoint after round 0");
+    first.round(&data).expect("round 1");
+    let saved = first
+        .save_checkpoint(dir.path())
+        .expect("checkpoint after round 1");
+    drop(first);
+    // Only the newest checkpoint stays, and LATEST names it.
+    assert_eq!(
+        Trainer::latest_checkpoint(dir.path()).expect("latest"),
+        Some(saved.clone())
+    );
+    assert!(!dir.path().join("round-0001").exists());
+
+    let mut resumed = trainer(&f, cfg.clone(), &data);
+    resumed.restore_checkpoint(&saved).expect("restore");
+    assert_eq!(resumed.rounds_done(), 2);
+    resumed.round(&data).expect("round 2");
+    assert_eq!(shared_snapshot(&resumed), shared_snapshot(&straight));
+    assert_eq!(
+        task_snapshot(resumed.tasks()),
+        task_snapshot(straight.tasks())
+    );
+
+    // A checkpoint of another config or other tasks is refused.
+    let mut other = trainer(
+        &f,
+        TrainConfig {
+            seed: 12,
+            ..cfg.clone()
+        },
+        &data,
+    );
+    assert!(matches!(
+        other.restore_checkpoint(&saved),
+        Err(TrainError::Checkpoint { .. })
+    ));
+    let fewer = tiny_data(2, 8);
+    let mut other = trainer(&f, cfg, &fewer);
+    assert!(matches!(
+        other.restore_checkpoint(&saved),
+        Err(TrainError::Checkpoint { .. })
+    ));
+}
+
+#[test]
+fn full_fine_tuning_learns_a_dense_update_per_task() {
+    let f = fixture();
+    let data = tiny_data(2, 8);
+    let mut t = trainer(&f, tiny_config_toml(Method::FullFt), &data);
+    let before = t.evaluate(&data, Part::Train).expect("eval").mean_loss();
+    t.round(&data).expect("round");
+    let after = t.evaluate(&data, Part::Train).expect("eval").mean_loss();
+    assert!(after < before - 1e-3, "{before} → {after}");
+    for task in t.tasks() {
+        for (module, &(o, i)) in t.modules() {
+            let nnz = task.layers.get(module).map_or(0, |l| l.nnz());
+            assert_eq!(nnz, o * i, "{module}: the update is dense");
+        }
+    }
+}
+
+#[test]
+fn regrowth_keeps_the_budget() {
+    let f = fixture();
+    let data = tiny_data(2, 8);
+    let mut cfg = tiny_config_toml(Method::Lrs);
+    cfg.task.regrow = 0.5;
+    let mut t = trainer(&f, cfg.clone(), &data);
+    t.round(&data).expect("round");
+    let mut plain = trainer(&f, tiny_config_toml(Method::Lrs), &data);
+    plain.round(&data).expect("round");
+    for task in t.tasks() {
+        for (module, &(o, i)) in t.modules() {
+            let nnz = task.layers.get(module).map_or(0, |l| l.nnz());
+            assert!(
+                nnz <= cfg.sparsity.k_at_round(o, i, 0, cfg.rounds),
+                "{module}: {nnz}"
+            );
+        }
+    }
+    assert_ne!(
+        task_snapshot(t.tasks()),
+        task_snapshot(plain.tasks()),
+        "regrowth changed nothing"
+    );
 }

@@ -49,6 +49,9 @@ pub enum Method {
     SharedOnly,
     /// A shared head; per task head and sparse `S`, no shared factor (diff-pruning style).
     SparseOnly,
+    /// A shared head; per task head and a dense update of every adapted matrix trained with
+    /// AdamW (full fine-tuning of the target modules; meant for small task counts).
+    FullFt,
 }
 
 impl Method {
@@ -75,6 +78,53 @@ impl Method {
     /// Whether the task phase runs IHT on a per-task sparse part.
     pub fn trains_sparse(self) -> bool {
         matches!(self, Method::Lrs | Method::SparseOnly)
+    }
+
+    /// Whether the task phase trains a dense per-task update of every adapted matrix.
+    pub fn trains_dense(self) -> bool {
+        matches!(self, Method::FullFt)
+    }
+
+    /// Every method, in table order.
+    pub const ALL: [Method; 6] = [
+        Method::Lrs,
+        Method::Global,
+        Method::HeadOnly,
+        Method::SharedOnly,
+        Method::SparseOnly,
+        Method::FullFt,
+    ];
+
+    /// The config spelling (`"shared-only"`, …).
+    pub fn name(self) -> &'static str {
+        match self {
+            Method::Lrs => "lrs",
+            Method::Global => "global",
+            Method::HeadOnly => "head-only",
+            Method::SharedOnly => "shared-only",
+            Method::SparseOnly => "sparse-only",
+            Method::FullFt => "full-ft",
+        }
+    }
+}
+
+impl std::fmt::Display for Method {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl std::str::FromStr for Method {
+    type Err = String;
+
+    fn from_str(s: &str) -> std::result::Result<Self, Self::Err> {
+        Method::ALL
+            .into_iter()
+            .find(|m| m.name() == s)
+            .ok_or_else(|| {
+                let names: Vec<_> = Method::ALL.iter().map(|m| m.name()).collect();
+                format!("unknown method `{s}` (one of {})", names.join(", "))
+            })
     }
 }
 
@@ -172,6 +222,9 @@ pub struct TaskPhaseConfig {
     pub iht_steps: usize,
     /// The IHT gradient step size.
     pub iht_lr: f64,
+    /// Share of each layer's budget that the last IHT step of a round regrows by gradient
+    /// magnitude (outside the kept support) instead of by value magnitude; 0 turns it off.
+    pub regrow: f64,
 }
 
 impl Default for TaskPhaseConfig {
@@ -181,6 +234,48 @@ impl Default for TaskPhaseConfig {
             lr: 1e-2,
             iht_steps: 5,
             iht_lr: 1e-2,
+            regrow: 0.0,
+        }
+    }
+}
+
+/// Where a run's many-task data comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum DataSource {
+    /// MovieLens-100k (either layout; see [`crate::load_movielens`]).
+    #[default]
+    Movielens,
+    /// A JSONL or CSV file of `{task, text, label[, timestamp]}` rows (by extension).
+    File,
+}
+
+/// The run's data and its evaluation split (DESIGN.md §4).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DataConfig {
+    /// The loader.
+    pub source: DataSource,
+    /// The data directory (MovieLens; default `$LRS_DATA/ml-100k`, `$LRS_DATA` defaulting to
+    /// `~/.cache/lrs/data`) or file.
+    pub path: Option<std::path::PathBuf>,
+    /// Training rows per task (`m`).
+    pub shots: usize,
+    /// Seed of the per-task training subsample.
+    pub split_seed: u64,
+    /// Use only the first this-many tasks (in task order) that have both labels in test;
+    /// 0 = all.
+    pub max_tasks: usize,
+}
+
+impl Default for DataConfig {
+    fn default() -> Self {
+        Self {
+            source: DataSource::Movielens,
+            path: None,
+            shots: 20,
+            split_seed: 0,
+            max_tasks: 0,
         }
     }
 }
@@ -212,6 +307,12 @@ pub struct TrainConfig {
     pub dropout: bool,
     /// Seed of the minibatch order and of the `V` initialisation.
     pub seed: u64,
+    /// The base model: a hub id (`org/name[@revision]`, from the hf-hub cache) or a directory.
+    pub model: String,
+    /// The data and its split.
+    pub data: DataConfig,
+    /// Write a checkpoint every this-many rounds (0: only at the end).
+    pub checkpoint_every: usize,
 }
 
 impl Default for TrainConfig {
@@ -229,6 +330,9 @@ impl Default for TrainConfig {
             max_len: 64,
             dropout: false,
             seed: 0,
+            model: "sentence-transformers/all-MiniLM-L6-v2".into(),
+            data: DataConfig::default(),
+            checkpoint_every: 1,
         }
     }
 }
@@ -287,6 +391,18 @@ impl TrainConfig {
                 "sparsity.anneal_start",
                 format!("must be ≥ 1, got {}", self.sparsity.anneal_start),
             );
+        }
+        if !(self.task.regrow.is_finite() && (0.0..1.0).contains(&self.task.regrow)) {
+            return bad(
+                "task.regrow",
+                format!("must be in [0, 1), got {}", self.task.regrow),
+            );
+        }
+        if self.data.shots == 0 {
+            return bad("data.shots", "must be at least 1".into());
+        }
+        if self.model.trim().is_empty() {
+            return bad("model", "must name a hub id or a directory".into());
         }
         if self.shared.batch_size == 0 {
             return bad("shared.batch_size", "must be at least 1".into());

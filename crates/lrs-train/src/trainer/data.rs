@@ -127,6 +127,15 @@ impl TaskData {
     }
 }
 
+/// `[batch]` f32 targets of `rows` (1 positive, 0 negative).
+pub fn targets(rows: &[&Row], device: &Device) -> Result<Tensor> {
+    let y: Vec<f32> = rows
+        .iter()
+        .map(|r| f32::from(u8::from(r.positive)))
+        .collect();
+    Ok(Tensor::from_vec(y, rows.len(), device)?)
+}
+
 /// A padded batch and its `[batch]` f32 targets (1 positive, 0 negative).
 pub fn batch<'a>(
     rows: impl IntoIterator<Item = &'a Row>,

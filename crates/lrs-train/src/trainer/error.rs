@@ -59,6 +59,24 @@ pub enum TrainError {
         /// What is wrong.
         reason: String,
     },
+    /// A checkpoint cannot be written, read, or does not match this run.
+    #[error("checkpoint: {reason}")]
+    Checkpoint {
+        /// What is wrong.
+        reason: String,
+    },
+    /// A file of the run directory cannot be read or written.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: std::path::PathBuf,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A task file of the run directory cannot be written or read.
+    #[error(transparent)]
+    File(#[from] lrs_nn::FileError),
     /// An error from the LRS layers, BERT model or file formats.
     #[error(transparent)]
     Nn(#[from] lrs_nn::NnError),

@@ -15,28 +15,38 @@
 //! Determinism: minibatch order and the initial `V` come from a ChaCha20 stream keyed by
 //! [`TrainConfig::seed`]; heads and `U` start at zero; dropout is off unless asked for.
 
+mod adamw;
+mod checkpoint;
 mod config;
 mod data;
 mod error;
 mod heads;
 mod metrics;
+mod prefix_cache;
+mod regrow;
 mod shared_phase;
 mod task_phase;
 
 use std::collections::BTreeMap;
 
 use candle_core::{DType, Device, Tensor, Var};
-use candle_nn::AdamW;
 use lrs_nn::bert::model::pool;
-use lrs_nn::{BertCheckpoint, BertInput, BertModel, LayerDelta, Pooling, TaskBatch, TaskDelta};
+use lrs_nn::bert::prefix::PrefixState;
+use lrs_nn::{BertCheckpoint, BertModel, LayerDelta, Pooling, TaskBatch, TaskDelta};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha20Rng;
 
-pub use config::{Budget, Method, SharedPhaseConfig, SparsityConfig, TaskPhaseConfig, TrainConfig};
-pub use data::{batch, Part, Row, TaskData, TaskRows, TextEncoder};
+pub use adamw::{AdamW, AdamWParams};
+pub use config::{
+    Budget, DataConfig, DataSource, Method, SharedPhaseConfig, SparsityConfig, TaskPhaseConfig,
+    TrainConfig,
+};
+pub use data::{batch, targets, Part, Row, TaskData, TaskRows, TextEncoder};
 pub use error::{Result, TrainError};
 pub use heads::{logistic_loss, logits, shared_head, task_head, HEAD_BIAS, HEAD_WEIGHT};
 pub use metrics::{accuracy, roc_auc, Evaluation, TaskMetrics};
+pub use prefix_cache::PrefixCache;
+pub use regrow::threshold_with_regrow;
 
 /// Rows per forward pass when scoring.
 const EVAL_BATCH: usize = 64;
@@ -64,6 +74,7 @@ pub struct Trainer {
     shared_opt: Option<AdamW>,
     rng: ChaCha20Rng,
     round: usize,
+    cache: PrefixCache,
 }
 
 impl std::fmt::Debug for Trainer {
@@ -72,6 +83,7 @@ impl std::fmt::Debug for Trainer {
             .field("config", &self.config)
             .field("tasks", &self.tasks.len())
             .field("round", &self.round)
+            .field("cached_texts", &self.cache.len())
             .finish_non_exhaustive()
     }
 }
@@ -162,15 +174,17 @@ impl Trainer {
         let shared_opt = if trained.is_empty() {
             None
         } else {
-            Some(candle_nn::Optimizer::new(
+            Some(AdamW::new(
                 trained,
-                candle_nn::ParamsAdamW {
-                    lr: config.shared.lr,
-                    weight_decay: config.shared.weight_decay,
-                    ..Default::default()
-                },
+                AdamWParams::new(config.shared.lr, config.shared.weight_decay),
             )?)
         };
+        let cache = PrefixCache::build(
+            &model,
+            data.tasks
+                .iter()
+                .flat_map(|t| t.train.iter().chain(&t.test)),
+        )?;
         let tasks = data
             .tasks
             .iter()
@@ -185,6 +199,7 @@ impl Trainer {
             shared_opt,
             rng,
             round: 0,
+            cache,
         })
     }
 
@@ -210,9 +225,10 @@ impl Trainer {
             let rows = rows.rows(part);
             let (mut scores, mut labels, mut loss_sum) = (Vec::new(), Vec::new(), 0.0);
             for chunk in rows.chunks(EVAL_BATCH) {
-                let (input, y) = batch(chunk, device)?;
+                let refs: Vec<&Row> = chunk.iter().collect();
+                let y = targets(&refs, device)?;
                 let tb = TaskBatch::single(delta, chunk.len(), device)?;
-                let z = self.logits(&input, &tb, false)?;
+                let z = self.logits_rows(&refs, &tb, false)?;
                 loss_sum +=
                     f64::from(logistic_loss(&z, &y)?.to_scalar::<f32>()?) * chunk.len() as f64;
                 scores.extend(z.to_vec1::<f32>()?);
@@ -258,10 +274,27 @@ impl Trainer {
         &self.modules
     }
 
-    /// `[batch]` logits of a batch whose rows belong to `tasks`.
-    fn logits(&self, input: &BertInput, tasks: &TaskBatch, train: bool) -> Result<Tensor> {
-        let hidden = self.model.forward_t(input, Some(tasks), train)?;
-        let pooled = pool(&hidden, &input.attention_mask, Pooling::Mean)?;
+    /// The cache of frozen-prefix states.
+    pub fn prefix_cache(&self) -> &PrefixCache {
+        &self.cache
+    }
+
+    /// `[batch]` logits of `rows`, whose tasks `tasks` gives.
+    fn logits_rows(&self, rows: &[&Row], tasks: &TaskBatch, train: bool) -> Result<Tensor> {
+        let (state, mask) = self.cache.batch(&self.model, rows)?;
+        self.logits_from(&state, &mask, tasks, train)
+    }
+
+    /// `[batch]` logits from a stacked prefix state and its mask.
+    fn logits_from(
+        &self,
+        state: &PrefixState,
+        mask: &Tensor,
+        tasks: &TaskBatch,
+        train: bool,
+    ) -> Result<Tensor> {
+        let hidden = self.model.forward_from(state, mask, Some(tasks), train)?;
+        let pooled = pool(&hidden, mask, Pooling::Mean)?;
         logits(
             &pooled,
             (self.head.0.as_tensor(), self.head.1.as_tensor()),

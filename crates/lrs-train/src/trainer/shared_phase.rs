@@ -3,11 +3,11 @@
 //! through a [`TaskBatch`], so every task's `w`, `S` and head shape its rows' predictions, but
 //! only the shared vars are stepped: the per-task parts are plain tensors here, not vars.
 
-use candle_nn::{AdamW, Optimizer};
 use lrs_nn::{TaskBatch, TaskDelta};
 use rand::seq::SliceRandom;
 
-use super::data::{batch, TaskData};
+use super::adamw::AdamW;
+use super::data::{targets, Row, TaskData};
 use super::error::Result;
 use super::heads::logistic_loss;
 use super::Trainer;
@@ -64,8 +64,12 @@ impl Trainer {
             }
             let deltas: Vec<&TaskDelta> = present.iter().map(|&t| &self.tasks[t]).collect();
             let tb = TaskBatch::new(deltas, &row_task, &device)?;
-            let (input, y) = batch(chunk.iter().map(|&(t, j)| &data.tasks[t].train[j]), &device)?;
-            let z = self.logits(&input, &tb, self.config.dropout)?;
+            let rows: Vec<&Row> = chunk
+                .iter()
+                .map(|&(t, j)| &data.tasks[t].train[j])
+                .collect();
+            let z = self.logits_rows(&rows, &tb, self.config.dropout)?;
+            let y = targets(&rows, &device)?;
             let loss = logistic_loss(&z, &y)?;
             opt.backward_step(&loss)?;
             total += f64::from(loss.to_scalar::<f32>()?);

@@ -12,14 +12,17 @@
 //!
 //! [`SparsityConfig::k_at_round`]: super::SparsityConfig::k_at_round
 
+use std::collections::BTreeMap;
+
 use candle_core::{DType, Tensor, Var};
-use candle_nn::{Optimizer, ParamsAdamW};
-use lrs_nn::{hard_threshold, TaskBatch, TaskDelta};
+use lrs_nn::{TaskBatch, TaskDelta};
 use rayon::prelude::*;
 
-use super::data::{batch, Row, TaskData};
+use super::adamw::{AdamW, AdamWParams};
+use super::data::{targets, Row, TaskData};
 use super::error::{Result, TrainError};
 use super::heads::{logistic_loss, task_head, HEAD_BIAS, HEAD_WEIGHT};
+use super::regrow::threshold_with_regrow;
 use super::Trainer;
 
 impl Trainer {
@@ -67,8 +70,14 @@ impl Trainer {
         let m = cfg.method;
         let device = self.model.device().clone();
         let hidden = self.model.config().hidden_size;
-        let (input, y) = batch(rows, &device)?;
+        let refs: Vec<&Row> = rows.iter().collect();
+        let (state, mask) = self.cache.batch(&self.model, &refs)?;
+        let y = targets(&refs, &device)?;
         let n = rows.len();
+        let loss_of = |work: &TaskDelta, train: bool| -> Result<Tensor> {
+            let tb = TaskBatch::single(work, n, &device)?;
+            logistic_loss(&self.logits_from(&state, &mask, &tb, train)?, &y)
+        };
         let mut work = task.clone();
 
         let mut vars: Vec<Var> = Vec::new();
@@ -92,19 +101,16 @@ impl Trainer {
                 vars.push(var);
             }
         }
+        if m.trains_dense() {
+            for (module, &shape) in &self.modules {
+                let layer = work.layers.entry(module.clone()).or_default();
+                vars.push(layer.start_dense_scratch(shape, &y)?);
+            }
+        }
         if cfg.task.steps > 0 && !vars.is_empty() {
-            let mut opt = candle_nn::AdamW::new(
-                vars,
-                ParamsAdamW {
-                    lr: cfg.task.lr,
-                    weight_decay: 0.0,
-                    ..Default::default()
-                },
-            )?;
+            let mut opt = AdamW::new(vars, AdamWParams::new(cfg.task.lr, 0.0))?;
             for _ in 0..cfg.task.steps {
-                let tb = TaskBatch::single(&work, n, &device)?;
-                let loss = logistic_loss(&self.logits(&input, &tb, cfg.dropout)?, &y)?;
-                opt.backward_step(&loss)?;
+                opt.backward_step(&loss_of(&work, cfg.dropout)?)?;
             }
         }
         // Out of the vars: stored parts own their storage.
@@ -116,22 +122,40 @@ impl Trainer {
         for t in work.head.values_mut() {
             *t = t.detach().copy()?;
         }
+        if m.trains_dense() {
+            // Every entry kept: the dense update, stored in the sparse format.
+            let sizes: BTreeMap<&str, usize> = self
+                .modules
+                .iter()
+                .map(|(name, &(o, i))| (name.as_str(), o * i))
+                .collect();
+            work.harden(|module| sizes.get(module).copied().unwrap_or(0))?;
+        }
 
         if m.trains_sparse() && cfg.task.iht_steps > 0 {
+            let budgets: BTreeMap<&str, usize> = self
+                .modules
+                .iter()
+                .map(|(name, &(o, i))| {
+                    (
+                        name.as_str(),
+                        cfg.sparsity.k_at_round(o, i, round, cfg.rounds),
+                    )
+                })
+                .collect();
             let mut scratch = Vec::new();
-            for (module, &(out_dim, in_dim)) in &self.modules {
+            for (module, &shape) in &self.modules {
                 let layer = work.layers.entry(module.clone()).or_default();
-                let var = layer.start_dense_scratch((out_dim, in_dim), &y)?;
-                let k = cfg.sparsity.k_at_round(out_dim, in_dim, round, cfg.rounds);
-                scratch.push((var, k));
+                let var = layer.start_dense_scratch(shape, &y)?;
+                scratch.push((var, budgets[module.as_str()]));
             }
             // Monotone IHT: a step that raises the loss is undone and the step size halved,
-            // so a too-large `iht_lr` slows the sparse fit down instead of wrecking it.
+            // so a too-large `iht_lr` slows the sparse fit down instead of wrecking it. The
+            // last step may regrow part of the budget by gradient magnitude.
             let mut eta = cfg.task.iht_lr;
             let mut best: Option<(f32, Vec<Tensor>)> = None;
             for step in 0..=cfg.task.iht_steps {
-                let tb = TaskBatch::single(&work, n, &device)?;
-                let loss = logistic_loss(&self.logits(&input, &tb, cfg.dropout)?, &y)?;
+                let loss = loss_of(&work, cfg.dropout)?;
                 let value = loss.to_scalar::<f32>()?;
                 if let Some((best_loss, kept)) = &best {
                     if value > *best_loss {
@@ -151,28 +175,22 @@ impl Trainer {
                     break;
                 }
                 let grads = loss.backward()?;
+                let regrow = if step + 1 == cfg.task.iht_steps {
+                    cfg.task.regrow
+                } else {
+                    0.0
+                };
                 for (var, k) in &scratch {
                     if let Some(g) = grads.get(var) {
                         let stepped = (var.as_tensor() - (g * eta)?)?;
-                        var.set(&hard_threshold(&stepped, *k)?.to_dense()?)?;
+                        var.set(&threshold_with_regrow(&stepped, g, *k, regrow)?)?;
                     }
                 }
             }
-            let budgets: std::collections::BTreeMap<&str, usize> = self
-                .modules
-                .iter()
-                .map(|(name, &(o, i))| {
-                    (
-                        name.as_str(),
-                        cfg.sparsity.k_at_round(o, i, round, cfg.rounds),
-                    )
-                })
-                .collect();
             work.harden(|module| budgets.get(module).copied().unwrap_or(0))?;
         }
 
-        let tb = TaskBatch::single(&work, n, &device)?;
-        let loss = logistic_loss(&self.logits(&input, &tb, false)?, &y)?;
+        let loss = loss_of(&work, false)?;
         Ok((work, f64::from(loss.to_scalar::<f32>()?)))
     }
 

@@ -1,0 +1,134 @@
+//! [`PrefixCache`]: each distinct text's frozen-prefix state
+//! ([`BertModel::prefix`]), computed once. Every forward pass of training and evaluation then
+//! runs only the network from the first adapted linear on ([`BertModel::forward_from`]); with
+//! adapters in the top layer only, that is a fraction of the full model's cost. Texts repeat
+//! across tasks (MovieLens: 1 682 movies for 100 000 ratings), so the cache holds one state
+//! per distinct token sequence, not per row.
+
+use std::collections::HashMap;
+
+use candle_core::{Device, Tensor};
+use lrs_nn::bert::prefix::PrefixState;
+use lrs_nn::{BertInput, BertModel};
+
+use super::data::Row;
+use super::error::{Result, TrainError};
+
+/// Rows per prefix forward pass when filling the cache.
+const FILL_BATCH: usize = 64;
+
+/// Frozen-prefix states by token sequence.
+#[derive(Debug, Clone, Default)]
+pub struct PrefixCache {
+    states: HashMap<Vec<u32>, PrefixState>,
+}
+
+impl PrefixCache {
+    /// Computes the state of every distinct token sequence among `rows`.
+    pub fn build<'a>(model: &BertModel, rows: impl IntoIterator<Item = &'a Row>) -> Result<Self> {
+        let mut cache = Self::default();
+        let mut todo: Vec<&[u32]> = Vec::new();
+        let mut seen = std::collections::HashSet::new();
+        for row in rows {
+            if seen.insert(row.ids.as_slice()) {
+                todo.push(&row.ids);
+            }
+        }
+        // Similar lengths together: little padding per pass.
+        todo.sort_by_key(|ids| ids.len());
+        for chunk in todo.chunks(FILL_BATCH) {
+            for (ids, state) in chunk.iter().zip(compute(model, chunk)?) {
+                cache.states.insert(ids.to_vec(), state);
+            }
+        }
+        Ok(cache)
+    }
+
+    /// Distinct sequences held.
+    pub fn len(&self) -> usize {
+        self.states.len()
+    }
+
+    /// Whether the cache is empty.
+    pub fn is_empty(&self) -> bool {
+        self.states.is_empty()
+    }
+
+    /// Bytes held by the cached tensors.
+    pub fn bytes(&self) -> usize {
+        self.states.values().map(PrefixState::bytes).sum()
+    }
+
+    /// The stacked, zero-padded prefix state of `rows` and its `[batch, seq]` attention mask.
+    /// Rows missing from the cache (texts of a task seen only now) are computed on the fly
+    /// and not stored, so a shared cache can serve parallel readers.
+    pub fn batch(&self, model: &BertModel, rows: &[&Row]) -> Result<(PrefixState, Tensor)> {
+        let missing: Vec<&[u32]> = rows
+            .iter()
+            .filter(|r| !self.states.contains_key(&r.ids))
+            .map(|r| r.ids.as_slice())
+            .collect();
+        let extra: HashMap<&[u32], PrefixState> = if missing.is_empty() {
+            HashMap::new()
+        } else {
+            missing
+                .iter()
+                .copied()
+                .zip(compute(model, &missing)?)
+                .collect()
+        };
+        let states = rows
+            .iter()
+            .map(|r| {
+                self.states
+                    .get(&r.ids)
+                    .or_else(|| extra.get(r.ids.as_slice()))
+                    .ok_or_else(|| TrainError::Model {
+                        reason: "prefix state missing after computing it".into(),
+                    })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let stacked = PrefixState::stack_padded(&states)?;
+        Ok((stacked, mask(rows, model.device())?))
+    }
+}
+
+/// `[batch, seq]` u32 mask: 1 for each row's tokens, 0 for padding up to the longest row.
+pub fn mask(rows: &[&Row], device: &Device) -> Result<Tensor> {
+    let seq = rows.iter().map(|r| r.ids.len()).max().unwrap_or(0);
+    let mut m = Vec::with_capacity(rows.len() * seq);
+    for r in rows {
+        m.extend(std::iter::repeat_n(1u32, r.ids.len()));
+        m.extend(std::iter::repeat_n(0u32, seq - r.ids.len()));
+    }
+    Ok(Tensor::from_vec(m, (rows.len(), seq), device)?)
+}
+
+/// One prefix pass over `seqs`, split back into per-sequence states trimmed to their length.
+fn compute(model: &BertModel, seqs: &[&[u32]]) -> Result<Vec<PrefixState>> {
+    let device = model.device();
+    let seq = seqs.iter().map(|s| s.len()).max().unwrap_or(0);
+    let mut ids = Vec::with_capacity(seqs.len() * seq);
+    for s in seqs {
+        ids.extend_from_slice(s);
+        ids.extend(std::iter::repeat_n(0u32, seq - s.len()));
+    }
+    let input_ids = Tensor::from_vec(ids, (seqs.len(), seq), device)?;
+    let rows: Vec<Row> = seqs
+        .iter()
+        .map(|s| Row {
+            ids: s.to_vec(),
+            positive: false,
+        })
+        .collect();
+    let input = BertInput {
+        token_type_ids: input_ids.zeros_like()?,
+        attention_mask: mask(&rows.iter().collect::<Vec<_>>(), device)?,
+        input_ids,
+    };
+    let state = model.prefix(&input)?;
+    seqs.iter()
+        .enumerate()
+        .map(|(i, s)| Ok(state.row(i, s.len())?))
+        .collect()
+}
