@@ -9,6 +9,7 @@ use candle_core::{DType, Device};
 use crate::error::FileError;
 use crate::files::{atomic::write_atomic, read_bytes, serialize, sha256_hex, Parsed};
 use crate::layer_delta::SparsePart;
+use crate::lora_part::LoraPart;
 use crate::{NnError, Result, SharedFactor, TaskDelta};
 
 /// Writes `dir/adapter_model.safetensors` and `dir/adapter_config.json`: a PEFT LoRA adapter
@@ -56,7 +57,8 @@ pub fn export_peft(shared: &SharedFactor, dir: &Path) -> Result<()> {
 }
 
 /// Writes `out`: the base weight file with every adapted module's weight replaced by
-/// `W0 + s·U diag(w) Vᵀ + S` for `task` (or `W0 + s·U Vᵀ` without one), every other tensor
+/// `W0 + s·U diag(w) Vᵀ + S + s_l·B A` for `task` (its sparse part and per-task LoRA part
+/// where it has them; `W0 + s·U Vᵀ` without a task), every other tensor
 /// and every key name unchanged — loadable by any BERT loader. The base file must be the one
 /// the shared factor was trained on (`base_sha256`).
 pub fn export_merged(
@@ -77,7 +79,12 @@ pub fn export_merged(
         .into());
     }
     if let Some(task) = task {
-        if let Some(m) = task.layers.keys().find(|m| !shared.layers.contains_key(*m)) {
+        if let Some(m) = task
+            .layers
+            .keys()
+            .chain(task.lora.keys())
+            .find(|m| !shared.layers.contains_key(*m))
+        {
             return Err(NnError::Invalid(format!(
                 "task {} adapts {m}, which the shared factor does not",
                 task.task_id
@@ -123,6 +130,15 @@ pub fn export_merged(
                         merged = (merged + d.to_device(&Device::Cpu)?.to_dtype(DType::F32)?)?;
                     }
                     _ => {}
+                }
+                if let Some(lora) = task.and_then(|t| t.lora.get(m)) {
+                    let lora = LoraPart::new(
+                        lora.a.to_device(&Device::Cpu)?.to_dtype(DType::F32)?,
+                        lora.b.to_device(&Device::Cpu)?.to_dtype(DType::F32)?,
+                        lora.scale,
+                    );
+                    lora.check_shape(merged.dims2()?)?;
+                    merged = (merged + lora.delta_weight()?)?;
                 }
                 merged.to_dtype(dtype)?
             }

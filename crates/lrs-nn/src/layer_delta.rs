@@ -1,4 +1,7 @@
 //! One task's parameters for one adapted layer: the core scaling `w` and the sparse part `S`.
+//!
+//! A per-task LoRA term for the same layer ([`crate::LoraPart`]) sits beside it in
+//! [`crate::TaskDelta::lora`], keyed by the same module name.
 
 use candle_core::{Tensor, Var};
 

@@ -8,6 +8,9 @@
 //! S  [out, in]             per task, sparse (top-k), dense only while its task trains
 //! ```
 //!
+//! A task may also carry a per-task LoRA term `+ s_l · (x Aᵀ) Bᵀ` for the layer
+//! ([`LoraPart`], the per-task LoRA baseline); it runs per task group, like `S`.
+//!
 //! ```
 //! use candle_core::{Device, Tensor};
 //! use candle_nn::Module;
@@ -27,6 +30,7 @@ use candle_core::{Module, Tensor, D};
 use candle_nn::{Init, VarBuilder};
 
 use crate::layer_delta::SparsePart;
+use crate::lora_part::LoraPart;
 use crate::task_batch::TaskBatch;
 
 /// The shared low-rank factor of one layer: `s · U Vᵀ` (rank `r`).
@@ -107,7 +111,8 @@ impl LrsLinear {
     ///
     /// The shared path computes `x V` and `(·) Uᵀ` once for the whole batch and only scales
     /// rows by their task's `w` (a gathered `[batch, r]` matrix); the sparse path runs per
-    /// task group over the touched columns/rows only.
+    /// task group over the touched columns/rows only, and so does a task's [`LoraPart`]
+    /// (`s_l · (x Aᵀ) Bᵀ`, from [`crate::TaskDelta::lora`]).
     pub fn forward_tasks(&self, x: &Tensor, tasks: &TaskBatch) -> candle_core::Result<Tensor> {
         let mut y = self.base.forward(x)?;
         let batch = x.dim(0)?;
@@ -144,14 +149,27 @@ impl LrsLinear {
         // Per-group contributions are scatter-added into `y` once, together: one copy of the
         // wide output per layer rather than one per task.
         let (mut parts, mut part_rows) = (Vec::new(), Vec::new());
-        for (delta, rows) in deltas.iter().zip(tasks.groups()) {
-            let Some(delta) = delta else { continue };
+        let loras: Vec<Option<&LoraPart>> = tasks
+            .tasks()
+            .iter()
+            .map(|t| t.lora.get(&self.name))
+            .collect();
+        for ((delta, lora), rows) in deltas.iter().zip(&loras).zip(tasks.groups()) {
+            if delta.is_none() && lora.is_none() {
+                continue;
+            }
+            // The group's own terms: `x Sᵀ` plus `s_l · (x Aᵀ) Bᵀ`, whichever it has.
             let contribution = |xg: &Tensor| -> candle_core::Result<Option<Tensor>> {
-                match &delta.sparse {
-                    SparsePart::None => Ok(None),
-                    SparsePart::Sparse(s) if s.nnz() == 0 => Ok(None),
-                    SparsePart::Sparse(s) => s.apply(xg).map(Some),
-                    SparsePart::Dense(d) => matmul_last(xg, &d.t()?).map(Some),
+                let sparse = match delta.map(|d| &d.sparse) {
+                    None | Some(SparsePart::None) => None,
+                    Some(SparsePart::Sparse(s)) if s.nnz() == 0 => None,
+                    Some(SparsePart::Sparse(s)) => Some(s.apply(xg)?),
+                    Some(SparsePart::Dense(d)) => Some(matmul_last(xg, &d.t()?)?),
+                };
+                let lora = lora.map(|l| l.apply(xg)).transpose()?;
+                match (sparse, lora) {
+                    (Some(s), Some(l)) => (s + l).map(Some),
+                    (s, l) => Ok(s.or(l)),
                 }
             };
             match rows {
@@ -176,7 +194,7 @@ impl LrsLinear {
 }
 
 /// `x [.., k] · m [k, n]` → `[.., n]`, as one 2-D matmul over the flattened leading dims.
-fn matmul_last(x: &Tensor, m: &Tensor) -> candle_core::Result<Tensor> {
+pub(crate) fn matmul_last(x: &Tensor, m: &Tensor) -> candle_core::Result<Tensor> {
     let dims = x.dims();
     let k = x.dim(D::Minus1)?;
     let lead: usize = dims[..dims.len() - 1].iter().product();

@@ -5,6 +5,7 @@ use candle_nn::Module;
 
 use super::*;
 use crate::layer_delta::{LayerDelta, SparsePart};
+use crate::lora_part::LoraPart;
 use crate::sparse_delta::{hard_threshold, SparseDelta};
 use crate::task_batch::TaskBatch;
 use crate::TaskDelta;
@@ -291,4 +292,189 @@ fn builder_names_mirror_the_checkpoint() {
             "encoder.layer.0.output.dense.lrs_v"
         ]
     );
+}
+
+/// A served sparse part from a dense draw, for the LoRA tests below.
+fn sparse_part(out_dim: usize, in_dim: usize, k: usize, dt: DType) -> SparsePart {
+    SparsePart::Sparse(hard_threshold(&randn(&[out_dim, in_dim], &Device::Cpu, dt), k).unwrap())
+}
+
+#[test]
+fn lora_gradients_reach_a_and_b() {
+    let dev = Device::Cpu;
+    let dt = DType::F64;
+    let (out_dim, in_dim, r, r_l) = (4, 5, 2, 3);
+    let layer = LrsLinear::new(
+        NAME,
+        randn(&[out_dim, in_dim], &dev, dt),
+        Some(randn(&[out_dim], &dev, dt)),
+        Some(LowRank::new(
+            randn(&[out_dim, r], &dev, dt),
+            randn(&[in_dim, r], &dev, dt),
+            0.7,
+        )),
+    );
+    // Task 0 has LoRA only (trainable A, B); task 1 has LoRA and a sparse part, so the LoRA
+    // term is checked both alone and summed with S, on gathered row groups.
+    let a0 = Var::from_tensor(&randn(&[r_l, in_dim], &dev, dt)).unwrap();
+    let b0 = Var::from_tensor(&randn(&[out_dim, r_l], &dev, dt)).unwrap();
+    let a1 = Var::from_tensor(&randn(&[2, in_dim], &dev, dt)).unwrap();
+    let b1 = Var::from_tensor(&randn(&[out_dim, 2], &dev, dt)).unwrap();
+    let mut t0 = TaskDelta::new("a", r);
+    t0.lora.insert(
+        NAME.into(),
+        LoraPart::from_alpha(a0.as_tensor().clone(), b0.as_tensor().clone(), 6.0),
+    );
+    let mut t1 = TaskDelta::new("b", r);
+    t1.layers.insert(
+        NAME.into(),
+        LayerDelta {
+            w: Some(randn(&[r], &dev, dt)),
+            sparse: sparse_part(out_dim, in_dim, 4, dt),
+        },
+    );
+    t1.lora.insert(
+        NAME.into(),
+        LoraPart::new(a1.as_tensor().clone(), b1.as_tensor().clone(), 0.5),
+    );
+    let x = randn(&[3, 2, in_dim], &dev, dt);
+    let probe = randn(&[3, 2, out_dim], &dev, dt);
+    let batch = TaskBatch::new(vec![&t0, &t1], &[1, 0, 1], &dev).unwrap();
+    let loss_t = || {
+        layer
+            .forward_tasks(&x, &batch)
+            .unwrap()
+            .mul(&probe)
+            .unwrap()
+            .sum_all()
+            .unwrap()
+    };
+    let loss = || loss_t().to_scalar::<f64>().unwrap();
+    let grads = loss_t().backward().unwrap();
+    for (var, what) in [
+        (&a0, "A task a"),
+        (&b0, "B task a"),
+        (&a1, "A task b"),
+        (&b1, "B task b"),
+    ] {
+        let g = grads
+            .get(var)
+            .unwrap_or_else(|| panic!("{what}: no gradient"));
+        check_grad(var, g, &loss, what);
+    }
+    // The whole-batch (no gather) path carries gradients too.
+    let single = TaskBatch::single(&t0, 3, &dev).unwrap();
+    let grads = layer
+        .forward_tasks(&x, &single)
+        .unwrap()
+        .mul(&probe)
+        .unwrap()
+        .sum_all()
+        .unwrap()
+        .backward()
+        .unwrap();
+    for (var, what) in [(&a0, "A single"), (&b0, "B single")] {
+        let g = grads.get(var).unwrap_or_else(|| panic!("{what}: no grad"));
+        let max: f64 = g.abs().unwrap().max_all().unwrap().to_scalar().unwrap();
+        assert!(max > 0.0, "{what}: zero gradient");
+    }
+}
+
+fn max_abs_diff(a: &Tensor, b: &Tensor) -> f32 {
+    (a - b)
+        .unwrap()
+        .abs()
+        .unwrap()
+        .max_all()
+        .unwrap()
+        .to_scalar::<f32>()
+        .unwrap()
+}
+
+#[test]
+fn lora_sparse_and_plain_tasks_mix_row_by_row() {
+    let dev = Device::Cpu;
+    let dt = DType::F32;
+    let (out_dim, in_dim, r) = (6, 8, 3);
+    let (w0, b0) = (
+        randn(&[out_dim, in_dim], &dev, dt),
+        randn(&[out_dim], &dev, dt),
+    );
+    let shared = LowRank::new(
+        randn(&[out_dim, r], &dev, dt),
+        randn(&[in_dim, r], &dev, dt),
+        0.5,
+    );
+    let lora = LoraPart::from_alpha(
+        randn(&[2, in_dim], &dev, dt),
+        randn(&[out_dim, 2], &dev, dt),
+        4.0,
+    );
+    let mut with_lora = TaskDelta::new("lora", r);
+    with_lora.lora.insert(NAME.into(), lora.clone());
+    let mut sparse = TaskDelta::new("sparse", r);
+    sparse.layers.insert(
+        NAME.into(),
+        LayerDelta {
+            w: Some(randn(&[r], &dev, dt)),
+            sparse: sparse_part(out_dim, in_dim, 5, dt),
+        },
+    );
+    let mut both = sparse.clone();
+    both.task_id = "both".into();
+    both.lora.insert(
+        NAME.into(),
+        LoraPart::new(
+            randn(&[3, in_dim], &dev, dt),
+            randn(&[out_dim, 3], &dev, dt),
+            0.25,
+        ),
+    );
+    let plain = TaskDelta::new("plain", r);
+    let rows = [
+        &with_lora, &sparse, &plain, &with_lora, &both, &plain, &sparse,
+    ];
+    // The per-task LoRA baseline has no shared path; the same tasks also run on an LRS layer.
+    for low_rank in [None, Some(shared)] {
+        let layer = LrsLinear::new(NAME, w0.clone(), Some(b0.clone()), low_rank.clone());
+        let x = randn(&[rows.len(), 4, in_dim], &dev, dt);
+        let got = layer
+            .forward_tasks(&x, &TaskBatch::per_row(&rows, &dev).unwrap())
+            .unwrap();
+        for (i, task) in rows.iter().enumerate() {
+            let xi = x.narrow(0, i, 1).unwrap();
+            let alone = layer
+                .forward_tasks(&xi, &TaskBatch::single(task, 1, &dev).unwrap())
+                .unwrap();
+            let row = got.narrow(0, i, 1).unwrap();
+            let d = max_abs_diff(&row, &alone);
+            assert!(
+                d <= 1e-5,
+                "row {i} ({}), shared {}: {d}",
+                task.task_id,
+                low_rank.is_some()
+            );
+            if task.task_id == "lora" {
+                // Dense formula x (W0 + s·U Vᵀ + s_l·B A)ᵀ + b0 (no shared term without U, V).
+                let mut merged = (&w0 + lora.delta_weight().unwrap()).unwrap();
+                if let Some(lr) = &low_rank {
+                    let low = (lr.u.matmul(&lr.v.t().unwrap()).unwrap() * lr.scale).unwrap();
+                    merged = (merged + low).unwrap();
+                }
+                let want = xi
+                    .broadcast_matmul(&merged.t().unwrap())
+                    .unwrap()
+                    .broadcast_add(&b0)
+                    .unwrap();
+                let d = max_abs_diff(&row, &want);
+                assert!(d <= 1e-5, "row {i} vs dense formula: {d}");
+            }
+            if task.task_id == "plain" && low_rank.is_none() {
+                let want = candle_nn::Linear::new(w0.clone(), Some(b0.clone()))
+                    .forward(&xi)
+                    .unwrap();
+                assert!(max_abs_diff(&row, &want) <= 1e-6, "plain row {i}");
+            }
+        }
+    }
 }

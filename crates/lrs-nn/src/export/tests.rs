@@ -2,6 +2,7 @@ use candle_core::{DType, Device, Tensor};
 
 use super::*;
 use crate::layer_delta::LayerDelta;
+use crate::lora_part::LoraPart;
 use crate::sparse_delta::hard_threshold;
 use crate::testing::{tiny_config, write_checkpoint};
 use crate::{BertCheckpoint, BertInput, BertModel, LrsOptions, TaskBatch};
@@ -154,4 +155,91 @@ fn peft_adapter_holds_v_transpose_and_scaled_u() {
     assert_eq!(cfg["lora_alpha"], 3);
     assert_eq!(cfg["target_modules"].as_array().unwrap().len(), 4);
     assert!(cfg["base_model_name_or_path"].as_str().is_some());
+}
+
+#[test]
+fn merged_export_folds_in_per_task_lora_parts() {
+    let (dir, model, shared, mut task) = setup("bert.");
+    // LoRA on half the modules (alone on one, beside w and S on the others), varying ranks.
+    let modules = model.adapted_modules();
+    for (i, (name, (o, n))) in modules.iter().enumerate().filter(|(i, _)| i % 2 == 0) {
+        let r_l = 1 + i % 3;
+        let lora = LoraPart::from_alpha(
+            Tensor::randn(0f32, 0.3, (r_l, *n), &Device::Cpu).unwrap(),
+            Tensor::randn(0f32, 0.3, (*o, r_l), &Device::Cpu).unwrap(),
+            8.0,
+        );
+        if i == 0 {
+            task.layers.remove(name);
+        }
+        task.lora.insert(name.clone(), lora);
+    }
+    assert!(task.lora_params() > 0);
+    let out = tempfile::tempdir().unwrap();
+    export_merged(
+        &dir.path().join("model.safetensors"),
+        &shared,
+        Some(&task),
+        &out.path().join("model.safetensors"),
+    )
+    .unwrap();
+    std::fs::copy(
+        dir.path().join("config.json"),
+        out.path().join("config.json"),
+    )
+    .unwrap();
+    let plain = BertModel::load(
+        &BertCheckpoint::from_dir(out.path()).unwrap(),
+        None,
+        &Device::Cpu,
+        DType::F32,
+    )
+    .unwrap();
+    let ids = Tensor::new(&[[1u32, 7, 9, 30, 2], [1, 50, 60, 2, 0]], &Device::Cpu).unwrap();
+    let input = BertInput::from_ids(ids).unwrap();
+    let want = model
+        .forward_t(
+            &input,
+            Some(&TaskBatch::single(&task, 2, &Device::Cpu).unwrap()),
+            false,
+        )
+        .unwrap();
+    let without_lora = TaskDelta {
+        lora: Default::default(),
+        ..task.clone()
+    };
+    let other = model
+        .forward_t(
+            &input,
+            Some(&TaskBatch::single(&without_lora, 2, &Device::Cpu).unwrap()),
+            false,
+        )
+        .unwrap();
+    let got = plain.forward_t(&input, None, false).unwrap();
+    let diff = |a: &Tensor, b: &Tensor| -> f32 {
+        (a - b)
+            .unwrap()
+            .abs()
+            .unwrap()
+            .max_all()
+            .unwrap()
+            .to_scalar()
+            .unwrap()
+    };
+    assert!(diff(&want, &got) <= 1e-5, "{}", diff(&want, &got));
+    // The LoRA parts matter: without them the outputs differ.
+    assert!(diff(&want, &other) > 1e-3, "{}", diff(&want, &other));
+
+    // A LoRA part on a module the shared factor does not adapt is refused.
+    let mut stray = task.clone();
+    let lora = stray.lora.values().next().unwrap().clone();
+    stray.lora.insert("pooler.dense".into(), lora);
+    let err = export_merged(
+        &dir.path().join("model.safetensors"),
+        &shared,
+        Some(&stray),
+        &out.path().join("m2.safetensors"),
+    )
+    .unwrap_err();
+    assert!(matches!(err, NnError::Invalid(_)), "{err}");
 }

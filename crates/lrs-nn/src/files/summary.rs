@@ -1,5 +1,5 @@
 //! A read-only summary of a shared or task file (for `lrs inspect`): metadata, modules, nnz,
-//! bytes, hashes. Parses strictly but does not need the base model.
+//! LoRA parameters, bytes, hashes. Parses strictly but does not need the base model.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -12,7 +12,8 @@ use crate::error::FileError;
 /// One tensor's header entry.
 #[derive(Debug, Clone, Serialize)]
 pub struct TensorSummary {
-    /// Suffix after the module name (`lrs_u`, `lrs_idx`, ...) or the full name for heads.
+    /// Suffix after the module name (`lrs_u`, `lrs_idx`, `lora_a`, ...) or the full name for
+    /// heads.
     pub name: String,
     /// Safetensors dtype.
     pub dtype: String,
@@ -29,6 +30,8 @@ pub struct ModuleSummary {
     pub module: String,
     /// Non-zeros of its sparse part (task files).
     pub nnz: usize,
+    /// Elements of its per-task LoRA part, `lora_a` plus `lora_b` (task files; 0 without).
+    pub lora_params: usize,
     /// Its tensors.
     pub tensors: Vec<TensorSummary>,
 }
@@ -50,9 +53,12 @@ pub struct FileSummary {
     pub modules: Vec<ModuleSummary>,
     /// Total sparse non-zeros.
     pub nnz: usize,
+    /// Total per-task LoRA parameters (elements of every `lora_a` and `lora_b`).
+    pub lora_params: usize,
 }
 
-/// Summarises any safetensors file, grouping `<module>.lrs_*` tensors by module.
+/// Summarises any safetensors file, grouping `<module>.lrs_*` and `<module>.lora_*` tensors by
+/// module.
 pub fn summarize(path: &Path) -> Result<FileSummary, FileError> {
     let bytes = read_bytes(path)?;
     let p = Parsed::new(path, &bytes)?;
@@ -63,7 +69,9 @@ pub fn summarize(path: &Path) -> Result<FileSummary, FileError> {
             reason: e.to_string(),
         })?;
         let (module, suffix) = match name.rsplit_once('.') {
-            Some((m, s)) if s.starts_with("lrs_") => (m.to_string(), s.to_string()),
+            Some((m, s)) if s.starts_with("lrs_") || s.starts_with("lora_") => {
+                (m.to_string(), s.to_string())
+            }
             _ if name.starts_with("head.") => ("head".to_string(), name.clone()),
             _ => (String::new(), name.clone()),
         };
@@ -72,10 +80,14 @@ pub fn summarize(path: &Path) -> Result<FileSummary, FileError> {
             .or_insert_with(|| ModuleSummary {
                 module,
                 nnz: 0,
+                lora_params: 0,
                 tensors: Vec::new(),
             });
-        if suffix == "lrs_idx" {
-            entry.nnz += view.shape().iter().product::<usize>();
+        let elements = view.shape().iter().product::<usize>();
+        match suffix.as_str() {
+            "lrs_idx" => entry.nnz += elements,
+            "lora_a" | "lora_b" => entry.lora_params += elements,
+            _ => {}
         }
         entry.tensors.push(TensorSummary {
             name: suffix,
@@ -91,6 +103,7 @@ pub fn summarize(path: &Path) -> Result<FileSummary, FileError> {
         sha256: sha256_hex(&bytes),
         format: p.meta.get("format").cloned(),
         nnz: modules.iter().map(|m| m.nnz).sum(),
+        lora_params: modules.iter().map(|m| m.lora_params).sum(),
         metadata: p.meta.into_iter().collect(),
         modules,
     })

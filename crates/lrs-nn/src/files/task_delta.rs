@@ -1,5 +1,23 @@
 //! `<task_id>.safetensors`: one task's core scalings `w`, sparse parts `S` (sorted flat indices +
-//! values) and optional head, tied by hash to the base checkpoint and the shared file.
+//! values), optional per-task LoRA parts and optional head, tied by hash to the base checkpoint
+//! and the shared file.
+//!
+//! Tensors (`<module>` is the base checkpoint's module name, one of the adapted modules):
+//!
+//! | name               | shape         | dtype            | present                          |
+//! |--------------------|---------------|------------------|----------------------------------|
+//! | `<module>.lrs_w`   | `[r]`         | F32              | unless `core = "shared"`         |
+//! | `<module>.lrs_idx` | `[nnz]`       | U32              | with a sparse part (sorted flat row-major indices into `[out, in]`) |
+//! | `<module>.lrs_val` | `[nnz]`       | F16, BF16 or F32 | with `lrs_idx`                   |
+//! | `<module>.lora_a`  | `[r_l, in]`   | F16, BF16 or F32 | with a per-task LoRA part (PEFT `lora_A`) |
+//! | `<module>.lora_b`  | `[out, r_l]`  | F16, BF16 or F32 | with `lora_a` (PEFT `lora_B`)    |
+//! | `head.*`           | any           | F16, BF16 or F32 | optional per-task head           |
+//!
+//! Metadata: `format = "lrs-task"`, `version = "1"`, `task_id`, `base_sha256`, `shared_sha256`,
+//! `rank`, `nnz` (sparse non-zeros only), `created`, and — only when some module has a LoRA
+//! part — `lora_alpha` (PEFT's α; each module's scale is `s_l = lora_alpha / r_l`).
+//!
+//! The layer then computes `y = x W0ᵀ + b0 + s·((x V) ⊙ w) Uᵀ + x Sᵀ + s_l·(x Aᵀ) Bᵀ`.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
@@ -11,10 +29,18 @@ use super::{
 };
 use crate::error::FileError;
 use crate::layer_delta::{LayerDelta, SparsePart};
+use crate::lora_part::LoraPart;
 use crate::sparse_delta::{validate_indices, IndexProblem, SparseDelta};
 
 /// `format` metadata of a task file.
 pub const TASK_FORMAT: &str = "lrs-task";
+
+/// Metadata key of the LoRA α (present only when the task has LoRA parts).
+pub const LORA_ALPHA_KEY: &str = "lora_alpha";
+
+/// Relative tolerance within which every LoRA part of one task must agree on `α = s_l · r_l`
+/// (one `lora_alpha` is stored per file).
+const ALPHA_REL_TOL: f64 = 1e-9;
 
 /// One task's parameters across all adapted layers (the per-task half of an LRS model).
 #[derive(Debug, Clone, Default)]
@@ -27,6 +53,12 @@ pub struct TaskDelta {
     pub layers: BTreeMap<String, LayerDelta>,
     /// Optional per-task head tensors (`head.*`).
     pub head: BTreeMap<String, Tensor>,
+    /// Module name → per-task LoRA term `s_l · (x Aᵀ) Bᵀ` for that layer (the per-task LoRA
+    /// baseline; absent modules: none). Added to whatever `layers` holds for the module.
+    ///
+    /// Kept beside `layers` rather than inside [`LayerDelta`] so that every existing
+    /// `LayerDelta { w, sparse }` literal keeps compiling.
+    pub lora: BTreeMap<String, LoraPart>,
     /// `created` metadata of the file it was loaded from (RFC 3339), if any.
     pub created: Option<String>,
 }
@@ -50,9 +82,14 @@ impl TaskDelta {
         }
     }
 
-    /// Total stored non-zeros across layers.
+    /// Total stored non-zeros of the sparse parts across layers (LoRA parts not included).
     pub fn nnz(&self) -> usize {
         self.layers.values().map(LayerDelta::nnz).sum()
+    }
+
+    /// Total trainable / stored LoRA parameters across layers (`Σ r_l · (in + out)`).
+    pub fn lora_params(&self) -> usize {
+        self.lora.values().map(LoraPart::num_params).sum()
     }
 
     /// `H_k` on every dense scratch: keep `k(module)` largest magnitudes per layer.
@@ -63,9 +100,10 @@ impl TaskDelta {
         Ok(())
     }
 
-    /// Writes the file atomically with sparse values stored as `value_dtype` (F16, BF16 or
-    /// F32) and `w` as F32; returns the sha256 of the bytes written. Dense scratches must be
-    /// hardened first.
+    /// Writes the file atomically with sparse values and LoRA `A`/`B` stored as `value_dtype`
+    /// (F16, BF16 or F32) and `w` as F32; returns the sha256 of the bytes written. Dense
+    /// scratches must be hardened first; LoRA parts must have `A [r_l, in]`, `B [out, r_l]`,
+    /// finite values, and one common `α = s_l · r_l` (recorded as `lora_alpha`).
     pub fn save(
         &self,
         path: &Path,
@@ -80,7 +118,7 @@ impl TaskDelta {
         if !matches!(value_dtype, DType::F16 | DType::BF16 | DType::F32) {
             return Err(FileError::DType {
                 file: path.to_path_buf(),
-                tensor: "*.lrs_val".into(),
+                tensor: "*.lrs_val, *.lora_a, *.lora_b".into(),
                 expected: "F16, BF16 or F32",
                 found: format!("{value_dtype:?}"),
             });
@@ -117,10 +155,69 @@ impl TaskDelta {
                 }
             }
         }
+        let mut alpha: Option<(f64, &str)> = None;
+        for (module, lora) in &self.lora {
+            let (a_name, b_name) = (format!("{module}.lora_a"), format!("{module}.lora_b"));
+            let rank = lora.rank();
+            if rank == 0 || lora.a.rank() != 2 {
+                return Err(FileError::Shape {
+                    file: path.to_path_buf(),
+                    tensor: a_name,
+                    expected: "[r_l, in] with r_l ≥ 1".into(),
+                    found: lora.a.dims().to_vec(),
+                });
+            }
+            if lora.b.rank() != 2 || lora.b.dim(1).ok() != Some(rank) {
+                return Err(FileError::Shape {
+                    file: path.to_path_buf(),
+                    tensor: b_name,
+                    expected: format!("[out, {rank}] (r_l from {a_name})"),
+                    found: lora.b.dims().to_vec(),
+                });
+            }
+            let this = lora.alpha();
+            if !this.is_finite() {
+                return Err(FileError::BadMetadata {
+                    file: path.to_path_buf(),
+                    key: LORA_ALPHA_KEY.into(),
+                    reason: format!("{module}: scale {} gives α = {this}", lora.scale),
+                });
+            }
+            match alpha {
+                None => alpha = Some((this, module)),
+                Some((first, first_module))
+                    if (this - first).abs() > ALPHA_REL_TOL * first.abs().max(this.abs()) =>
+                {
+                    return Err(FileError::BadMetadata {
+                        file: path.to_path_buf(),
+                        key: LORA_ALPHA_KEY.into(),
+                        reason: format!(
+                            "one α per file, but {first_module} has α = {first} and {module} \
+                             has α = {this} (α = scale · r_l)"
+                        ),
+                    });
+                }
+                Some(_) => {}
+            }
+            for (name, t) in [(a_name, &lora.a), (b_name, &lora.b)] {
+                let stored = t
+                    .detach()
+                    .to_dtype(value_dtype)
+                    .map_err(|e| tensor_err(name.clone(), e))?;
+                // Check what is written (a finite f32 may overflow f16), so every saved file
+                // passes `load`.
+                if let Some(position) =
+                    first_non_finite(&stored).map_err(|e| tensor_err(name.clone(), e))?
+                {
+                    return Err(non_finite(path, &name, position));
+                }
+                tensors.push((name, stored));
+            }
+        }
         for (name, t) in &self.head {
             tensors.push((name.clone(), t.detach()));
         }
-        let meta = HashMap::from([
+        let mut meta = HashMap::from([
             ("format".to_string(), TASK_FORMAT.to_string()),
             ("version".to_string(), super::FORMAT_VERSION.to_string()),
             ("task_id".to_string(), self.task_id.clone()),
@@ -133,6 +230,10 @@ impl TaskDelta {
             ("nnz".to_string(), self.nnz().to_string()),
             ("created".to_string(), now_rfc3339()),
         ]);
+        if let Some((alpha, _)) = alpha {
+            // `{}` prints the shortest string that parses back to the same f64.
+            meta.insert(LORA_ALPHA_KEY.to_string(), alpha.to_string());
+        }
         let bytes = serialize(path, tensors, meta)?;
         write_atomic(path, &bytes)?;
         Ok(sha256_hex(&bytes))
@@ -140,7 +241,9 @@ impl TaskDelta {
 
     /// Reads and validates a task file: format/version, `base_sha256` and `shared_sha256`
     /// against `check`, rank, known modules, shapes `w [r]`, `idx`/`val [nnz]` (U32 indices
-    /// strictly increasing and `< out·in`), total `nnz`. Values land on `device` in `dtype`.
+    /// strictly increasing and `< out·in`), total `nnz`; LoRA parts: `lora_a [r_l, in]` and
+    /// `lora_b [out, r_l]` both present or both absent, finite values, `lora_alpha` metadata
+    /// present (finite) exactly when some module has them. Values land on `device` in `dtype`.
     pub fn load(
         path: &Path,
         check: &LoadCheck,
@@ -155,7 +258,18 @@ impl TaskDelta {
             p.check_hash("shared_sha256", shared)?;
         }
         let rank = p.rank_matching(check.rank)?;
+        let lora_alpha: Option<f64> = match p.meta.get(LORA_ALPHA_KEY) {
+            None => None,
+            Some(_) => {
+                let alpha: f64 = p.meta_parse(LORA_ALPHA_KEY)?;
+                if !alpha.is_finite() {
+                    return Err(p.bad_meta(LORA_ALPHA_KEY, &format!("{alpha} is not finite")));
+                }
+                Some(alpha)
+            }
+        };
         let mut layers: BTreeMap<String, LayerDelta> = BTreeMap::new();
+        let mut lora: BTreeMap<String, LoraPart> = BTreeMap::new();
         let mut head = BTreeMap::new();
         let mut total_nnz = 0usize;
         let unknown = |tensor: &str| FileError::UnknownModule {
@@ -248,8 +362,27 @@ impl TaskDelta {
                         });
                     }
                 }
+                "lora_a" => {
+                    let part = load_lora(&p, module, (out_dim, in_dim), lora_alpha, device, dtype)?;
+                    lora.insert(module.to_string(), part);
+                }
+                "lora_b" => {
+                    let a_name = format!("{module}.lora_a");
+                    if p.st.tensor(&a_name).is_err() {
+                        return Err(FileError::MissingTensor {
+                            file: path.to_path_buf(),
+                            tensor: a_name,
+                        });
+                    }
+                }
                 _ => return Err(unknown(&name)),
             }
+        }
+        if lora_alpha.is_some() && lora.is_empty() {
+            return Err(p.bad_meta(
+                LORA_ALPHA_KEY,
+                "present, but the file holds no LoRA tensors (*.lora_a / *.lora_b)",
+            ));
         }
         let recorded: usize = p.meta_parse("nnz")?;
         if recorded != total_nnz {
@@ -263,7 +396,69 @@ impl TaskDelta {
             rank,
             layers,
             head,
+            lora,
             created: p.meta.get("created").cloned(),
         })
+    }
+}
+
+/// Reads `<module>.lora_a` / `<module>.lora_b` for a `(out, in)` module: both present, floating
+/// dtype, `A [r_l, in]`, `B [out, r_l]`, `r_l ≥ 1`, finite values, `lora_alpha` recorded.
+fn load_lora(
+    p: &Parsed,
+    module: &str,
+    (out_dim, in_dim): (usize, usize),
+    alpha: Option<f64>,
+    device: &Device,
+    dtype: DType,
+) -> Result<LoraPart, FileError> {
+    let (a_name, b_name) = (format!("{module}.lora_a"), format!("{module}.lora_b"));
+    let floats = [DType::F16, DType::BF16, DType::F32];
+    // Validated on the host, moved to `device` only once known good.
+    let a = p.tensor(&a_name, &floats, "F16, BF16 or F32", &Device::Cpu)?;
+    let b = p.tensor(&b_name, &floats, "F16, BF16 or F32", &Device::Cpu)?;
+    let rank = match a.dims() {
+        &[r, i] if r >= 1 && i == in_dim => r,
+        found => return Err(p.shape_err(&a_name, format!("[r_l ≥ 1, {in_dim}]"), found)),
+    };
+    if b.dims() != [out_dim, rank] {
+        return Err(p.shape_err(
+            &b_name,
+            format!("[{out_dim}, {rank}] (r_l from {a_name})"),
+            b.dims(),
+        ));
+    }
+    let alpha = alpha.ok_or_else(|| {
+        p.bad_meta(
+            LORA_ALPHA_KEY,
+            &format!("missing, but the file holds {a_name} and {b_name}"),
+        )
+    })?;
+    let finish = |name: &str, t: Tensor| -> Result<Tensor, FileError> {
+        if let Some(position) = first_non_finite(&t).map_err(|e| p.tensor_err(name, e))? {
+            return Err(non_finite(p.path, name, position));
+        }
+        t.to_device(device)
+            .and_then(|t| t.to_dtype(dtype))
+            .map_err(|e| p.tensor_err(name, e))
+    };
+    let (a, b) = (finish(&a_name, a)?, finish(&b_name, b)?);
+    Ok(LoraPart::from_alpha(a, b, alpha))
+}
+
+/// Flat position of the first NaN or ±∞ in `t`, if any.
+fn first_non_finite(t: &Tensor) -> candle_core::Result<Option<usize>> {
+    let values: Vec<f32> = t.flatten_all()?.to_dtype(DType::F32)?.to_vec1()?;
+    Ok(values.iter().position(|v| !v.is_finite()))
+}
+
+/// The typed error for a NaN or ±∞ in a stored tensor.
+fn non_finite(file: &Path, tensor: &str, position: usize) -> FileError {
+    FileError::Tensor {
+        file: file.to_path_buf(),
+        tensor: tensor.to_string(),
+        source: Box::new(candle_core::Error::Msg(format!(
+            "non-finite value at flat position {position}"
+        ))),
     }
 }
