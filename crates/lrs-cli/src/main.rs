@@ -23,6 +23,12 @@ enum Command {
     /// Differential-privacy accounting: ε for a noise level, σ for a target ε.
     #[command(subcommand)]
     Privacy(commands::privacy::PrivacyCommand),
+    /// Train a run (LRS or a baseline) from a TOML config into a run directory.
+    Train(commands::train::TrainArgs),
+    /// Fit new tasks against a run's frozen shared parts and write their task files.
+    Personalize(commands::personalize::PersonalizeArgs),
+    /// Per-task test AUC/accuracy of a run's task files.
+    Eval(commands::eval::EvalArgs),
     /// Print a shared or task file's metadata, modules, nnz, bytes and hashes.
     Inspect(commands::inspect::InspectArgs),
     /// The main demo: AMHT-LRS and every baseline on one linear instance.
@@ -33,6 +39,12 @@ enum Command {
 }
 
 fn main() -> anyhow::Result<()> {
+    // candle's CPU backend runs element-wise ops on a spinning barrier pool; under the
+    // trainer's own task parallelism (rayon) most of the time went to spinning (measured:
+    // a task phase 4.6× faster with one pool thread). Matrix products keep their threads.
+    if std::env::var_os("CANDLE_NUM_THREADS").is_none() {
+        std::env::set_var("CANDLE_NUM_THREADS", "1");
+    }
     let cli = Cli::parse();
     match cli.command {
         Command::Linear(cmd) => commands::linear::run(cmd),
@@ -40,5 +52,8 @@ fn main() -> anyhow::Result<()> {
         Command::Bench(cmd) => commands::bench::run(cmd),
         Command::Quickstart(args) => commands::quickstart::run(args),
         Command::Inspect(args) => commands::inspect::run(args),
+        Command::Train(args) => commands::train::run(args),
+        Command::Personalize(args) => commands::personalize::run(args),
+        Command::Eval(args) => commands::eval::run(args),
     }
 }

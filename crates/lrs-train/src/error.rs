@@ -68,6 +68,12 @@ pub enum DataError {
         /// The directory searched.
         dir: PathBuf,
     },
+    /// The data configuration cannot be served (missing directory, no usable task, …).
+    #[error("{reason}")]
+    Invalid {
+        /// What is wrong and how to fix it.
+        reason: String,
+    },
 }
 
 impl DataError {

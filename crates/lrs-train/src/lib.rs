@@ -45,6 +45,7 @@ pub mod example;
 pub mod jsonl;
 pub mod movielens;
 pub mod report;
+pub mod run;
 pub mod split;
 pub mod trainer;
 

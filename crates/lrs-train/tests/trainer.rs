@@ -481,3 +481,35 @@ fn regrowth_keeps_the_budget() {
         "regrowth changed nothing"
     );
 }
+
+#[test]
+fn per_task_lora_learns_a_pair_per_target_module_reproducibly() {
+    let f = fixture();
+    let data = tiny_data(2, 8);
+    let mut cfg = tiny_config_toml(Method::Lora);
+    cfg.lora_rank = Some(3);
+    let mut t = trainer(&f, cfg.clone(), &data);
+    let before = t.evaluate(&data, Part::Train).expect("eval").mean_loss();
+    t.round(&data).expect("round");
+    let after = t.evaluate(&data, Part::Train).expect("eval").mean_loss();
+    assert!(after < before - 1e-3, "{before} → {after}");
+    for task in t.tasks() {
+        assert_eq!(task.lora.len(), t.modules().len());
+        for (module, part) in &task.lora {
+            let (o, i) = t.modules()[module];
+            assert_eq!((part.a.dims(), part.b.dims()), (&[3, i][..], &[o, 3][..]));
+            let b_norm: f32 = part.b.abs().unwrap().sum_all().unwrap().to_scalar().unwrap();
+            assert!(b_norm > 0.0, "{module}: B never moved");
+        }
+        assert_eq!(task.nnz(), 0);
+    }
+    let mut again = trainer(&f, cfg, &data);
+    again.round(&data).expect("round");
+    let a_bits = |t: &Trainer| -> Vec<Vec<u32>> {
+        t.tasks()
+            .iter()
+            .flat_map(|task| task.lora.values().map(|p| bits(&p.b)))
+            .collect()
+    };
+    assert_eq!(a_bits(&t), a_bits(&again));
+}

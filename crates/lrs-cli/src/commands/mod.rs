@@ -1,9 +1,13 @@
 //! One module per top-level subcommand.
 
 pub mod bench;
+pub mod eval;
 pub mod inspect;
 pub mod linear;
+pub mod personalize;
 pub mod privacy;
 pub mod private_linear;
 pub mod quickstart;
 pub mod sweep;
+pub mod train;
+pub mod train_plots;

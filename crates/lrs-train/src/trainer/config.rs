@@ -49,6 +49,9 @@ pub enum Method {
     SharedOnly,
     /// A shared head; per task head and sparse `S`, no shared factor (diff-pruning style).
     SparseOnly,
+    /// A shared head; per task head and a LoRA pair `(A, B)` on every target module, trained
+    /// with AdamW on the task's rows (PEFT's LoRA, one adapter per task).
+    Lora,
     /// A shared head; per task head and a dense update of every adapted matrix trained with
     /// AdamW (full fine-tuning of the target modules; meant for small task counts).
     FullFt,
@@ -80,18 +83,24 @@ impl Method {
         matches!(self, Method::Lrs | Method::SparseOnly)
     }
 
+    /// Whether the task phase trains a per-task LoRA pair on every target module.
+    pub fn trains_lora(self) -> bool {
+        matches!(self, Method::Lora)
+    }
+
     /// Whether the task phase trains a dense per-task update of every adapted matrix.
     pub fn trains_dense(self) -> bool {
         matches!(self, Method::FullFt)
     }
 
     /// Every method, in table order.
-    pub const ALL: [Method; 6] = [
+    pub const ALL: [Method; 7] = [
         Method::Lrs,
         Method::Global,
         Method::HeadOnly,
         Method::SharedOnly,
         Method::SparseOnly,
+        Method::Lora,
         Method::FullFt,
     ];
 
@@ -103,6 +112,7 @@ impl Method {
             Method::HeadOnly => "head-only",
             Method::SharedOnly => "shared-only",
             Method::SparseOnly => "sparse-only",
+            Method::Lora => "lora",
             Method::FullFt => "full-ft",
         }
     }
@@ -302,6 +312,14 @@ pub struct TrainConfig {
     pub task: TaskPhaseConfig,
     /// Maximum tokens per text, special tokens included.
     pub max_len: usize,
+    /// Rank of the per-task LoRA pairs of method `lora` (default: [`Self::rank`]).
+    pub lora_rank: Option<usize>,
+    /// PEFT's `lora_alpha` of those pairs, scale `alpha / lora_rank` (default: the LoRA rank,
+    /// i.e. scale 1).
+    pub lora_alpha: Option<f64>,
+    /// Whether methods with per-task heads (every method but `global`) train them; off, a
+    /// task's personal part is only what its method adapts in the encoder.
+    pub task_head: bool,
     /// Whether dropout is on while training (off by default: candle's CPU dropout cannot be
     /// seeded, so runs with it are not reproducible).
     pub dropout: bool,
@@ -328,6 +346,9 @@ impl Default for TrainConfig {
             shared: SharedPhaseConfig::default(),
             task: TaskPhaseConfig::default(),
             max_len: 64,
+            lora_rank: None,
+            lora_alpha: None,
+            task_head: true,
             dropout: false,
             seed: 0,
             model: "sentence-transformers/all-MiniLM-L6-v2".into(),
@@ -366,6 +387,11 @@ impl TrainConfig {
         }
     }
 
+    /// Whether tasks carry a head: the method has one and [`Self::task_head`] is on.
+    pub fn task_heads(&self) -> bool {
+        self.method.trains_task_head() && self.task_head
+    }
+
     /// Checks every value is in range.
     pub fn validate(&self) -> Result<()> {
         let bad = |field: &'static str, reason: String| Err(TrainError::Config { field, reason });
@@ -396,6 +422,18 @@ impl TrainConfig {
             return bad(
                 "task.regrow",
                 format!("must be in [0, 1), got {}", self.task.regrow),
+            );
+        }
+        if self.lora_rank == Some(0) {
+            return bad("lora_rank", "must be at least 1".into());
+        }
+        if self.lora_alpha.is_some_and(|a| !(a.is_finite() && a > 0.0)) {
+            return bad("lora_alpha", "must be finite and > 0".into());
+        }
+        if self.method == Method::HeadOnly && !self.task_head {
+            return bad(
+                "task_head",
+                "method head-only trains only per-task heads; it needs task_head = true".into(),
             );
         }
         if self.data.shots == 0 {

@@ -249,6 +249,19 @@ impl Trainer {
         Ok(Evaluation { tasks })
     }
 
+    /// Replaces the per-task parts (e.g. by task files loaded for evaluation); `tasks` must
+    /// name this trainer's tasks in order.
+    pub fn install_tasks(&mut self, tasks: Vec<TaskDelta>) -> Result<()> {
+        let ids = |t: &[TaskDelta]| t.iter().map(|t| t.task_id.clone()).collect::<Vec<_>>();
+        if ids(&tasks) != ids(&self.tasks) {
+            return Err(TrainError::DataMismatch {
+                reason: "installed tasks differ from the trainer's".into(),
+            });
+        }
+        self.tasks = tasks;
+        Ok(())
+    }
+
     /// The config.
     pub fn config(&self) -> &TrainConfig {
         &self.config
@@ -299,7 +312,7 @@ impl Trainer {
             &pooled,
             (self.head.0.as_tensor(), self.head.1.as_tensor()),
             tasks,
-            self.config.method.trains_task_head(),
+            self.config.task_heads(),
         )
     }
 
@@ -352,7 +365,7 @@ fn new_task(
             },
         );
     }
-    if config.method.trains_task_head() {
+    if config.task_heads() {
         let (w, b) = task_head(&task, hidden, device)?;
         task.head.insert(HEAD_WEIGHT.into(), w);
         task.head.insert(HEAD_BIAS.into(), b);

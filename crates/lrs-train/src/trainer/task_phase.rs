@@ -15,7 +15,9 @@
 use std::collections::BTreeMap;
 
 use candle_core::{DType, Tensor, Var};
-use lrs_nn::{TaskBatch, TaskDelta};
+use lrs_nn::{LoraPart, TaskBatch, TaskDelta};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha20Rng;
 use rayon::prelude::*;
 
 use super::adamw::{AdamW, AdamWParams};
@@ -32,7 +34,12 @@ impl Trainer {
     pub fn task_phase(&mut self, data: &TaskData) -> Result<Option<f64>> {
         self.check_data(data)?;
         let m = self.config.method;
-        if !(m.trains_core() || m.trains_task_head() || m.trains_sparse()) || self.tasks.is_empty()
+        if !(m.trains_core()
+            || self.config.task_heads()
+            || m.trains_sparse()
+            || m.trains_dense()
+            || m.trains_lora())
+            || self.tasks.is_empty()
         {
             return Ok(None);
         }
@@ -93,7 +100,7 @@ impl Trainer {
                 vars.push(var);
             }
         }
-        if m.trains_task_head() {
+        if cfg.task_heads() {
             let (w, b) = task_head(&work, hidden, &device)?;
             for (name, t) in [(HEAD_WEIGHT, w), (HEAD_BIAS, b)] {
                 let var = Var::from_tensor(&t.copy()?)?;
@@ -105,6 +112,22 @@ impl Trainer {
             for (module, &shape) in &self.modules {
                 let layer = work.layers.entry(module.clone()).or_default();
                 vars.push(layer.start_dense_scratch(shape, &y)?);
+            }
+        }
+        if m.trains_lora() {
+            for (module, &shape) in &self.modules {
+                let part = match work.lora.get(module) {
+                    Some(p) => p.clone(),
+                    None => self.new_lora(&work.task_id, module, shape)?,
+                };
+                let a = Var::from_tensor(&part.a.copy()?)?;
+                let b = Var::from_tensor(&part.b.copy()?)?;
+                work.lora.insert(
+                    module.clone(),
+                    LoraPart::new(a.as_tensor().clone(), b.as_tensor().clone(), part.scale),
+                );
+                vars.push(a);
+                vars.push(b);
             }
         }
         if cfg.task.steps > 0 && !vars.is_empty() {
@@ -121,6 +144,9 @@ impl Trainer {
         }
         for t in work.head.values_mut() {
             *t = t.detach().copy()?;
+        }
+        for part in work.lora.values_mut() {
+            *part = LoraPart::new(part.a.detach().copy()?, part.b.detach().copy()?, part.scale);
         }
         if m.trains_dense() {
             // Every entry kept: the dense update, stored in the sparse format.
@@ -204,6 +230,43 @@ impl Trainer {
             (task, loss) = self.fit_task(&task, rows, round)?;
         }
         Ok((task, loss))
+    }
+
+    /// A fresh LoRA pair for `module` of `task`: `A` uniform in `±1/√in` (PEFT's
+    /// initialisation) from a ChaCha20 stream keyed by the config seed, task and module (so
+    /// runs are reproducible), `B = 0`.
+    fn new_lora(
+        &self,
+        task: &str,
+        module: &str,
+        (out_dim, in_dim): (usize, usize),
+    ) -> Result<LoraPart> {
+        let cfg = &self.config;
+        let rank = cfg.lora_rank.unwrap_or(cfg.rank);
+        let alpha = cfg.lora_alpha.unwrap_or(rank as f64);
+        // FNV-1a over seed, task and module: a stable per-(task, module) stream.
+        let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+        for byte in cfg
+            .seed
+            .to_le_bytes()
+            .iter()
+            .chain(task.as_bytes())
+            .chain(b"/")
+            .chain(module.as_bytes())
+        {
+            h = (h ^ u64::from(*byte)).wrapping_mul(0x0100_0000_01b3);
+        }
+        let mut rng = ChaCha20Rng::seed_from_u64(h);
+        let bound = 1.0 / (in_dim as f32).sqrt();
+        let a: Vec<f32> = (0..rank * in_dim)
+            .map(|_| rng.gen_range(-bound..bound))
+            .collect();
+        let device = self.model.device();
+        Ok(LoraPart::from_alpha(
+            Tensor::from_vec(a, (rank, in_dim), device)?,
+            Tensor::zeros((out_dim, rank), DType::F32, device)?,
+            alpha,
+        ))
     }
 
     /// A new task's starting parts for this trainer's method (`w = 1`, `S = 0`, zero head),

@@ -1,0 +1,146 @@
+//! `lrs train`: run a training config into a run directory, with progress bars, checkpoints
+//! and plots.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::Args;
+use indicatif::{ProgressBar, ProgressStyle};
+use lrs_train::run::{train, Event, RunDir};
+use lrs_train::TrainConfig;
+
+use super::train_plots::plot_run;
+
+/// Arguments of `lrs train`.
+#[derive(Debug, Args)]
+pub struct TrainArgs {
+    /// The run's TOML config (see `configs/`).
+    #[arg(long)]
+    pub config: PathBuf,
+    /// The run directory to write (default: `runs/<config name>`).
+    #[arg(long)]
+    pub run: Option<PathBuf>,
+    /// Continue the run in `--run` from its latest checkpoint.
+    #[arg(long)]
+    pub resume: bool,
+    /// Override the method (`lrs`, `global`, `head-only`, `shared-only`, `sparse-only`,
+    /// `full-ft`).
+    #[arg(long)]
+    pub method: Option<String>,
+    /// Override `[data] shots`.
+    #[arg(long)]
+    pub shots: Option<usize>,
+    /// Override `[data] max_tasks`.
+    #[arg(long)]
+    pub max_tasks: Option<usize>,
+    /// Override `rounds`.
+    #[arg(long)]
+    pub rounds: Option<usize>,
+}
+
+/// Applies the command-line overrides to a config.
+pub fn apply_overrides(cfg: &mut TrainConfig, a: &TrainArgs) -> anyhow::Result<()> {
+    if let Some(m) = &a.method {
+        cfg.method = m.parse().map_err(anyhow::Error::msg)?;
+    }
+    if let Some(s) = a.shots {
+        cfg.data.shots = s;
+    }
+    if let Some(t) = a.max_tasks {
+        cfg.data.max_tasks = t;
+    }
+    if let Some(r) = a.rounds {
+        cfg.rounds = r;
+    }
+    cfg.validate()?;
+    Ok(())
+}
+
+/// Runs `lrs train`.
+pub fn run(a: TrainArgs) -> anyhow::Result<()> {
+    let mut cfg = TrainConfig::from_file(&a.config)?;
+    apply_overrides(&mut cfg, &a)?;
+    let root = a.run.clone().unwrap_or_else(|| {
+        let stem = a
+            .config
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "run".into());
+        PathBuf::from("runs").join(stem)
+    });
+    let run_dir = RunDir::create(&root)?;
+    run_training(&cfg, &run_dir, a.resume)
+}
+
+/// Trains with a progress bar over rounds, then plots; prints the summary.
+pub fn run_training(cfg: &TrainConfig, run_dir: &RunDir, resume: bool) -> anyhow::Result<()> {
+    let bar = ProgressBar::new(cfg.rounds as u64);
+    bar.set_style(
+        ProgressStyle::with_template("{prefix} [{bar:30}] round {pos}/{len} {elapsed} {msg}")
+            .context("progress template")?
+            .progress_chars("=> "),
+    );
+    bar.set_prefix(format!("{} m={}", cfg.method, cfg.data.shots));
+    bar.set_message("loading model, data and prefix cache…");
+    let mut on = |e: Event| match e {
+        Event::Ready {
+            tasks,
+            train_rows,
+            test_rows,
+            cached,
+            start_round,
+        } => {
+            bar.set_position(start_round as u64);
+            bar.println(format!(
+                "{tasks} tasks, {train_rows} train / {test_rows} test rows; prefix cache: {} \
+                 texts, {:.1} MB{}",
+                cached.0,
+                cached.1 as f64 / 1e6,
+                if start_round > 0 {
+                    format!("; resumed after round {start_round}")
+                } else {
+                    String::new()
+                }
+            ));
+            bar.set_message("training…");
+        }
+        Event::Round(r) => {
+            bar.inc(1);
+            let msg = format!(
+                "round {}: train loss {:.4}, test AUC {} ({:.1} s)",
+                r.round + 1,
+                r.train_loss,
+                r.test_auc.map_or("-".into(), |a| format!("{a:.4}")),
+                r.round_s
+            );
+            bar.println(&msg);
+            bar.set_message(msg);
+        }
+        Event::Checkpoint(_) => {}
+        Event::Done(_) => bar.finish_and_clear(),
+    };
+    let summary = train(cfg, run_dir, resume, &mut on)?;
+    let records = run_dir.read_metrics()?;
+    plot_run(
+        run_dir.root(),
+        &records,
+        &format!("{} m={}", cfg.method, cfg.data.shots),
+    )?;
+    println!(
+        "{}: {} tasks, mean test AUC {}, accuracy {:.4}, {:.0} params and {:.0} bytes per task, \
+         {:.1} s training",
+        summary.method,
+        summary.tasks,
+        summary.test_auc.map_or("-".into(), |a| format!("{a:.4}")),
+        summary.test_accuracy,
+        summary.params_per_task,
+        summary.bytes_per_task,
+        summary.train_s
+    );
+    println!(
+        "wrote {0}/shared.safetensors, {0}/tasks/, metrics.jsonl, eval.jsonl, summary.json, \
+         loss.svg, auc.svg",
+        run_dir.root().display()
+    );
+    Ok(())
+}

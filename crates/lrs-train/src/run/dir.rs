@@ -1,0 +1,251 @@
+//! [`RunDir`]: the files of one training run.
+//!
+//! ```text
+//! <run>/config.toml            the run's config (eval and personalize rebuild from it)
+//! <run>/shared.safetensors     U, V and the shared head (DESIGN.md §2)
+//! <run>/tasks/<id>.safetensors one task file per task (f16 values)
+//! <run>/metrics.jsonl          one RoundRecord per round
+//! <run>/eval.jsonl             per-task test metrics of the final model
+//! <run>/summary.json           the RunSummary
+//! <run>/checkpoint/            resumable state (see trainer::Trainer::save_checkpoint)
+//! ```
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::trainer::{Result, TrainError};
+
+/// One line of `metrics.jsonl`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RoundRecord {
+    /// 0-based round.
+    pub round: usize,
+    /// Mean minibatch loss of the shared phase.
+    pub shared_loss: Option<f64>,
+    /// Mean final training loss of the task phase.
+    pub task_loss: Option<f64>,
+    /// Mean per-task training loss after the round.
+    pub train_loss: f64,
+    /// Mean per-task training ROC AUC.
+    pub train_auc: Option<f64>,
+    /// Mean per-task test ROC AUC.
+    pub test_auc: Option<f64>,
+    /// 25th and 75th percentile of per-task test AUC.
+    pub test_auc_quartiles: Option<(f64, f64)>,
+    /// Mean per-task test accuracy.
+    pub test_accuracy: f64,
+    /// Seconds this round took (training only).
+    pub round_s: f64,
+}
+
+/// `summary.json`: what a finished run reports.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunSummary {
+    /// The method's config name.
+    pub method: String,
+    /// Tasks trained.
+    pub tasks: usize,
+    /// Training rows per task.
+    pub shots: usize,
+    /// Rounds completed.
+    pub rounds: usize,
+    /// Mean per-task test ROC AUC (over tasks whose test set has both labels).
+    pub test_auc: Option<f64>,
+    /// Mean per-task test accuracy.
+    pub test_accuracy: f64,
+    /// Mean trainable parameters per task (its personal part).
+    pub params_per_task: f64,
+    /// Mean task-file bytes per task.
+    pub bytes_per_task: f64,
+    /// Shared-file bytes.
+    pub shared_bytes: u64,
+    /// Training wall time in seconds (all rounds of this invocation and earlier ones).
+    pub train_s: f64,
+}
+
+/// Whether `id` can name a task file: `[A-Za-z0-9_.-]{1,128}`, not `.` or `..`.
+pub fn valid_task_id(id: &str) -> bool {
+    (1..=128).contains(&id.len())
+        && id != "."
+        && id != ".."
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'))
+}
+
+/// A run directory.
+#[derive(Debug, Clone)]
+pub struct RunDir {
+    root: PathBuf,
+}
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> TrainError + '_ {
+    move |source| TrainError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+impl RunDir {
+    /// Creates `root` and `root/tasks` if needed.
+    pub fn create(root: &Path) -> Result<Self> {
+        let tasks = root.join("tasks");
+        std::fs::create_dir_all(&tasks).map_err(io(&tasks))?;
+        Ok(Self {
+            root: root.to_path_buf(),
+        })
+    }
+
+    /// An existing run (it must hold `config.toml`).
+    pub fn open(root: &Path) -> Result<Self> {
+        let run = Self {
+            root: root.to_path_buf(),
+        };
+        if !run.config_path().is_file() {
+            return Err(TrainError::Checkpoint {
+                reason: format!("{} is not a run directory (no config.toml)", root.display()),
+            });
+        }
+        Ok(run)
+    }
+
+    /// The directory.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// `config.toml`.
+    pub fn config_path(&self) -> PathBuf {
+        self.root.join("config.toml")
+    }
+
+    /// `shared.safetensors`.
+    pub fn shared_path(&self) -> PathBuf {
+        self.root.join("shared.safetensors")
+    }
+
+    /// `tasks/`.
+    pub fn tasks_dir(&self) -> PathBuf {
+        self.root.join("tasks")
+    }
+
+    /// `tasks/<id>.safetensors`; ids that are not safe file names are an error.
+    pub fn task_path(&self, id: &str) -> Result<PathBuf> {
+        if !valid_task_id(id) {
+            return Err(TrainError::Config {
+                field: "task id",
+                reason: format!("`{id}` cannot name a task file (use 1–128 of A-Z a-z 0-9 _ . -)"),
+            });
+        }
+        Ok(self.tasks_dir().join(format!("{id}.safetensors")))
+    }
+
+    /// `metrics.jsonl`.
+    pub fn metrics_path(&self) -> PathBuf {
+        self.root.join("metrics.jsonl")
+    }
+
+    /// `eval.jsonl`.
+    pub fn eval_path(&self) -> PathBuf {
+        self.root.join("eval.jsonl")
+    }
+
+    /// `summary.json`.
+    pub fn summary_path(&self) -> PathBuf {
+        self.root.join("summary.json")
+    }
+
+    /// `checkpoint/`.
+    pub fn checkpoint_dir(&self) -> PathBuf {
+        self.root.join("checkpoint")
+    }
+
+    /// Appends one record to `metrics.jsonl`.
+    pub fn append_metrics(&self, record: &RoundRecord) -> Result<()> {
+        let path = self.metrics_path();
+        let mut f = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .map_err(io(&path))?;
+        let line = serde_json::to_string(record).map_err(|e| TrainError::Checkpoint {
+            reason: e.to_string(),
+        })?;
+        writeln!(f, "{line}").map_err(io(&path))
+    }
+
+    /// Every record of `metrics.jsonl` (none if it does not exist).
+    pub fn read_metrics(&self) -> Result<Vec<RoundRecord>> {
+        let path = self.metrics_path();
+        let text = match std::fs::read_to_string(&path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(io(&path)(e)),
+        };
+        text.lines()
+            .filter(|l| !l.trim().is_empty())
+            .enumerate()
+            .map(|(i, l)| {
+                serde_json::from_str(l).map_err(|e| TrainError::Checkpoint {
+                    reason: format!("{} line {}: {e}", path.display(), i + 1),
+                })
+            })
+            .collect()
+    }
+
+    /// Keeps the first `rounds` records of `metrics.jsonl` (a resumed run rewrites the rest).
+    pub fn truncate_metrics(&self, rounds: usize) -> Result<()> {
+        let kept: Vec<_> = self
+            .read_metrics()?
+            .into_iter()
+            .filter(|r| r.round < rounds)
+            .collect();
+        let mut text = String::new();
+        for r in &kept {
+            text.push_str(
+                &serde_json::to_string(r).map_err(|e| TrainError::Checkpoint {
+                    reason: e.to_string(),
+                })?,
+            );
+            text.push('\n');
+        }
+        lrs_nn::files::atomic::write_atomic(&self.metrics_path(), text.as_bytes())?;
+        Ok(())
+    }
+
+    /// Writes `value` as pretty JSON to `path` atomically.
+    pub fn write_json(&self, path: &Path, value: &impl Serialize) -> Result<()> {
+        let bytes = serde_json::to_vec_pretty(value).map_err(|e| TrainError::Checkpoint {
+            reason: e.to_string(),
+        })?;
+        lrs_nn::files::atomic::write_atomic(path, &bytes)?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn task_ids_that_could_escape_the_directory_are_refused() {
+        for ok in ["42", "user_7", "a.b-c", &"x".repeat(128)] {
+            assert!(valid_task_id(ok), "{ok}");
+        }
+        for bad in [
+            "",
+            ".",
+            "..",
+            "../x",
+            "a/b",
+            "a\\b",
+            "é",
+            "a b",
+            &"x".repeat(129),
+        ] {
+            assert!(!valid_task_id(bad), "{bad}");
+        }
+    }
+}
