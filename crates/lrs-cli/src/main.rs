@@ -29,9 +29,12 @@ enum Command {
     Personalize(commands::personalize::PersonalizeArgs),
     /// Per-task test AUC/accuracy of a run's task files.
     Eval(commands::eval::EvalArgs),
+    /// A markdown table of finished runs (method × shots: AUC, bytes and params per user).
+    Report(commands::report::ReportArgs),
     /// Print a shared or task file's metadata, modules, nnz, bytes and hashes.
     Inspect(commands::inspect::InspectArgs),
-    /// The main demo: AMHT-LRS and every baseline on one linear instance.
+    /// The main job: personalize all-MiniLM-L6-v2 for MovieLens-100k users with LRS and
+    /// baselines, evaluate, write task files and print a table.
     Quickstart(commands::quickstart::QuickstartArgs),
     /// Benchmarks that print a table (`lrs bench linear`).
     #[command(subcommand)]
@@ -55,5 +58,6 @@ fn main() -> anyhow::Result<()> {
         Command::Train(args) => commands::train::run(args),
         Command::Personalize(args) => commands::personalize::run(args),
         Command::Eval(args) => commands::eval::run(args),
+        Command::Report(args) => commands::report::run(args),
     }
 }

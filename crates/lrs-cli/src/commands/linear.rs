@@ -21,6 +21,8 @@ pub enum LinearCommand {
     Fit(FitArgs),
     /// Success probability vs samples per task for every method (CSV + SVG plot).
     Sweep(SweepArgs),
+    /// One noiseless instance with m < d, every method fitted: a table of errors and times.
+    Demo(crate::commands::linear_demo::DemoArgs),
 }
 
 /// Arguments of `lrs linear generate`.
@@ -179,6 +181,7 @@ pub fn run(cmd: LinearCommand) -> anyhow::Result<()> {
         LinearCommand::Generate(a) => generate(a),
         LinearCommand::Fit(a) => fit_cmd(a),
         LinearCommand::Sweep(a) => run_sweep(a),
+        LinearCommand::Demo(a) => crate::commands::linear_demo::run(a),
     }
 }
 

@@ -20,8 +20,8 @@ pub struct PersonalizeArgs {
 /// Runs `lrs personalize`.
 pub fn run(a: PersonalizeArgs) -> anyhow::Result<()> {
     let run = RunDir::open(&a.run)?;
-    for (task, loss, path) in personalize_run(&run, &a.task_data)? {
-        println!("{task}: training loss {loss:.4} → {}", path.display());
+    for (task, path) in personalize_run(&run, &a.task_data)? {
+        println!("{task} → {}", path.display());
     }
     Ok(())
 }

@@ -341,8 +341,8 @@ pub fn evaluate_run(run: &RunDir, data: Option<&crate::trainer::DataConfig>) -> 
 
 /// Fits every task in `file` (JSONL/CSV rows `{task, text, label}`; all rows are training
 /// rows) with `run`'s shared parts frozen, and writes `tasks/<task>.safetensors` for each.
-/// Returns `(task, training loss, path)` per task.
-pub fn personalize_run(run: &RunDir, file: &Path) -> Result<Vec<(String, f64, PathBuf)>> {
+/// Returns `(task, path)` per task.
+pub fn personalize_run(run: &RunDir, file: &Path) -> Result<Vec<(String, PathBuf)>> {
     let loaded = match file.extension().and_then(|e| e.to_str()) {
         Some("csv") => crate::load_csv(file)?,
         _ => crate::load_jsonl(file)?,
@@ -357,10 +357,20 @@ pub fn personalize_run(run: &RunDir, file: &Path) -> Result<Vec<(String, f64, Pa
             test: Vec::new(),
         })
         .collect();
-    for s in &splits {
+    Ok(personalize_splits(run, &splits)?.0)
+}
+
+/// Fits each split's training rows with `run`'s shared parts frozen (the task phase of every
+/// configured round, budget annealed as in training), writes its task file, and scores the
+/// split's test rows. Returns `(task, path)` per task and the test evaluation.
+pub fn personalize_splits(
+    run: &RunDir,
+    splits: &[Split],
+) -> Result<(Vec<(String, PathBuf)>, Evaluation)> {
+    for s in splits {
         run.task_path(&s.task)?;
     }
-    let (trainer, data, shared) = trainer_for_run(run, &[])?;
+    let (mut trainer, data, shared) = trainer_for_run(run, splits)?;
     let provenance = TaskProvenance {
         base_sha256: trainer.model().base_info().sha256.clone(),
         shared_sha256: shared
@@ -368,15 +378,16 @@ pub fn personalize_run(run: &RunDir, file: &Path) -> Result<Vec<(String, f64, Pa
             .clone()
             .ok_or_else(|| RunError::Invalid("shared file has no hash".into()))?,
     };
-    drop(data);
-    let (_, tokenizer) = resolve_model(trainer.config())?;
-    let new = TaskData::from_splits(&splits, &tokenizer)?;
-    let mut out = Vec::new();
-    for rows in &new.tasks {
-        let (task, loss) = trainer.personalize(&rows.task, &rows.train)?;
+    let mut fitted = Vec::with_capacity(data.len());
+    let mut out = Vec::with_capacity(data.len());
+    for rows in &data.tasks {
+        let (task, _) = trainer.personalize(&rows.task, &rows.train)?;
         let path = run.task_path(&rows.task)?;
         task.save(&path, &provenance, DType::F16)?;
-        out.push((rows.task.clone(), loss, path));
+        out.push((rows.task.clone(), path));
+        fitted.push(task);
     }
-    Ok(out)
+    trainer.install_tasks(fitted)?;
+    let evaluation = trainer.evaluate(&data, Part::Test)?;
+    Ok((out, evaluation))
 }
