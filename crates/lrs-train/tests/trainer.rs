@@ -295,6 +295,31 @@ fn personalizing_a_new_task_fits_it_with_shared_frozen() {
     assert_eq!(shared_snapshot(&t), shared);
     let evaluation = t.evaluate(&data, Part::Test).expect("test eval");
     assert_eq!(evaluation.tasks.len(), 3);
+
+    // The personalized part is a loadable task file for this base and shared file.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut shared_file = t.model().shared_factor(None).expect("shared factor");
+    let shared_sha = shared_file
+        .save(&dir.path().join("shared.safetensors"))
+        .expect("save shared");
+    let provenance = lrs_nn::TaskProvenance {
+        base_sha256: t.model().base_info().sha256.clone(),
+        shared_sha256: shared_sha,
+    };
+    let path = dir.path().join("t3.safetensors");
+    fitted
+        .save(&path, &provenance, candle_core::DType::F16)
+        .expect("save task");
+    let loaded_shared = t
+        .model()
+        .load_shared(&dir.path().join("shared.safetensors"))
+        .expect("load shared");
+    let loaded = t
+        .model()
+        .load_task(&path, &loaded_shared)
+        .expect("load task");
+    assert_eq!(loaded.task_id, "t3");
+    assert_eq!(loaded.nnz(), fitted.nnz());
 }
 
 #[test]
@@ -498,7 +523,14 @@ fn per_task_lora_learns_a_pair_per_target_module_reproducibly() {
         for (module, part) in &task.lora {
             let (o, i) = t.modules()[module];
             assert_eq!((part.a.dims(), part.b.dims()), (&[3, i][..], &[o, 3][..]));
-            let b_norm: f32 = part.b.abs().unwrap().sum_all().unwrap().to_scalar().unwrap();
+            let b_norm: f32 = part
+                .b
+                .abs()
+                .unwrap()
+                .sum_all()
+                .unwrap()
+                .to_scalar()
+                .unwrap();
             assert!(b_norm > 0.0, "{module}: B never moved");
         }
         assert_eq!(task.nnz(), 0);

@@ -317,8 +317,9 @@ pub struct TrainConfig {
     /// PEFT's `lora_alpha` of those pairs, scale `alpha / lora_rank` (default: the LoRA rank,
     /// i.e. scale 1).
     pub lora_alpha: Option<f64>,
-    /// Whether methods with per-task heads (every method but `global`) train them; off, a
-    /// task's personal part is only what its method adapts in the encoder.
+    /// Whether methods with an optional per-task head (all but `global`, which has none, and
+    /// `head-only`, which is nothing else) train one; off, a task's personal part is only
+    /// what its method adapts in the encoder.
     pub task_head: bool,
     /// Whether dropout is on while training (off by default: candle's CPU dropout cannot be
     /// seeded, so runs with it are not reproducible).
@@ -387,9 +388,14 @@ impl TrainConfig {
         }
     }
 
-    /// Whether tasks carry a head: the method has one and [`Self::task_head`] is on.
+    /// Whether tasks carry a head: always for `head-only` (the head is all it trains),
+    /// never for `global`, otherwise as [`Self::task_head`] says.
     pub fn task_heads(&self) -> bool {
-        self.method.trains_task_head() && self.task_head
+        match self.method {
+            Method::HeadOnly => true,
+            Method::Global => false,
+            _ => self.task_head,
+        }
     }
 
     /// Checks every value is in range.
@@ -429,12 +435,6 @@ impl TrainConfig {
         }
         if self.lora_alpha.is_some_and(|a| !(a.is_finite() && a > 0.0)) {
             return bad("lora_alpha", "must be finite and > 0".into());
-        }
-        if self.method == Method::HeadOnly && !self.task_head {
-            return bad(
-                "task_head",
-                "method head-only trains only per-task heads; it needs task_head = true".into(),
-            );
         }
         if self.data.shots == 0 {
             return bad("data.shots", "must be at least 1".into());
