@@ -63,11 +63,7 @@
 use std::time::Instant;
 
 use faer::{Mat, MatRef};
-use lrs_privacy::pld::DEFAULT_EPS_ERROR;
-use lrs_privacy::{
-    calibrate_sigma_pld, calibrate_sigma_rdp, clip_l2, Conversion, GaussianNoise, Orders,
-    PldAccountant, RdpAccountant,
-};
+use lrs_privacy::{clip_l2, GaussianNoise};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha20Rng;
 use rayon::prelude::*;
@@ -98,25 +94,7 @@ pub enum NoiseSpec {
     },
 }
 
-/// Which privacy accountant composes the rounds.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Accountant {
-    /// Rényi DP on the Opacus order grid, Balle et al. conversion (Opacus compatible).
-    Rdp,
-    /// Privacy-loss distributions by FFT (tighter; prv_accountant compatible).
-    Pld,
-}
-
-impl Accountant {
-    /// `"rdp"` or `"pld"`.
-    pub fn name(self) -> &'static str {
-        match self {
-            Accountant::Rdp => "rdp",
-            Accountant::Pld => "pld",
-        }
-    }
-}
+pub use lrs_privacy::guarantee::Accountant;
 
 /// Where the randomness of user sampling and noise comes from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -183,27 +161,7 @@ pub fn default_step_size(samples: usize) -> f64 {
 }
 
 /// What the release of `U` guarantees (DESIGN.md §2's `dp` metadata).
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
-pub struct PrivacyReport {
-    /// ε of the user-level `(ε, δ)`-DP guarantee for the released `U`.
-    pub epsilon: f64,
-    /// δ.
-    pub delta: f64,
-    /// `"rdp"` or `"pld"`.
-    pub accountant: &'static str,
-    /// Noise multiplier σ (noise std / clip norm).
-    pub noise_multiplier: f64,
-    /// Poisson sampling rate q.
-    pub sample_rate: f64,
-    /// Number of composed subsampled-Gaussian steps (rounds).
-    pub steps: u64,
-    /// Frobenius clip norm C of a user's contribution.
-    pub clip_norm: f64,
-    /// Rényi order attaining ε (RDP accountant only).
-    pub order: Option<f64>,
-    /// Privacy unit: `"user"` (all of one task's samples).
-    pub unit: &'static str,
-}
+pub type PrivacyReport = lrs_privacy::guarantee::Guarantee;
 
 /// One released round.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
@@ -290,28 +248,12 @@ impl PrivateConfig {
     pub fn noise_multiplier(&self) -> Result<f64> {
         match self.noise {
             NoiseSpec::Multiplier(s) => Ok(s),
-            NoiseSpec::Target { epsilon, delta } => {
-                let steps = self.rounds as u64;
-                match self.accountant {
-                    Accountant::Rdp => Ok(calibrate_sigma_rdp(
-                        epsilon,
-                        delta,
-                        self.sample_rate,
-                        steps,
-                        &Orders::opacus(),
-                        Conversion::Balle,
-                    )?
-                    .sigma),
-                    Accountant::Pld => Ok(calibrate_sigma_pld(
-                        epsilon,
-                        delta,
-                        self.sample_rate,
-                        steps,
-                        DEFAULT_EPS_ERROR,
-                    )?
-                    .sigma),
-                }
-            }
+            NoiseSpec::Target { epsilon, delta } => Ok(self.accountant.calibrate(
+                epsilon,
+                delta,
+                self.sample_rate,
+                self.rounds as u64,
+            )?),
         }
     }
 
@@ -325,32 +267,13 @@ impl PrivateConfig {
 
     /// The guarantee of a run with noise multiplier `sigma` under these settings.
     pub fn privacy_report(&self, sigma: f64) -> Result<PrivacyReport> {
-        let steps = self.rounds as u64;
-        let delta = self.report_delta();
-        let (epsilon, order) = match self.accountant {
-            Accountant::Rdp => {
-                let mut acc = RdpAccountant::new(Orders::opacus());
-                acc.add_steps(sigma, self.sample_rate, steps)?;
-                let rep = acc.epsilon(delta, Conversion::Balle)?;
-                (rep.epsilon, Some(rep.order))
-            }
-            Accountant::Pld => {
-                let mut acc = PldAccountant::new();
-                acc.add_steps(sigma, self.sample_rate, steps)?;
-                (acc.epsilon(delta)?.epsilon, None)
-            }
-        };
-        Ok(PrivacyReport {
-            epsilon,
-            delta,
-            accountant: self.accountant.name(),
-            noise_multiplier: sigma,
-            sample_rate: self.sample_rate,
-            steps,
-            clip_norm: self.clip,
-            order,
-            unit: "user",
-        })
+        Ok(self.accountant.guarantee(
+            sigma,
+            self.sample_rate,
+            self.rounds as u64,
+            self.report_delta(),
+            self.clip,
+        )?)
     }
 }
 

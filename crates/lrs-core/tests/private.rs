@@ -180,7 +180,7 @@ fn reported_epsilon_is_the_accountants() {
         ),
         (sigma, q, rounds as u64, delta, 30.0)
     );
-    assert_eq!((p.accountant, p.unit), ("rdp", "user"));
+    assert_eq!((p.accountant.as_str(), p.unit.as_str()), ("rdp", "user"));
     assert_eq!(res.trace.len(), rounds);
 
     // A target ε: σ is calibrate_sigma_rdp's, and ε ≤ target.

@@ -45,6 +45,7 @@ pub mod accountant;
 pub mod calibration;
 pub mod conversion;
 pub mod error;
+pub mod guarantee;
 pub mod mechanisms;
 pub mod orders;
 pub mod pld;
@@ -57,6 +58,7 @@ pub use calibration::{
 };
 pub use conversion::{delta_from_rdp, epsilon_from_rdp, Conversion, DeltaReport, EpsilonReport};
 pub use error::{PrivacyError, Result};
+pub use guarantee::{Accountant, Guarantee};
 pub use mechanisms::{clip_l2, l2_norm, GaussianNoise};
 pub use orders::Orders;
 pub use pld::{LossPair, PldAccountant, PldDeltaReport, PldEpsilonReport};
