@@ -26,17 +26,40 @@ pub fn tiny_config() -> BertConfig {
 }
 
 /// Random weights under HF BERT names (no prefix) for `cfg`: N(0, 0.2²) everywhere, LayerNorm
-/// scales around 1. Seeded by candle's CPU RNG state; call [`Device::set_seed`] first for
-/// reproducibility.
+/// scales around 1, from candle's (unseedable) CPU RNG: every call differs.
 pub fn random_weights(
     cfg: &BertConfig,
     dtype: DType,
     device: &Device,
 ) -> Result<HashMap<String, Tensor>> {
+    weights_from(cfg, |shape| {
+        Ok(Tensor::randn(0f64, 0.2, shape, device)?.to_dtype(dtype)?)
+    })
+}
+
+/// [`random_weights`] from a ChaCha20 stream keyed by `seed`: the same weights every time
+/// (f32, CPU), for tests whose assertions depend on the model.
+pub fn seeded_weights(cfg: &BertConfig, seed: u64) -> Result<HashMap<String, Tensor>> {
+    use rand::SeedableRng;
+    use rand_distr::Distribution;
+    let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(seed);
+    let normal = rand_distr::Normal::new(0f32, 0.2).map_err(|e| NnError::Invalid(e.to_string()))?;
+    weights_from(cfg, |shape| {
+        let n: usize = shape.iter().product();
+        let v: Vec<f32> = (0..n).map(|_| normal.sample(&mut rng)).collect();
+        Ok(Tensor::from_vec(v, shape, &Device::Cpu)?)
+    })
+}
+
+/// Every BERT weight of `cfg`, each `draw(shape)` (zero-centred) plus its centre.
+fn weights_from(
+    cfg: &BertConfig,
+    mut draw: impl FnMut(&[usize]) -> Result<Tensor>,
+) -> Result<HashMap<String, Tensor>> {
     let (h, i) = (cfg.hidden_size, cfg.intermediate_size);
     let mut w = HashMap::new();
     let mut put = |name: String, shape: &[usize], center: f64| -> Result<()> {
-        let t = (Tensor::randn(0f64, 0.2, shape, device)? + center)?.to_dtype(dtype)?;
+        let t = (draw(shape)? + center)?;
         w.insert(name, t);
         Ok(())
     };
@@ -81,7 +104,25 @@ pub fn random_weights(
 /// Writes `config.json` and `model.safetensors` (keys prefixed by `key_prefix`, e.g. `"bert."`)
 /// for `cfg` with [`random_weights`] into `dir`.
 pub fn write_checkpoint(dir: &Path, cfg: &BertConfig, key_prefix: &str) -> Result<()> {
-    let weights = random_weights(cfg, DType::F32, &Device::Cpu)?;
+    write_weights(
+        dir,
+        cfg,
+        key_prefix,
+        random_weights(cfg, DType::F32, &Device::Cpu)?,
+    )
+}
+
+/// [`write_checkpoint`] with [`seeded_weights`]: the same checkpoint for the same seed.
+pub fn write_seeded_checkpoint(dir: &Path, cfg: &BertConfig, seed: u64) -> Result<()> {
+    write_weights(dir, cfg, "", seeded_weights(cfg, seed)?)
+}
+
+fn write_weights(
+    dir: &Path,
+    cfg: &BertConfig,
+    key_prefix: &str,
+    weights: HashMap<String, Tensor>,
+) -> Result<()> {
     let weights: HashMap<String, Tensor> = weights
         .into_iter()
         .map(|(k, v)| (format!("{key_prefix}{k}"), v))

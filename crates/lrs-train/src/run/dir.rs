@@ -63,6 +63,9 @@ pub struct RunSummary {
     pub shared_bytes: u64,
     /// Training wall time in seconds (all rounds of this invocation and earlier ones).
     pub train_s: f64,
+    /// User-level `(ε, δ)` of the shared file, for private runs.
+    #[serde(default)]
+    pub privacy: Option<lrs_privacy::Guarantee>,
 }
 
 /// Whether `id` can name a task file: `[A-Za-z0-9_.-]{1,128}`, not `.` or `..`.

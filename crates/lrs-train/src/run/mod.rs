@@ -252,7 +252,11 @@ fn write_outputs(
     run: &RunDir,
     config: &TrainConfig,
 ) -> Result<RunSummary> {
-    let mut shared = trainer.model().shared_factor(None)?;
+    let dp = trainer
+        .privacy_guarantee()?
+        .map(|g| serde_json::to_value(g).map_err(|e| RunError::Invalid(e.to_string())))
+        .transpose()?;
+    let mut shared = trainer.model().shared_factor(dp)?;
     let shared_sha256 = shared.save(&run.shared_path())?;
     let provenance = TaskProvenance {
         base_sha256: trainer.model().base_info().sha256.clone(),
@@ -281,6 +285,7 @@ fn write_outputs(
             .map(|m| m.len())
             .unwrap_or(0),
         train_s: run.read_metrics()?.iter().map(|r| r.round_s).sum(),
+        privacy: trainer.privacy_guarantee()?,
     };
     run.write_json(&run.summary_path(), &summary)?;
     Ok(summary)

@@ -65,13 +65,25 @@ impl AdamW {
 
     /// One update from `grads` (vars without a gradient keep their value and moments).
     pub fn step(&mut self, grads: &GradStore) -> Result<()> {
+        let per_var: Vec<Option<Tensor>> =
+            self.vars.iter().map(|v| grads.get(v).cloned()).collect();
+        self.update(&per_var)
+    }
+
+    fn update(&mut self, grads: &[Option<Tensor>]) -> Result<()> {
         self.step += 1;
         let p = self.params;
         let t = self.step as i32;
         let scale_m = 1.0 / (1.0 - p.beta1.powi(t));
         let scale_v = 1.0 / (1.0 - p.beta2.powi(t));
-        for ((var, m), v) in self.vars.iter().zip(&mut self.m).zip(&mut self.v) {
-            let Some(g) = grads.get(var) else { continue };
+        for (((var, m), v), g) in self
+            .vars
+            .iter()
+            .zip(&mut self.m)
+            .zip(&mut self.v)
+            .zip(grads)
+        {
+            let Some(g) = g else { continue };
             let next_m = ((&*m * p.beta1)? + (g * (1.0 - p.beta1))?)?;
             let next_v = ((&*v * p.beta2)? + (g.sqr()? * (1.0 - p.beta2))?)?;
             let m_hat = (&next_m * scale_m)?;
@@ -83,6 +95,25 @@ impl AdamW {
             *v = next_v;
         }
         Ok(())
+    }
+
+    /// One update from explicit gradients, one per var in order (`None`: no gradient).
+    pub fn step_with(&mut self, grads: &[Option<Tensor>]) -> Result<()> {
+        if grads.len() != self.vars.len() {
+            return Err(TrainError::Model {
+                reason: format!(
+                    "{} gradients for {} optimizer vars",
+                    grads.len(),
+                    self.vars.len()
+                ),
+            });
+        }
+        self.update(grads)
+    }
+
+    /// AdamW's hyper-parameters.
+    pub fn params(&self) -> AdamWParams {
+        self.params
     }
 
     /// Backpropagates `loss` and steps.

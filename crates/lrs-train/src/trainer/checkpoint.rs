@@ -35,6 +35,8 @@ struct State {
     config: String,
     tasks: Vec<String>,
     shared_sha256: String,
+    #[serde(default)]
+    private_steps: u64,
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> TrainError + '_ {
@@ -118,6 +120,7 @@ impl Trainer {
             config: toml::to_string(&self.config).map_err(|e| bad(e.to_string()))?,
             tasks: self.tasks.iter().map(|t| t.task_id.clone()).collect(),
             shared_sha256,
+            private_steps: self.private.map_or(0, |p| p.steps_done),
         };
         let state_path = dir.join("state.json");
         let json = serde_json::to_vec_pretty(&state).map_err(|e| bad(e.to_string()))?;
@@ -254,6 +257,9 @@ impl Trainer {
         let mut rng = ChaCha20Rng::from_seed(seed);
         rng.set_stream(state.rng_stream);
         rng.set_word_pos(word_pos);
+        if let Some(p) = &mut self.private {
+            p.steps_done = state.private_steps;
+        }
         self.tasks = tasks;
         self.rng = rng;
         self.round = state.round;

@@ -332,6 +332,8 @@ pub struct TrainConfig {
     pub data: DataConfig,
     /// Write a checkpoint every this-many rounds (0: only at the end).
     pub checkpoint_every: usize,
+    /// User-level differential privacy of the shared phase (off when absent).
+    pub privacy: Option<super::privacy::PrivacyConfig>,
 }
 
 impl Default for TrainConfig {
@@ -355,6 +357,7 @@ impl Default for TrainConfig {
             model: "sentence-transformers/all-MiniLM-L6-v2".into(),
             data: DataConfig::default(),
             checkpoint_every: 1,
+            privacy: None,
         }
     }
 }
@@ -429,6 +432,9 @@ impl TrainConfig {
                 "task.regrow",
                 format!("must be in [0, 1), got {}", self.task.regrow),
             );
+        }
+        if let Some(p) = &self.privacy {
+            p.validate()?;
         }
         if self.lora_rank == Some(0) {
             return bad("lora_rank", "must be at least 1".into());

@@ -65,6 +65,12 @@ pub enum TrainError {
         /// What is wrong.
         reason: String,
     },
+    /// The private mode cannot proceed (budget spent, bad update, accountant error).
+    #[error("privacy: {reason}")]
+    Privacy {
+        /// What is wrong.
+        reason: String,
+    },
     /// A file of the run directory cannot be read or written.
     #[error("{path}: {source}")]
     Io {

@@ -23,6 +23,8 @@ mod error;
 mod heads;
 mod metrics;
 mod prefix_cache;
+pub mod privacy;
+mod private_phase;
 mod regrow;
 mod shared_phase;
 mod task_phase;
@@ -75,6 +77,18 @@ pub struct Trainer {
     rng: ChaCha20Rng,
     round: usize,
     cache: PrefixCache,
+    private: Option<PrivateState>,
+}
+
+/// Where a private run stands: its noise multiplier and the steps taken of those planned.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct PrivateState {
+    /// Noise multiplier σ.
+    pub sigma: f64,
+    /// Private shared steps taken so far.
+    pub steps_done: u64,
+    /// Steps the budget was planned for (`rounds × shared.steps`).
+    pub planned: u64,
 }
 
 impl std::fmt::Debug for Trainer {
@@ -179,6 +193,17 @@ impl Trainer {
                 AdamWParams::new(config.shared.lr, config.shared.weight_decay),
             )?)
         };
+        let private = match &config.privacy {
+            Some(p) => {
+                let planned = (config.rounds * config.shared.steps) as u64;
+                Some(PrivateState {
+                    sigma: p.sigma(planned)?,
+                    steps_done: 0,
+                    planned,
+                })
+            }
+            None => None,
+        };
         let cache = PrefixCache::build(
             &model,
             data.tasks
@@ -200,6 +225,7 @@ impl Trainer {
             rng,
             round: 0,
             cache,
+            private,
         })
     }
 
@@ -285,6 +311,19 @@ impl Trainer {
     /// Adapted modules and their `(out, in)` shapes.
     pub fn modules(&self) -> &BTreeMap<String, (usize, usize)> {
         &self.modules
+    }
+
+    /// The private mode's state (`None` for a non-private run).
+    pub fn private_state(&self) -> Option<PrivateState> {
+        self.private
+    }
+
+    /// The user-level guarantee of the shared parameters so far (private runs only).
+    pub fn privacy_guarantee(&self) -> Result<Option<lrs_privacy::Guarantee>> {
+        match (&self.config.privacy, &self.private) {
+            (Some(p), Some(s)) => Ok(Some(p.guarantee(s.sigma, s.steps_done)?)),
+            _ => Ok(None),
+        }
     }
 
     /// The cache of frozen-prefix states.

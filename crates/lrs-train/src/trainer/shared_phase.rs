@@ -22,7 +22,11 @@ impl Trainer {
         let Some(mut opt) = self.shared_opt.take() else {
             return Ok(None);
         };
-        let result = self.shared_steps(&mut opt, data);
+        let result = if self.private.is_some() {
+            self.private_steps(&mut opt, data)
+        } else {
+            self.shared_steps(&mut opt, data)
+        };
         self.shared_opt = Some(opt);
         result
     }
