@@ -36,6 +36,8 @@ enum Command {
     /// The main job: personalize all-MiniLM-L6-v2 for MovieLens-100k users with LRS and
     /// baselines, evaluate, write task files and print a table.
     Quickstart(commands::quickstart::QuickstartArgs),
+    /// Serve the base model + shared file + task registry over HTTP (mixed-task batching).
+    Serve(commands::serve::ServeArgs),
     /// Benchmarks that print a table (`lrs bench linear`).
     #[command(subcommand)]
     Bench(commands::bench::BenchCommand),
@@ -53,6 +55,7 @@ fn main() -> anyhow::Result<()> {
         Command::Linear(cmd) => commands::linear::run(cmd),
         Command::Privacy(cmd) => commands::privacy::run(cmd),
         Command::Bench(cmd) => commands::bench::run(cmd),
+        Command::Serve(args) => commands::serve::run(args),
         Command::Quickstart(args) => commands::quickstart::run(args),
         Command::Inspect(args) => commands::inspect::run(args),
         Command::Train(args) => commands::train::run(args),

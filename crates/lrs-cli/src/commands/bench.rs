@@ -13,6 +13,8 @@ use crate::commands::linear::SolverArgs;
 pub enum BenchCommand {
     /// AMHT-LRS fit time vs t (at fixed d) and vs d (at fixed t).
     Linear(BenchLinearArgs),
+    /// Serving: mixed-task throughput and latency, task load time, memory per task.
+    Serve(crate::commands::bench_serve::BenchServeArgs),
 }
 
 /// Arguments of `lrs bench linear`.
@@ -53,6 +55,7 @@ pub struct BenchLinearArgs {
 pub fn run(cmd: BenchCommand) -> anyhow::Result<()> {
     match cmd {
         BenchCommand::Linear(a) => bench_linear(a),
+        BenchCommand::Serve(a) => crate::commands::bench_serve::run(a),
     }
 }
 

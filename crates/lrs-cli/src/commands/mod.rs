@@ -1,6 +1,7 @@
 //! One module per top-level subcommand.
 
 pub mod bench;
+pub mod bench_serve;
 pub mod eval;
 pub mod inspect;
 pub mod linear;
@@ -10,6 +11,7 @@ pub mod privacy;
 pub mod private_linear;
 pub mod quickstart;
 pub mod report;
+pub mod serve;
 pub mod sweep;
 pub mod train;
 pub mod train_plots;

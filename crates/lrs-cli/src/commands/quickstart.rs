@@ -30,7 +30,11 @@ pub struct QuickstartArgs {
     #[arg(long, default_value_t = 50)]
     pub new_tasks: usize,
     /// Methods to run, comma-separated.
-    #[arg(long, value_delimiter = ',', default_value = "global,head-only,shared-only,lrs")]
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "global,head-only,shared-only,lrs"
+    )]
     pub methods: Vec<String>,
 }
 
@@ -63,8 +67,7 @@ pub fn run(a: QuickstartArgs) -> anyhow::Result<()> {
         new_users.len()
     );
     if a.out.exists() {
-        std::fs::remove_dir_all(&a.out)
-            .with_context(|| format!("clearing {}", a.out.display()))?;
+        std::fs::remove_dir_all(&a.out).with_context(|| format!("clearing {}", a.out.display()))?;
     }
     let mut rows = Vec::new();
     for method in methods {

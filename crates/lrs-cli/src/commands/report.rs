@@ -29,7 +29,11 @@ pub fn run(a: ReportArgs) -> anyhow::Result<()> {
             found.push(s);
         }
     }
-    anyhow::ensure!(!found.is_empty(), "no run with summary.json under {}", a.runs.display());
+    anyhow::ensure!(
+        !found.is_empty(),
+        "no run with summary.json under {}",
+        a.runs.display()
+    );
     let mut shots: Vec<usize> = found.iter().map(|s| s.shots).collect();
     shots.sort_unstable();
     shots.dedup();
@@ -57,10 +61,7 @@ pub fn run(a: ReportArgs) -> anyhow::Result<()> {
         println!("| {method} | {} | {} |", tasks.0, cells.join(" | "));
     }
     println!("\nPersonal part per user and training wall time\n");
-    let head: Vec<String> = shots
-        .iter()
-        .map(|m| format!("time m = {m}"))
-        .collect();
+    let head: Vec<String> = shots.iter().map(|m| format!("time m = {m}")).collect();
     println!(
         "| method | users | trainable params / user | task file bytes / user | {} |",
         head.join(" | ")
@@ -70,7 +71,10 @@ pub fn run(a: ReportArgs) -> anyhow::Result<()> {
         let any = by.values().next_back().copied();
         let cells: Vec<String> = shots
             .iter()
-            .map(|m| by.get(m).map_or("".into(), |s| format!("{:.0} s", s.train_s)))
+            .map(|m| {
+                by.get(m)
+                    .map_or("".into(), |s| format!("{:.0} s", s.train_s))
+            })
             .collect();
         println!(
             "| {method} | {} | {} | {} | {} |",

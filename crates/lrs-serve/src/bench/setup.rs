@@ -1,0 +1,133 @@
+//! A benchmark setup for any BERT checkpoint: a shared file (random, or an existing one),
+//! synthetic task files, and an [`Engine`] over them.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use candle_core::{DType, Device};
+use lrs_nn::{BertCheckpoint, BertModel, LrsOptions};
+
+use crate::engine::{lrs_options_of, Engine};
+use crate::error::{Result, ServeError};
+use crate::metrics::Metrics;
+use crate::synth::{write_shared, write_tasks, TaskSpec};
+use crate::text::TextEncoder;
+
+/// What to build.
+#[derive(Debug, Clone)]
+pub struct SetupSpec {
+    /// Checkpoint directory or hub id.
+    pub model: String,
+    /// An existing shared file to use (its rank and targets); `None`: write a random one
+    /// with `rank` and the default BERT targets.
+    pub shared: Option<PathBuf>,
+    /// Rank of a random shared file.
+    pub rank: usize,
+    /// How task files look.
+    pub task_spec: TaskSpec,
+    /// Number of task files to write (`bench-t0` …).
+    pub tasks: usize,
+    /// Where files go (`shared.safetensors`, `tasks/`).
+    pub work_dir: PathBuf,
+    /// Task cache budget of the engine.
+    pub cache_bytes: u64,
+    /// Per-input token limit.
+    pub max_tokens: usize,
+    /// Seed of everything random.
+    pub seed: u64,
+}
+
+/// What was built.
+#[derive(Debug)]
+pub struct Setup {
+    /// Engine over the base, the shared file and the task directory.
+    pub engine: Arc<Engine>,
+    /// Ids of the task files written.
+    pub task_ids: Vec<String>,
+    /// Their paths.
+    pub task_files: Vec<PathBuf>,
+    /// Mean task file size in bytes.
+    pub task_file_bytes: f64,
+    /// The shared file used.
+    pub shared_path: PathBuf,
+    /// The checkpoint's tokenizer, if any.
+    pub tokenizer: Option<PathBuf>,
+}
+
+/// Loads the checkpoint (f32, CPU), writes or adopts the shared file, writes the task
+/// files, and opens an engine.
+pub fn setup(spec: &SetupSpec) -> Result<Setup> {
+    let ckpt = BertCheckpoint::resolve(&spec.model)?;
+    let opts = match &spec.shared {
+        Some(p) => lrs_options_of(p)?,
+        None => LrsOptions::bert_default(spec.rank),
+    };
+    let model = BertModel::load(&ckpt, Some(&opts), &Device::Cpu, DType::F32)?;
+    let shared_path = match &spec.shared {
+        Some(p) => p.clone(),
+        None => spec.work_dir.join("shared.safetensors"),
+    };
+    let shared = match &spec.shared {
+        Some(p) => model.load_shared(p)?,
+        None => write_shared(&model, &shared_path, spec.seed)?,
+    };
+    let tasks_dir = spec.work_dir.join("tasks");
+    let task_ids: Vec<String> = (0..spec.tasks).map(|i| format!("bench-t{i}")).collect();
+    let total = write_tasks(
+        &model,
+        &shared,
+        &tasks_dir,
+        &task_ids,
+        &spec.task_spec,
+        spec.seed + 1,
+    )?;
+    let text = ckpt
+        .tokenizer
+        .as_deref()
+        .map(|t| TextEncoder::from_file(t, spec.max_tokens))
+        .transpose()?;
+    let engine = Engine::new(
+        model,
+        &shared_path,
+        &tasks_dir,
+        text,
+        spec.cache_bytes,
+        spec.max_tokens,
+        Arc::new(Metrics::default()),
+    )?;
+    Ok(Setup {
+        task_files: task_ids
+            .iter()
+            .map(|id| tasks_dir.join(format!("{id}.safetensors")))
+            .collect(),
+        task_file_bytes: total as f64 / spec.tasks.max(1) as f64,
+        engine: Arc::new(engine),
+        task_ids,
+        shared_path,
+        tokenizer: ckpt.tokenizer,
+    })
+}
+
+/// Token rows for the benchmark: `texts` tokenized if the engine has a tokenizer, else
+/// `n` rows of `len` pseudo-random ids above the special tokens.
+pub fn token_rows(
+    engine: &Engine,
+    texts: &[String],
+    n: usize,
+    len: usize,
+) -> Result<Vec<Vec<u32>>> {
+    if !texts.is_empty() {
+        return engine.tokenize(texts);
+    }
+    let vocab = engine.model().config().vocab_size as u64;
+    if vocab < 8 || len < 2 {
+        return Err(ServeError::Config("vocabulary or length too small".into()));
+    }
+    Ok((0..n as u64)
+        .map(|r| {
+            (0..len as u64)
+                .map(|j| (4 + (r * 7919 + j * 104_729) % (vocab - 4)) as u32)
+                .collect()
+        })
+        .collect())
+}

@@ -1,0 +1,306 @@
+//! [`Engine`]: the base model + shared file + task registry, and the one forward pass that
+//! scores a batch of rows from any mix of tasks.
+//!
+//! Scores follow the training convention (`lrs_nn::bert::binary_head`): mean-pooled embedding
+//! `h`, logit `z = h·a + c + h·a_i + c_i` (shared head from the shared file, task head from the
+//! task file, absent heads count as zero), score `σ(z)`. A row without a task runs the shared
+//! model with the empty delta (`w = 1`, no sparse part, no task head).
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Instant;
+
+use candle_core::{DType, Device, Tensor};
+use lrs_nn::bert::binary_head::{binary_logits, HEAD_BIAS, HEAD_WEIGHT};
+use lrs_nn::bert::model::pool;
+use lrs_nn::{
+    BertCheckpoint, BertInput, BertModel, LrsOptions, Pooling, SharedFactor, TaskBatch, TaskDelta,
+};
+
+use crate::config::ServeConfig;
+use crate::error::{Result, ServeError};
+use crate::metrics::Metrics;
+use crate::registry::{LoadedTask, TaskRegistry};
+use crate::task_id::TaskId;
+use crate::text::TextEncoder;
+
+/// One input row of a batch: its task (`None`: base model + shared factor only) and tokens.
+#[derive(Debug, Clone, Copy)]
+pub struct Row<'a> {
+    /// The row's task.
+    pub task: Option<&'a LoadedTask>,
+    /// Its token ids (with `[CLS]`/`[SEP]`), unpadded.
+    pub tokens: &'a [u32],
+}
+
+/// What one forward pass returns, row by row.
+#[derive(Debug, Clone)]
+pub struct BatchOutput {
+    /// Binary logit per row.
+    pub logits: Vec<f32>,
+    /// Mean-pooled embedding per row (when asked for).
+    pub embeddings: Option<Vec<Vec<f32>>>,
+}
+
+/// Reads the rank, scale and target modules a shared file was trained with, so the base model
+/// can be built to match it before the file is loaded (and validated) for real.
+pub fn lrs_options_of(shared: &Path) -> Result<LrsOptions> {
+    let summary = lrs_nn::files::summary::summarize(shared).map_err(lrs_nn::NnError::from)?;
+    let meta = |key: &str| {
+        summary
+            .metadata
+            .get(key)
+            .ok_or_else(|| ServeError::Config(format!("{}: no {key:?} metadata", shared.display())))
+    };
+    let bad =
+        |key: &str, e: String| ServeError::Config(format!("{}: {key}: {e}", shared.display()));
+    Ok(LrsOptions {
+        rank: meta("rank")?
+            .parse()
+            .map_err(|e| bad("rank", format!("{e}")))?,
+        scale: meta("scale")?
+            .parse()
+            .map_err(|e| bad("scale", format!("{e}")))?,
+        target_modules: serde_json::from_str(meta("target_modules")?)
+            .map_err(|e| bad("target_modules", e.to_string()))?,
+    })
+}
+
+/// The serving model: frozen base, shared factor, task registry, optional tokenizer.
+pub struct Engine {
+    model: Arc<BertModel>,
+    shared: Arc<SharedFactor>,
+    head: Option<(Tensor, Tensor)>,
+    base_task: TaskDelta,
+    registry: TaskRegistry,
+    text: Option<TextEncoder>,
+    metrics: Arc<Metrics>,
+    pad_id: u32,
+    max_tokens: usize,
+}
+
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine")
+            .field("model", &self.model)
+            .field("registry", &self.registry)
+            .field("max_tokens", &self.max_tokens)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Engine {
+    /// Loads the checkpoint (f32, CPU) with the shared file's rank/scale/targets, installs
+    /// the shared file, opens the registry and the tokenizer (the config's or the
+    /// checkpoint's).
+    pub fn open(cfg: &ServeConfig, metrics: Arc<Metrics>) -> Result<Self> {
+        cfg.validate()?;
+        let ckpt = BertCheckpoint::resolve(&cfg.model)?;
+        let opts = lrs_options_of(&cfg.shared)?;
+        let model = BertModel::load(&ckpt, Some(&opts), &Device::Cpu, DType::F32)?;
+        let tokenizer = cfg.tokenizer.clone().or(ckpt.tokenizer);
+        let text = tokenizer
+            .map(|t| TextEncoder::from_file(&t, cfg.max_tokens))
+            .transpose()?;
+        Self::new(
+            model,
+            &cfg.shared,
+            &cfg.tasks_dir,
+            text,
+            cfg.cache_bytes.0,
+            cfg.max_tokens,
+            metrics,
+        )
+    }
+
+    /// An engine over an already built LRS `model`: installs `shared`, opens the registry at
+    /// `tasks_dir` with a `cache_bytes` budget. `text` is needed only for text inputs.
+    /// `max_tokens` is capped by the model's position embeddings.
+    pub fn new(
+        model: BertModel,
+        shared: &Path,
+        tasks_dir: &Path,
+        text: Option<TextEncoder>,
+        cache_bytes: u64,
+        max_tokens: usize,
+        metrics: Arc<Metrics>,
+    ) -> Result<Self> {
+        let rank = model
+            .lrs_options()
+            .map(|o| o.rank)
+            .ok_or_else(|| ServeError::Config("the model has no LRS adapters".into()))?;
+        let shared = Arc::new(model.load_shared(shared)?);
+        let head = match (shared.head.get(HEAD_WEIGHT), shared.head.get(HEAD_BIAS)) {
+            (Some(w), Some(b)) => Some((w.clone(), b.clone())),
+            _ => None,
+        };
+        let max_tokens = max_tokens.min(model.config().max_position_embeddings);
+        let text = text.map(|t| t.with_max_tokens(max_tokens));
+        let model = Arc::new(model);
+        let registry = TaskRegistry::new(
+            tasks_dir,
+            model.clone(),
+            shared.clone(),
+            cache_bytes,
+            metrics.clone(),
+        )?;
+        Ok(Self {
+            pad_id: text.as_ref().map(TextEncoder::pad_id).unwrap_or(0),
+            model,
+            shared,
+            head,
+            base_task: TaskDelta::new("", rank),
+            registry,
+            text,
+            metrics,
+            max_tokens,
+        })
+    }
+
+    /// The base model.
+    pub fn model(&self) -> &Arc<BertModel> {
+        &self.model
+    }
+
+    /// The installed shared file (with its sha256).
+    pub fn shared(&self) -> &Arc<SharedFactor> {
+        &self.shared
+    }
+
+    /// Id of the padding token.
+    pub fn pad_id(&self) -> u32 {
+        self.pad_id
+    }
+
+    /// The task registry.
+    pub fn registry(&self) -> &TaskRegistry {
+        &self.registry
+    }
+
+    /// The metrics this engine reports to.
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.metrics
+    }
+
+    /// The per-input token limit.
+    pub fn max_tokens(&self) -> usize {
+        self.max_tokens
+    }
+
+    /// Tokenizes texts, refusing any over the token limit.
+    pub fn tokenize(&self, texts: &[String]) -> Result<Vec<Vec<u32>>> {
+        self.text
+            .as_ref()
+            .ok_or_else(|| ServeError::InvalidRequest("this server has no tokenizer".into()))?
+            .encode(texts)
+    }
+
+    /// The loaded task for `task` (`None` for base-only rows), loading it if needed.
+    pub fn resolve(&self, task: Option<&TaskId>) -> Result<Option<Arc<LoadedTask>>> {
+        task.map(|id| self.registry.get(id)).transpose()
+    }
+
+    /// Checks token rows against the token limit and the vocabulary.
+    pub fn check_tokens(&self, rows: &[Vec<u32>]) -> Result<()> {
+        let vocab = self.model.config().vocab_size as u32;
+        for (index, r) in rows.iter().enumerate() {
+            if r.is_empty() {
+                return Err(ServeError::InvalidRequest(format!(
+                    "input {index} has no tokens"
+                )));
+            }
+            if r.len() > self.max_tokens {
+                return Err(ServeError::InputTooLong {
+                    index,
+                    tokens: r.len(),
+                    max: self.max_tokens,
+                });
+            }
+            if let Some(t) = r.iter().find(|&&t| t >= vocab) {
+                return Err(ServeError::InvalidRequest(format!(
+                    "input {index}: token id {t} outside the vocabulary ({vocab})"
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// One forward pass over `rows` (any mix of tasks): logits, and pooled embeddings when
+    /// `embeddings`. Rows are padded to the longest; padding does not change any row's result.
+    pub fn forward(&self, rows: &[Row<'_>], embeddings: bool) -> Result<BatchOutput> {
+        let start = Instant::now();
+        let dev = self.model.device();
+        if rows.is_empty() {
+            return Ok(BatchOutput {
+                logits: Vec::new(),
+                embeddings: embeddings.then(Vec::new),
+            });
+        }
+        // Distinct tasks by identity: two rows share a slot only if they hold the same load.
+        let mut slot_of: HashMap<*const LoadedTask, usize> = HashMap::new();
+        let mut tasks: Vec<&TaskDelta> = Vec::new();
+        let mut base_slot = None;
+        let mut row_task = Vec::with_capacity(rows.len());
+        for r in rows {
+            let slot = match r.task {
+                Some(t) => *slot_of.entry(t as *const LoadedTask).or_insert_with(|| {
+                    tasks.push(&t.delta);
+                    tasks.len() - 1
+                }),
+                None => *base_slot.get_or_insert_with(|| {
+                    tasks.push(&self.base_task);
+                    tasks.len() - 1
+                }),
+            };
+            row_task.push(slot);
+        }
+        let seq = rows
+            .iter()
+            .map(|r| r.tokens.len())
+            .max()
+            .unwrap_or(1)
+            .max(1);
+        let (mut ids, mut mask) = (
+            Vec::with_capacity(rows.len() * seq),
+            Vec::with_capacity(rows.len() * seq),
+        );
+        for r in rows {
+            ids.extend_from_slice(r.tokens);
+            mask.extend(std::iter::repeat_n(1u32, r.tokens.len()));
+            ids.extend(std::iter::repeat_n(self.pad_id, seq - r.tokens.len()));
+            mask.extend(std::iter::repeat_n(0u32, seq - r.tokens.len()));
+        }
+        let shape = (rows.len(), seq);
+        let input_ids = Tensor::from_vec(ids, shape, dev)?;
+        let input = BertInput {
+            token_type_ids: input_ids.zeros_like()?,
+            attention_mask: Tensor::from_vec(mask, shape, dev)?,
+            input_ids,
+        };
+        let n_tasks = tasks.len();
+        let batch = TaskBatch::new(tasks, &row_task, dev)?;
+        let hidden = self.model.forward_t(&input, Some(&batch), false)?;
+        let pooled = pool(&hidden, &input.attention_mask, Pooling::Mean)?;
+        let head = self.head.as_ref().map(|(w, b)| (w, b));
+        let logits = binary_logits(&pooled, head, &batch, true)?
+            .to_dtype(DType::F32)?
+            .to_vec1::<f32>()?;
+        let embeddings = if embeddings {
+            Some(pooled.to_dtype(DType::F32)?.to_vec2::<f32>()?)
+        } else {
+            None
+        };
+        self.metrics.batch_rows.observe(rows.len() as f64);
+        self.metrics.batch_tasks.observe(n_tasks as f64);
+        self.metrics
+            .forward_seconds
+            .observe(start.elapsed().as_secs_f64());
+        Ok(BatchOutput { logits, embeddings })
+    }
+}
+
+/// The logistic function, as scores are reported.
+pub fn sigmoid(z: f32) -> f32 {
+    1.0 / (1.0 + (-z).exp())
+}

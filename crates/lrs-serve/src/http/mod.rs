@@ -1,0 +1,166 @@
+//! The HTTP API (axum): [`router`] builds it over an [`AppState`], [`serve`] runs it on a
+//! listener until a shutdown signal, then drains in-flight requests.
+//!
+//! | route | answer |
+//! |---|---|
+//! | `POST /v1/predict` `{"task": id?, "inputs": [..], "embeddings": bool?}` | scores (σ of the binary logit), logits, embeddings on request |
+//! | `GET /v1/tasks` | task files on disk, loaded sizes, cache occupancy |
+//! | `PUT /v1/tasks/{id}` (raw safetensors body) | validated, written atomically, loaded |
+//! | `DELETE /v1/tasks/{id}` | file removed, task unloaded (204) |
+//! | `POST /v1/tasks/{id}/load`, `/unload` | explicit cache control |
+//! | `GET /healthz` | `{"status": "ok", ..}` |
+//! | `GET /metrics` | Prometheus text |
+//!
+//! Errors are `{"error": {"code", "message"}}` with the status of [`ServeError::status`].
+
+pub mod api;
+pub mod error;
+pub mod routes;
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
+use axum::middleware::{self, Next};
+use axum::response::Response;
+use axum::routing::{get, post, put};
+use axum::Router;
+use tokio::net::TcpListener;
+
+use crate::batcher::{Batcher, BatcherConfig};
+use crate::config::ServeConfig;
+use crate::engine::Engine;
+use crate::error::{Result, ServeError};
+use crate::metrics::Metrics;
+
+/// Request limits the handlers enforce.
+#[derive(Debug, Clone, Copy)]
+pub struct HttpLimits {
+    /// Most inputs per request.
+    pub max_inputs: usize,
+    /// Largest body in bytes.
+    pub max_body_bytes: usize,
+}
+
+/// What every handler shares.
+#[derive(Debug, Clone)]
+pub struct AppState {
+    /// The model and task registry.
+    pub engine: Arc<Engine>,
+    /// The batching thread.
+    pub batcher: Arc<Batcher>,
+    /// Request limits.
+    pub limits: HttpLimits,
+}
+
+impl AppState {
+    /// Opens the engine and starts the batcher as `cfg` says.
+    pub fn from_config(cfg: &ServeConfig) -> Result<Self> {
+        let engine = Arc::new(Engine::open(cfg, Arc::new(Metrics::default()))?);
+        Self::with_engine(engine, cfg)
+    }
+
+    /// Starts a batcher over an existing engine with `cfg`'s limits.
+    pub fn with_engine(engine: Arc<Engine>, cfg: &ServeConfig) -> Result<Self> {
+        cfg.validate_limits()?;
+        let batcher = Batcher::spawn(
+            engine.clone(),
+            BatcherConfig {
+                max_batch_rows: cfg.max_batch_rows,
+                max_wait: cfg.max_wait(),
+                queue_capacity: cfg.queue_capacity,
+            },
+        )?;
+        Ok(Self {
+            engine,
+            batcher: Arc::new(batcher),
+            limits: HttpLimits {
+                max_inputs: cfg.max_inputs,
+                max_body_bytes: usize::try_from(cfg.max_body_bytes.0).unwrap_or(usize::MAX),
+            },
+        })
+    }
+}
+
+/// Records every request's route template, status and latency.
+async fn track(State(metrics): State<Arc<Metrics>>, req: Request, next: Next) -> Response {
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|m| m.as_str().to_string())
+        .unwrap_or_else(|| "unmatched".into());
+    let start = Instant::now();
+    let response = next.run(req).await;
+    metrics.record_request(
+        &route,
+        response.status().as_u16(),
+        start.elapsed().as_secs_f64(),
+    );
+    response
+}
+
+/// The API router over `state`.
+pub fn router(state: AppState) -> Router {
+    let metrics = state.engine.metrics().clone();
+    let body_limit = state.limits.max_body_bytes;
+    Router::new()
+        .route("/v1/predict", post(routes::predict))
+        .route("/v1/tasks", get(routes::list_tasks))
+        .route(
+            "/v1/tasks/{id}",
+            put(routes::put_task).delete(routes::delete_task),
+        )
+        .route("/v1/tasks/{id}/load", post(routes::load_task))
+        .route("/v1/tasks/{id}/unload", post(routes::unload_task))
+        .route("/healthz", get(routes::healthz))
+        .route("/metrics", get(routes::metrics))
+        .fallback(routes::not_found)
+        .layer(DefaultBodyLimit::max(body_limit))
+        .layer(middleware::from_fn_with_state(metrics, track))
+        .with_state(state)
+}
+
+/// Serves `state` on `listener` until `shutdown` resolves, then stops accepting connections,
+/// lets every in-flight request finish, and closes the batcher.
+pub async fn serve(
+    listener: TcpListener,
+    state: AppState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<()> {
+    let batcher = state.batcher.clone();
+    let addr = listener.local_addr().ok();
+    axum::serve(listener, router(state))
+        .with_graceful_shutdown(shutdown)
+        .await
+        .map_err(|source| ServeError::Io {
+            file: addr.map(|a| a.to_string()).unwrap_or_default().into(),
+            source,
+        })?;
+    tokio::task::spawn_blocking(move || batcher.close())
+        .await
+        .map_err(|e| ServeError::Internal(e.to_string()))?;
+    Ok(())
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {}
+        () = term => {}
+    }
+}

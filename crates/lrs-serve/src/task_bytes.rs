@@ -1,0 +1,60 @@
+//! How many bytes a loaded [`TaskDelta`] holds in memory: what the task cache's budget counts.
+//!
+//! Per adapted layer: `w` (`r` values), and per sparse non-zero its value plus the index data
+//! `lrs_nn::SparseDelta` keeps — the flat index, and its row and column twice (as device
+//! tensors for the gather path and as host vectors for the fused CPU kernel): `4 + 2·4 + 2·4`
+//! bytes. Plus the per-task head. Allocator and map overheads are not counted (a few hundred
+//! bytes per layer).
+
+use lrs_nn::{SparsePart, TaskDelta};
+
+/// Bytes of index data `lrs_nn::SparseDelta` holds per non-zero (flat index + rows/cols on the
+/// device + rows/cols on the host, all u32).
+pub const INDEX_BYTES_PER_NNZ: u64 = 4 + 2 * 4 + 2 * 4;
+
+/// Resident bytes of `task`'s tensors, as counted against the cache budget.
+pub fn task_bytes(task: &TaskDelta) -> u64 {
+    let tensor = |t: &candle_core::Tensor| (t.elem_count() * t.dtype().size_in_bytes()) as u64;
+    let mut bytes = 0u64;
+    for layer in task.layers.values() {
+        if let Some(w) = &layer.w {
+            bytes += tensor(w);
+        }
+        match &layer.sparse {
+            SparsePart::None => {}
+            SparsePart::Sparse(s) => {
+                bytes += tensor(s.values()) + s.nnz() as u64 * INDEX_BYTES_PER_NNZ;
+            }
+            SparsePart::Dense(d) => bytes += tensor(d),
+        }
+    }
+    bytes + task.head.values().map(tensor).sum::<u64>()
+}
+
+#[cfg(test)]
+mod tests {
+    use candle_core::{Device, Tensor};
+    use lrs_nn::{LayerDelta, SparseDelta};
+
+    use super::*;
+
+    #[test]
+    fn counts_w_sparse_and_head() -> lrs_nn::Result<()> {
+        let dev = Device::Cpu;
+        let mut t = TaskDelta::new("a", 4);
+        let s = SparseDelta::new(8, 8, vec![1, 5, 9], Tensor::new(&[1f32, 2.0, 3.0], &dev)?)?;
+        // Field by field: `LayerDelta` may grow optional parts.
+        let mut layer = LayerDelta {
+            w: Some(Tensor::ones(4, candle_core::DType::F32, &dev)?),
+            ..Default::default()
+        };
+        layer.sparse = SparsePart::Sparse(s);
+        t.layers.insert("m".into(), layer);
+        t.head.insert(
+            "head.weight".into(),
+            Tensor::zeros((1, 8), candle_core::DType::F32, &dev)?,
+        );
+        assert_eq!(task_bytes(&t), 16 + 3 * (4 + INDEX_BYTES_PER_NNZ) + 32);
+        Ok(())
+    }
+}
