@@ -77,3 +77,43 @@ fn inspect_reports_format_nnz_and_hashes() {
     assert!(!out.status.success());
     assert!(!String::from_utf8_lossy(&out.stderr).contains("panicked"));
 }
+
+#[test]
+fn inspect_shows_the_privacy_guarantee_of_a_private_shared_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    std::fs::create_dir(root.join("base")).unwrap();
+    lrs_nn::testing::write_checkpoint(&root.join("base"), &lrs_nn::testing::tiny_config(), "")
+        .unwrap();
+    let ckpt = BertCheckpoint::from_dir(&root.join("base")).unwrap();
+    let model = BertModel::load(
+        &ckpt,
+        Some(&LrsOptions::bert_default(4)),
+        &Device::Cpu,
+        DType::F32,
+    )
+    .unwrap();
+    let g = lrs_privacy::Accountant::Rdp
+        .guarantee(1.1, 0.05, 300, 1e-5, 0.5)
+        .unwrap();
+    let mut shared = model
+        .shared_factor(Some(serde_json::to_value(&g).unwrap()))
+        .unwrap();
+    let path = root.join("shared.safetensors");
+    shared.save(&path).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_lrs"))
+        .arg("inspect")
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains(&format!("({}, 0.00001)-DP per user", g.epsilon)),
+        "{text}"
+    );
+    assert!(
+        text.contains("σ = 1.1, q = 0.05, 300 steps, clip 0.5"),
+        "{text}"
+    );
+}

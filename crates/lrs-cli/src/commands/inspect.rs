@@ -27,6 +27,22 @@ pub fn run(args: InspectArgs) -> anyhow::Result<()> {
     println!("bytes    {}", s.bytes);
     println!("sha256   {}", s.sha256);
     println!("nnz      {}", s.nnz);
+    if let Some(dp) = s.metadata.get("dp") {
+        let g: serde_json::Value = serde_json::from_str(dp).unwrap_or(serde_json::Value::Null);
+        let num = |k: &str| g[k].as_f64().map_or("?".to_string(), |v| format!("{v}"));
+        println!(
+            "privacy  ({}, {})-DP per {} for the shared factor: {} accountant, σ = {}, q = {}, \
+             {} steps, clip {}",
+            num("epsilon"),
+            num("delta"),
+            g["unit"].as_str().unwrap_or("?"),
+            g["accountant"].as_str().unwrap_or("?"),
+            num("noise_multiplier"),
+            num("sample_rate"),
+            num("steps"),
+            num("clip_norm"),
+        );
+    }
     println!("metadata");
     for (k, v) in &s.metadata {
         println!("  {k:<15} {v}");
