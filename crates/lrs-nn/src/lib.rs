@@ -51,6 +51,7 @@ pub mod layer_delta;
 pub mod layer_norm;
 pub mod lora_part;
 pub mod lrs_linear;
+mod multi_task_sparse;
 mod sparse_apply;
 pub mod sparse_delta;
 pub mod task_batch;

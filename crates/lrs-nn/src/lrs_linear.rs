@@ -29,8 +29,9 @@
 use candle_core::{Module, Tensor, D};
 use candle_nn::{Init, VarBuilder};
 
-use crate::layer_delta::SparsePart;
+use crate::layer_delta::{LayerDelta, SparsePart};
 use crate::lora_part::LoraPart;
+use crate::multi_task_sparse::{self, MultiTaskSparse};
 use crate::task_batch::TaskBatch;
 
 /// The shared low-rank factor of one layer: `s · U Vᵀ` (rank `r`).
@@ -106,6 +107,53 @@ impl LrsLinear {
         self.base.weight().dims2()
     }
 
+    /// `x Sᵀ` of every row with its own task's sparse part, in one [`MultiTaskSparse`] pass
+    /// (`None` when no task of the batch has entries in this layer).
+    fn fused_sparse(
+        &self,
+        x: &Tensor,
+        tasks: &TaskBatch,
+        deltas: &[Option<&LayerDelta>],
+    ) -> candle_core::Result<Option<Tensor>> {
+        let (mut entries, mut offsets, mut values) = (Vec::new(), Vec::new(), Vec::new());
+        let mut slot = vec![None; deltas.len()];
+        let mut total = 0;
+        for (g, d) in deltas.iter().enumerate() {
+            if let Some(SparsePart::Sparse(s)) = d.map(|d| &d.sparse) {
+                if s.nnz() > 0 {
+                    slot[g] = Some(entries.len());
+                    entries.push(s.entries());
+                    offsets.push(total);
+                    total += s.nnz();
+                    values.push(s.values().clone());
+                }
+            }
+        }
+        if entries.is_empty() {
+            return Ok(None);
+        }
+        let (out_dim, in_dim) = self.shape()?;
+        let batch = tasks.batch();
+        let tokens = x.elem_count() / (batch * in_dim).max(1);
+        let row_task = tasks
+            .row_task()
+            .to_vec1::<u32>()?
+            .into_iter()
+            .map(|g| slot.get(g as usize).copied().flatten())
+            .collect();
+        let op = MultiTaskSparse {
+            entries,
+            offsets,
+            row_task,
+            tokens,
+            in_dim,
+            out_dim,
+        };
+        let x2 = x.contiguous()?.reshape((batch * tokens, in_dim))?;
+        x2.apply_op2(&Tensor::cat(&values, 0)?.contiguous()?, op)
+            .map(Some)
+    }
+
     /// Forward for a batch whose rows belong to (possibly different) tasks; `x` is
     /// `[batch, .., in]` with the batch dimension first.
     ///
@@ -146,6 +194,23 @@ impl LrsLinear {
             }
             y = (y + matmul_last(&h, &lr.u.t()?)?)?;
         }
+        // Nothing to differentiate (inference, or a frozen input with stored sparse parts):
+        // every group's sparse part in one pass over the batch.
+        let inference = tasks.is_inference();
+        let fused = multi_task_sparse::fusable(x, inference)
+            && deltas.iter().all(|d| match d.map(|d| &d.sparse) {
+                None | Some(SparsePart::None) => true,
+                Some(SparsePart::Sparse(s)) => {
+                    (inference || !s.values().track_op()) && s.values().dtype() == x.dtype()
+                }
+                Some(SparsePart::Dense(_)) => false,
+            });
+        if fused {
+            if let Some(delta) = self.fused_sparse(x, tasks, &deltas)? {
+                let delta = delta.reshape(y.shape())?;
+                y = (y + delta)?;
+            }
+        }
         // Per-group contributions are scatter-added into `y` once, together: one copy of the
         // wide output per layer rather than one per task.
         let (mut parts, mut part_rows) = (Vec::new(), Vec::new());
@@ -162,7 +227,7 @@ impl LrsLinear {
             let contribution = |xg: &Tensor| -> candle_core::Result<Option<Tensor>> {
                 let sparse = match delta.map(|d| &d.sparse) {
                     None | Some(SparsePart::None) => None,
-                    Some(SparsePart::Sparse(s)) if s.nnz() == 0 => None,
+                    Some(SparsePart::Sparse(s)) if s.nnz() == 0 || fused => None,
                     Some(SparsePart::Sparse(s)) => Some(s.apply(xg)?),
                     Some(SparsePart::Dense(d)) => Some(matmul_last(xg, &d.t()?)?),
                 };

@@ -133,6 +133,11 @@ impl SparseDelta {
         &self.indices
     }
 
+    /// Output row and input column of each entry (shared with the fused kernels).
+    pub(crate) fn entries(&self) -> crate::multi_task_sparse::Entries {
+        (self.kernel.rows.clone(), self.kernel.cols.clone())
+    }
+
     /// The `[nnz]` values.
     pub fn values(&self) -> &Tensor {
         &self.values

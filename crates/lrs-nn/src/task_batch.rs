@@ -17,6 +17,7 @@ pub struct TaskBatch<'a> {
     /// Per task: the rows it owns (`None`: every row, in order — no gather needed).
     groups: Vec<Option<Tensor>>,
     batch: usize,
+    inference: bool,
 }
 
 impl<'a> TaskBatch<'a> {
@@ -47,7 +48,20 @@ impl<'a> TaskBatch<'a> {
             row_task: Tensor::from_vec(row_task, batch, device)?,
             groups,
             batch,
+            inference: false,
         })
+    }
+
+    /// Marks the batch as inference-only: no gradient will be taken through it, so layers may
+    /// use forward-only kernels (one pass for all tasks' sparse parts).
+    pub fn for_inference(mut self) -> Self {
+        self.inference = true;
+        self
+    }
+
+    /// Whether the batch is inference-only ([`Self::for_inference`]).
+    pub fn is_inference(&self) -> bool {
+        self.inference
     }
 
     /// Every row of a `batch`-row batch belongs to `task`.

@@ -279,7 +279,7 @@ impl Engine {
             input_ids,
         };
         let n_tasks = tasks.len();
-        let batch = TaskBatch::new(tasks, &row_task, dev)?;
+        let batch = TaskBatch::new(tasks, &row_task, dev)?.for_inference();
         let hidden = self.model.forward_t(&input, Some(&batch), false)?;
         let pooled = pool(&hidden, &input.attention_mask, Pooling::Mean)?;
         let head = self.head.as_ref().map(|(w, b)| (w, b));

@@ -525,3 +525,32 @@ fn every_adapter_variable_gets_a_gradient_through_forward_from() {
         assert!(norm(v) > 0.0, "{n} gets no gradient");
     }
 }
+
+#[test]
+fn inference_batches_use_the_fused_kernel_and_agree_with_the_per_task_path() {
+    let dev = Device::Cpu;
+    let cfg = tiny_config();
+    let weights = random_weights(&cfg, DType::F32, &dev).unwrap();
+    let shared = VarMap::new();
+    let opts = LrsOptions::bert_default(4);
+    let model = BertModel::new(
+        &cfg,
+        VarBuilder::from_tensors(weights, DType::F32, &dev),
+        Some((&opts, &shared)),
+    )
+    .unwrap();
+    randomize_shared(&shared);
+    let a = random_task(&model, "a", 20, 0.0);
+    let b = random_task(&model, "b", 5, 1.0);
+    let none = TaskDelta::new("none", 4);
+    let rows = [&b, &a, &none];
+    let x = input(&dev);
+    let per_task = TaskBatch::per_row(&rows, &dev).unwrap();
+    assert!(!per_task.is_inference());
+    // U and V are vars: past the first adapted layer only an inference batch fuses.
+    let want = model.forward_t(&x, Some(&per_task), false).unwrap();
+    let fused = TaskBatch::per_row(&rows, &dev).unwrap().for_inference();
+    let got = model.forward_t(&x, Some(&fused), false).unwrap();
+    let diff = max_diff(&got, &want);
+    assert!(diff <= 1e-5, "fused vs per-task: {diff}");
+}
