@@ -253,7 +253,7 @@ impl Trainer {
             for chunk in rows.chunks(EVAL_BATCH) {
                 let refs: Vec<&Row> = chunk.iter().collect();
                 let y = targets(&refs, device)?;
-                let tb = TaskBatch::single(delta, chunk.len(), device)?;
+                let tb = TaskBatch::single(delta, chunk.len(), device)?.for_inference();
                 let z = self.logits_rows(&refs, &tb, false)?;
                 loss_sum +=
                     f64::from(logistic_loss(&z, &y)?.to_scalar::<f32>()?) * chunk.len() as f64;
