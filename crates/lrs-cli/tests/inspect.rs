@@ -22,21 +22,26 @@ fn inspect(path: &std::path::Path) -> serde_json::Value {
     serde_json::from_slice(&out.stdout).unwrap()
 }
 
-#[test]
-fn inspect_reports_format_nnz_and_hashes() {
-    let dir = tempfile::tempdir().unwrap();
-    let root = dir.path();
+/// A tiny random BERT with rank-4 adapters, its checkpoint written under `root/base`.
+fn tiny_model(root: &std::path::Path) -> BertModel {
     std::fs::create_dir(root.join("base")).unwrap();
     lrs_nn::testing::write_checkpoint(&root.join("base"), &lrs_nn::testing::tiny_config(), "")
         .unwrap();
     let ckpt = BertCheckpoint::from_dir(&root.join("base")).unwrap();
-    let model = BertModel::load(
+    BertModel::load(
         &ckpt,
         Some(&LrsOptions::bert_default(4)),
         &Device::Cpu,
         DType::F32,
     )
-    .unwrap();
+    .unwrap()
+}
+
+#[test]
+fn inspect_reports_format_nnz_and_hashes() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let model = tiny_model(root);
     let mut shared = model.shared_factor(None).unwrap();
     let shared_sha = shared.save(&root.join("shared.safetensors")).unwrap();
     let mut task = TaskDelta::new("alice", 4);
@@ -82,17 +87,7 @@ fn inspect_reports_format_nnz_and_hashes() {
 fn inspect_shows_the_privacy_guarantee_of_a_private_shared_file() {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path();
-    std::fs::create_dir(root.join("base")).unwrap();
-    lrs_nn::testing::write_checkpoint(&root.join("base"), &lrs_nn::testing::tiny_config(), "")
-        .unwrap();
-    let ckpt = BertCheckpoint::from_dir(&root.join("base")).unwrap();
-    let model = BertModel::load(
-        &ckpt,
-        Some(&LrsOptions::bert_default(4)),
-        &Device::Cpu,
-        DType::F32,
-    )
-    .unwrap();
+    let model = tiny_model(root);
     let g = lrs_privacy::Accountant::Rdp
         .guarantee(1.1, 0.05, 300, 1e-5, 0.5)
         .unwrap();
