@@ -41,7 +41,12 @@ pub fn run(a: ReportArgs) -> anyhow::Result<()> {
     let mut rows: BTreeMap<(std::cmp::Reverse<usize>, String), BTreeMap<usize, &RunSummary>> =
         BTreeMap::new();
     for s in &found {
-        rows.entry((std::cmp::Reverse(s.tasks), s.method.clone()))
+        // Private runs are told apart by their guarantee.
+        let label = match &s.privacy {
+            Some(g) => format!("{} (ε = {:.3}, δ = {})", s.method, g.epsilon, g.delta),
+            None => s.method.clone(),
+        };
+        rows.entry((std::cmp::Reverse(s.tasks), label))
             .or_default()
             .insert(s.shots, s);
     }
