@@ -19,8 +19,10 @@ fn lines(
     band: Option<&[(f64, f64, f64)]>,
 ) -> anyhow::Result<()> {
     let all = series.iter().flat_map(|(_, s)| s.iter());
-    let (mut x_max, mut y_min, mut y_max) = (1f64, f64::INFINITY, f64::NEG_INFINITY);
+    let (mut x_min, mut x_max) = (f64::INFINITY, f64::NEG_INFINITY);
+    let (mut y_min, mut y_max) = (f64::INFINITY, f64::NEG_INFINITY);
     for &(x, y) in all {
+        x_min = x_min.min(x);
         x_max = x_max.max(x);
         y_min = y_min.min(y);
         y_max = y_max.max(y);
@@ -32,6 +34,9 @@ fn lines(
     if !y_min.is_finite() {
         (y_min, y_max) = (0.0, 1.0);
     }
+    if !x_min.is_finite() {
+        (x_min, x_max) = (1.0, 1.0);
+    }
     let pad = ((y_max - y_min) * 0.08).max(1e-3);
     let root = SVGBackend::new(path, (720, 440)).into_drawing_area();
     root.fill(&WHITE).map_err(err)?;
@@ -40,7 +45,7 @@ fn lines(
         .margin(15)
         .x_label_area_size(40)
         .y_label_area_size(55)
-        .build_cartesian_2d(0f64..x_max, (y_min - pad)..(y_max + pad))
+        .build_cartesian_2d((x_min - 0.2)..(x_max + 0.2), (y_min - pad)..(y_max + pad))
         .map_err(err)?;
     chart
         .configure_mesh()
@@ -55,7 +60,7 @@ fn lines(
         chart
             .draw_series(std::iter::once(Polygon::new(poly, color.filled())))
             .map_err(err)?
-            .label("per-task AUC, 25–75 %")
+            .label("test AUC, middle 50 % of tasks")
             .legend(move |(x, y)| Rectangle::new([(x, y - 5), (x + 15, y + 5)], color.filled()));
     }
     for (n, (name, points)) in series.iter().enumerate() {
@@ -90,10 +95,10 @@ pub fn plot_run(dir: &Path, records: &[RoundRecord], title: &str) -> anyhow::Res
             .filter_map(|r| f(r).map(|v| (x(r), v)))
             .collect()
     };
+    // The task phase's final loss is the training loss after the round: one line for both.
     let losses = [
-        ("shared phase (minibatch)", opt(|r| r.shared_loss)),
-        ("task phase (end)", opt(|r| r.task_loss)),
-        ("train (after round)", opt(|r| Some(r.train_loss))),
+        ("shared phase (mean minibatch)", opt(|r| r.shared_loss)),
+        ("train, after the task phase", opt(|r| Some(r.train_loss))),
     ];
     let losses: Vec<_> = losses.into_iter().filter(|(_, s)| !s.is_empty()).collect();
     lines(
