@@ -72,6 +72,16 @@ pub fn run(a: TrainArgs) -> anyhow::Result<()> {
     run_training(&cfg, &run_dir, a.resume)
 }
 
+/// Prints `msg` above the bar, or to stderr when the bar is hidden (output not a terminal),
+/// so logs keep the per-round lines.
+fn say(bar: &ProgressBar, msg: &str) {
+    if bar.is_hidden() {
+        eprintln!("{msg}");
+    } else {
+        bar.println(msg);
+    }
+}
+
 /// Trains with a progress bar over rounds, then plots; prints the summary.
 pub fn run_training(cfg: &TrainConfig, run_dir: &RunDir, resume: bool) -> anyhow::Result<()> {
     let bar = ProgressBar::new(cfg.rounds as u64);
@@ -91,17 +101,20 @@ pub fn run_training(cfg: &TrainConfig, run_dir: &RunDir, resume: bool) -> anyhow
             start_round,
         } => {
             bar.set_position(start_round as u64);
-            bar.println(format!(
-                "{tasks} tasks, {train_rows} train / {test_rows} test rows; prefix cache: {} \
+            say(
+                &bar,
+                &format!(
+                    "{tasks} tasks, {train_rows} train / {test_rows} test rows; prefix cache: {} \
                  texts, {:.1} MB{}",
-                cached.0,
-                cached.1 as f64 / 1e6,
-                if start_round > 0 {
-                    format!("; resumed after round {start_round}")
-                } else {
-                    String::new()
-                }
-            ));
+                    cached.0,
+                    cached.1 as f64 / 1e6,
+                    if start_round > 0 {
+                        format!("; resumed after round {start_round}")
+                    } else {
+                        String::new()
+                    }
+                ),
+            );
             bar.set_message("training…");
         }
         Event::Round(r) => {
@@ -113,7 +126,7 @@ pub fn run_training(cfg: &TrainConfig, run_dir: &RunDir, resume: bool) -> anyhow
                 r.test_auc.map_or("-".into(), |a| format!("{a:.4}")),
                 r.round_s
             );
-            bar.println(&msg);
+            say(&bar, &msg);
             bar.set_message(msg);
         }
         Event::Checkpoint(_) => {}
