@@ -9,9 +9,9 @@ use std::collections::HashMap;
 
 use candle_core::{Device, Tensor};
 use lrs_nn::bert::prefix::PrefixState;
-use lrs_nn::{BertInput, BertModel};
+use lrs_nn::BertModel;
 
-use super::data::Row;
+use super::data::{batch, Row};
 use super::error::{Result, TrainError};
 
 /// Rows per prefix forward pass when filling the cache.
@@ -27,18 +27,18 @@ impl PrefixCache {
     /// Computes the state of every distinct token sequence among `rows`.
     pub fn build<'a>(model: &BertModel, rows: impl IntoIterator<Item = &'a Row>) -> Result<Self> {
         let mut cache = Self::default();
-        let mut todo: Vec<&[u32]> = Vec::new();
+        let mut todo: Vec<&Row> = Vec::new();
         let mut seen = std::collections::HashSet::new();
         for row in rows {
             if seen.insert(row.ids.as_slice()) {
-                todo.push(&row.ids);
+                todo.push(row);
             }
         }
         // Similar lengths together: little padding per pass.
-        todo.sort_by_key(|ids| ids.len());
+        todo.sort_by_key(|r| r.ids.len());
         for chunk in todo.chunks(FILL_BATCH) {
-            for (ids, state) in chunk.iter().zip(compute(model, chunk)?) {
-                cache.states.insert(ids.to_vec(), state);
+            for (row, state) in chunk.iter().zip(compute(model, chunk)?) {
+                cache.states.insert(row.ids.clone(), state);
             }
         }
         Ok(cache)
@@ -63,17 +63,17 @@ impl PrefixCache {
     /// Rows missing from the cache (texts of a task seen only now) are computed on the fly
     /// and not stored, so a shared cache can serve parallel readers.
     pub fn batch(&self, model: &BertModel, rows: &[&Row]) -> Result<(PrefixState, Tensor)> {
-        let missing: Vec<&[u32]> = rows
+        let missing: Vec<&Row> = rows
             .iter()
             .filter(|r| !self.states.contains_key(&r.ids))
-            .map(|r| r.ids.as_slice())
+            .copied()
             .collect();
         let extra: HashMap<&[u32], PrefixState> = if missing.is_empty() {
             HashMap::new()
         } else {
             missing
                 .iter()
-                .copied()
+                .map(|r| r.ids.as_slice())
                 .zip(compute(model, &missing)?)
                 .collect()
         };
@@ -104,31 +104,13 @@ pub fn mask(rows: &[&Row], device: &Device) -> Result<Tensor> {
     Ok(Tensor::from_vec(m, (rows.len(), seq), device)?)
 }
 
-/// One prefix pass over `seqs`, split back into per-sequence states trimmed to their length.
-fn compute(model: &BertModel, seqs: &[&[u32]]) -> Result<Vec<PrefixState>> {
-    let device = model.device();
-    let seq = seqs.iter().map(|s| s.len()).max().unwrap_or(0);
-    let mut ids = Vec::with_capacity(seqs.len() * seq);
-    for s in seqs {
-        ids.extend_from_slice(s);
-        ids.extend(std::iter::repeat_n(0u32, seq - s.len()));
-    }
-    let input_ids = Tensor::from_vec(ids, (seqs.len(), seq), device)?;
-    let rows: Vec<Row> = seqs
-        .iter()
-        .map(|s| Row {
-            ids: s.to_vec(),
-            positive: false,
-        })
-        .collect();
-    let input = BertInput {
-        token_type_ids: input_ids.zeros_like()?,
-        attention_mask: mask(&rows.iter().collect::<Vec<_>>(), device)?,
-        input_ids,
-    };
+/// One prefix pass over `rows` (padded by [`batch`]), split back into per-row states
+/// trimmed to their length.
+fn compute(model: &BertModel, rows: &[&Row]) -> Result<Vec<PrefixState>> {
+    let (input, _) = batch(rows.iter().copied(), model.device())?;
     let state = model.prefix(&input)?;
-    seqs.iter()
+    rows.iter()
         .enumerate()
-        .map(|(i, s)| Ok(state.row(i, s.len())?))
+        .map(|(i, r)| Ok(state.row(i, r.ids.len())?))
         .collect()
 }
