@@ -15,6 +15,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use crate::trainer::error::io;
 use crate::trainer::{Result, TrainError};
 
 /// One line of `metrics.jsonl`.
@@ -82,13 +83,6 @@ pub fn valid_task_id(id: &str) -> bool {
 #[derive(Debug, Clone)]
 pub struct RunDir {
     root: PathBuf,
-}
-
-fn io(path: &Path) -> impl FnOnce(std::io::Error) -> TrainError + '_ {
-    move |source| TrainError::Io {
-        path: path.to_path_buf(),
-        source,
-    }
 }
 
 impl RunDir {

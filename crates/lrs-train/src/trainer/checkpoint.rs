@@ -18,7 +18,7 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha20Rng;
 use serde::{Deserialize, Serialize};
 
-use super::error::{Result, TrainError};
+use super::error::{io, Result, TrainError};
 use super::Trainer;
 
 /// The pointer file naming the newest complete checkpoint directory.
@@ -37,13 +37,6 @@ struct State {
     shared_sha256: String,
     #[serde(default)]
     private_steps: u64,
-}
-
-fn io(path: &Path) -> impl FnOnce(std::io::Error) -> TrainError + '_ {
-    move |source| TrainError::Io {
-        path: path.to_path_buf(),
-        source,
-    }
 }
 
 fn bad(reason: impl Into<String>) -> TrainError {

@@ -91,5 +91,13 @@ pub enum TrainError {
     Candle(#[from] candle_core::Error),
 }
 
+/// Maps an I/O error on `path` to [`TrainError::Io`].
+pub(crate) fn io(path: &std::path::Path) -> impl FnOnce(std::io::Error) -> TrainError + '_ {
+    move |source| TrainError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
 /// Result alias for the trainer.
 pub type Result<T, E = TrainError> = std::result::Result<T, E>;

@@ -19,7 +19,7 @@ mod adamw;
 mod checkpoint;
 mod config;
 mod data;
-mod error;
+pub(crate) mod error;
 mod heads;
 mod metrics;
 mod prefix_cache;
