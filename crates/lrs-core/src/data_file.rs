@@ -76,8 +76,13 @@ pub struct DataFile {
 
 /// Reads and validates a data file.
 pub fn read_instance(path: &Path) -> Result<DataFile> {
-    let bytes = read_bytes(path)?;
-    let file = OpenFile::parse(path, &bytes)?;
+    instance_from_bytes(path, &read_bytes(path)?)
+}
+
+/// [`read_instance`] on a data file's bytes already in memory; `path` only names the file in
+/// errors.
+pub fn instance_from_bytes(path: &Path, bytes: &[u8]) -> Result<DataFile> {
+    let file = OpenFile::parse(path, bytes)?;
     file.check_format(DATA_FORMAT)?;
     let x = file.f64_tensor("x", 3)?;
     let (t, m, d) = (x.shape[0], x.shape[1], x.shape[2]);
@@ -148,8 +153,13 @@ pub fn read_instance(path: &Path) -> Result<DataFile> {
 
 /// Reads and validates a model file.
 pub fn read_params(path: &Path) -> Result<LrsParams> {
-    let bytes = read_bytes(path)?;
-    let file = OpenFile::parse(path, &bytes)?;
+    params_from_bytes(path, &read_bytes(path)?)
+}
+
+/// [`read_params`] on a model file's bytes already in memory; `path` only names the file in
+/// errors.
+pub fn params_from_bytes(path: &Path, bytes: &[u8]) -> Result<LrsParams> {
+    let file = OpenFile::parse(path, bytes)?;
     file.check_format(MODEL_FORMAT)?;
     let u = file.f64_tensor("u", 2)?;
     let (d, r) = (u.shape[0], u.shape[1]);

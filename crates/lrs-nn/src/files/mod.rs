@@ -182,6 +182,35 @@ impl<'a> Parsed<'a> {
         }
     }
 
+    /// Checks the binary head (`head.weight [1, h]`, `head.bias [1]`, both or neither) among
+    /// the loaded `head.*` tensors. Serving and training stack every task's head row by row,
+    /// so any other shape would fail the forward pass or shift rows onto other tasks.
+    pub fn check_head(&self, head: &BTreeMap<String, Tensor>) -> Result<(), FileError> {
+        const WEIGHT: &str = crate::bert::binary_head::HEAD_WEIGHT;
+        const BIAS: &str = crate::bert::binary_head::HEAD_BIAS;
+        match (head.get(WEIGHT), head.get(BIAS)) {
+            (None, None) => Ok(()),
+            (Some(_), None) => Err(self.missing(BIAS)),
+            (None, Some(_)) => Err(self.missing(WEIGHT)),
+            (Some(w), Some(b)) => {
+                if !matches!(w.dims(), &[1, h] if h >= 1) {
+                    return Err(self.shape_err(WEIGHT, "[1, h]".into(), w.dims()));
+                }
+                if b.dims() != [1] {
+                    return Err(self.shape_err(BIAS, "[1]".into(), b.dims()));
+                }
+                Ok(())
+            }
+        }
+    }
+
+    fn missing(&self, tensor: &str) -> FileError {
+        FileError::MissingTensor {
+            file: self.path.to_path_buf(),
+            tensor: tensor.to_string(),
+        }
+    }
+
     /// Tensor names, sorted.
     pub fn names(&self) -> Vec<String> {
         let mut names: Vec<String> = self.st.names().into_iter().map(String::from).collect();
@@ -208,10 +237,46 @@ pub(crate) fn serialize(
                 })
         })
         .collect::<Result<Vec<_>, _>>()?;
-    safetensors::serialize(tensors, Some(meta)).map_err(|e| FileError::Malformed {
+    let bytes = safetensors::serialize(tensors, Some(meta)).map_err(|e| FileError::Malformed {
         file: path.to_path_buf(),
         reason: format!("serialize: {e}"),
-    })
+    })?;
+    canonical_header(path, bytes)
+}
+
+/// Rewrites a safetensors buffer's JSON header with every object's keys sorted (safetensors
+/// writes `__metadata__` from a `HashMap`, in a different order in every process), so equal
+/// tensors and metadata always give equal bytes — and equal sha256, which task files record
+/// for their shared file. The header stays padded with spaces to a multiple of 8 bytes.
+fn canonical_header(path: &Path, bytes: Vec<u8>) -> Result<Vec<u8>, FileError> {
+    let bad = |reason: String| FileError::Malformed {
+        file: path.to_path_buf(),
+        reason: format!("serialize: {reason}"),
+    };
+    let n = bytes
+        .get(..8)
+        .and_then(|b| b.try_into().ok())
+        .map(u64::from_le_bytes)
+        .ok_or_else(|| bad("no header".into()))? as usize;
+    let header = bytes
+        .get(8..8 + n)
+        .ok_or_else(|| bad("torn header".into()))?;
+    let mut h: BTreeMap<String, serde_json::Value> =
+        serde_json::from_slice(header).map_err(|e| bad(e.to_string()))?;
+    if let Some(meta) = h.get_mut("__metadata__") {
+        let sorted: BTreeMap<String, String> =
+            serde_json::from_value(meta.take()).map_err(|e| bad(e.to_string()))?;
+        *meta = serde_json::to_value(sorted).map_err(|e| bad(e.to_string()))?;
+    }
+    let mut text = serde_json::to_vec(&h).map_err(|e| bad(e.to_string()))?;
+    while text.len() % 8 != 0 {
+        text.push(b' ');
+    }
+    let mut out = Vec::with_capacity(8 + text.len() + bytes.len() - 8 - n);
+    out.extend_from_slice(&(text.len() as u64).to_le_bytes());
+    out.extend_from_slice(&text);
+    out.extend_from_slice(&bytes[8 + n..]);
+    Ok(out)
 }
 
 /// Seconds since the Unix epoch as RFC 3339 UTC (`2026-11-28T14:25:00Z`).

@@ -82,8 +82,19 @@ impl SharedFactor {
         device: &Device,
         dtype: DType,
     ) -> Result<Self, FileError> {
-        let bytes = read_bytes(path)?;
-        let p = Parsed::new(path, &bytes)?;
+        Self::from_bytes(path, &read_bytes(path)?, check, device, dtype)
+    }
+
+    /// [`Self::load`] on a shared file's bytes already in memory; `path` only names the file
+    /// in errors.
+    pub fn from_bytes(
+        path: &Path,
+        bytes: &[u8],
+        check: &LoadCheck,
+        device: &Device,
+        dtype: DType,
+    ) -> Result<Self, FileError> {
+        let p = Parsed::new(path, bytes)?;
         p.check_format(SHARED_FORMAT)?;
         p.check_hash("base_sha256", &check.base_sha256)?;
         let rank = p.rank_matching(check.rank)?;
@@ -145,6 +156,7 @@ impl SharedFactor {
                 layers.insert(module, LowRank::new(u, t, scale));
             }
         }
+        p.check_head(&head)?;
         if let Some(module) = u_seen.into_keys().next() {
             return Err(FileError::MissingTensor {
                 file: path.to_path_buf(),
@@ -160,7 +172,53 @@ impl SharedFactor {
             dp,
             layers,
             head,
-            sha256: Some(sha256_hex(&bytes)),
+            sha256: Some(sha256_hex(bytes)),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Found by the `shared_file` fuzz target: a shared head of another shape loaded and made
+    /// every served forward pass fail (or, with a `[2]` bias and two rows, add per-row biases).
+    #[test]
+    fn shared_head_must_be_one_row_and_one_bias() {
+        let path = Path::new("shared.safetensors");
+        let check = LoadCheck {
+            base_sha256: "b".into(),
+            ..LoadCheck::default()
+        };
+        let load = |w: &[usize], b: &[usize]| {
+            let meta = [
+                ("format", SHARED_FORMAT),
+                ("version", super::super::FORMAT_VERSION),
+                ("base_model", "m"),
+                ("base_sha256", "b"),
+                ("rank", "4"),
+                ("scale", "1"),
+                ("target_modules", "[]"),
+            ]
+            .map(|(k, v)| (k.to_string(), v.to_string()));
+            let zeros = |s: &[usize]| Tensor::zeros(s, DType::F32, &Device::Cpu).expect("zeros");
+            let tensors = vec![
+                ("head.weight".to_string(), zeros(w)),
+                ("head.bias".to_string(), zeros(b)),
+            ];
+            let bytes = serialize(path, tensors, HashMap::from(meta)).expect("serialize");
+            SharedFactor::from_bytes(path, &bytes, &check, &Device::Cpu, DType::F32)
+        };
+        let ok = load(&[1, 32], &[1]).expect("a [1, h] weight and [1] bias load");
+        assert_eq!(ok.head["head.bias"].dims(), [1]);
+        for (w, b, tensor) in [
+            (&[2usize, 32][..], &[1usize][..], "head.weight"),
+            (&[1, 32], &[2], "head.bias"),
+        ] {
+            match load(w, b) {
+                Err(FileError::Shape { tensor: t, .. }) => assert_eq!(t, tensor),
+                other => panic!("{w:?}/{b:?}: expected a shape error on {tensor}, got {other:?}"),
+            }
+        }
     }
 }

@@ -11,7 +11,9 @@
 //! | `<module>.lrs_val` | `[nnz]`       | F16, BF16 or F32 | with `lrs_idx`                   |
 //! | `<module>.lora_a`  | `[r_l, in]`   | F16, BF16 or F32 | with a per-task LoRA part (PEFT `lora_A`) |
 //! | `<module>.lora_b`  | `[out, r_l]`  | F16, BF16 or F32 | with `lora_a` (PEFT `lora_B`)    |
-//! | `head.*`           | any           | F16, BF16 or F32 | optional per-task head           |
+//! | `head.weight`      | `[1, h]`      | F16, BF16 or F32 | optional per-task head, with `head.bias` |
+//! | `head.bias`        | `[1]`         | F16, BF16 or F32 | with `head.weight`               |
+//! | `head.*` (other)   | any           | F16, BF16 or F32 | optional, ignored by the binary head |
 //!
 //! Metadata: `format = "lrs-task"`, `version = "1"`, `task_id`, `base_sha256`, `shared_sha256`,
 //! `rank`, `nnz` (sparse non-zeros only), `created`, and — only when some module has a LoRA
@@ -250,8 +252,19 @@ impl TaskDelta {
         device: &Device,
         dtype: DType,
     ) -> Result<Self, FileError> {
-        let bytes = read_bytes(path)?;
-        let p = Parsed::new(path, &bytes)?;
+        Self::from_bytes(path, &read_bytes(path)?, check, device, dtype)
+    }
+
+    /// [`Self::load`] on a task file's bytes already in memory; `path` only names the file in
+    /// errors.
+    pub fn from_bytes(
+        path: &Path,
+        bytes: &[u8],
+        check: &LoadCheck,
+        device: &Device,
+        dtype: DType,
+    ) -> Result<Self, FileError> {
+        let p = Parsed::new(path, bytes)?;
         p.check_format(TASK_FORMAT)?;
         p.check_hash("base_sha256", &check.base_sha256)?;
         if let Some(shared) = &check.shared_sha256 {
@@ -384,6 +397,7 @@ impl TaskDelta {
                 "present, but the file holds no LoRA tensors (*.lora_a / *.lora_b)",
             ));
         }
+        p.check_head(&head)?;
         let recorded: usize = p.meta_parse("nnz")?;
         if recorded != total_nnz {
             return Err(p.bad_meta(
@@ -460,5 +474,81 @@ fn non_finite(file: &Path, tensor: &str, position: usize) -> FileError {
         source: Box::new(candle_core::Error::Msg(format!(
             "non-finite value at flat position {position}"
         ))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A task file holding only `head` tensors, checked against hashes `b`/`s` and rank 4.
+    fn load_head(head: Vec<(&str, Tensor)>) -> Result<TaskDelta, FileError> {
+        let path = Path::new("head.safetensors");
+        let meta = [
+            ("format", TASK_FORMAT),
+            ("version", super::super::FORMAT_VERSION),
+            ("task_id", "t"),
+            ("base_sha256", "b"),
+            ("shared_sha256", "s"),
+            ("rank", "4"),
+            ("nnz", "0"),
+        ]
+        .map(|(k, v)| (k.to_string(), v.to_string()));
+        let tensors = head.into_iter().map(|(n, t)| (n.to_string(), t)).collect();
+        let bytes = serialize(path, tensors, HashMap::from(meta)).expect("serialize");
+        let check = LoadCheck {
+            base_sha256: "b".into(),
+            shared_sha256: Some("s".into()),
+            rank: Some(4),
+            modules: BTreeMap::new(),
+        };
+        TaskDelta::from_bytes(path, &bytes, &check, &Device::Cpu, DType::F32)
+    }
+
+    fn zeros(shape: &[usize]) -> Tensor {
+        Tensor::zeros(shape, DType::F32, &Device::Cpu).expect("zeros")
+    }
+
+    /// Found by the `task_file` fuzz target: a task head of another shape loaded, then shifted
+    /// other tasks' rows in a mixed serving batch (bias `[2]`) or failed the forward pass.
+    #[test]
+    fn task_head_must_be_one_row_and_one_bias() {
+        let task = load_head(vec![
+            ("head.weight", zeros(&[1, 32])),
+            ("head.bias", zeros(&[1])),
+            ("head.note", zeros(&[3])),
+        ])
+        .expect("a [1, h] weight and [1] bias load");
+        assert_eq!(task.head["head.weight"].dims(), [1, 32]);
+        let bad: [(&[usize], &[usize], &str, &[usize]); 5] = [
+            (&[2, 32], &[1], "head.weight", &[2, 32]),
+            (&[32], &[1], "head.weight", &[32]),
+            (&[1, 0], &[1], "head.weight", &[1, 0]),
+            (&[1, 32], &[2], "head.bias", &[2]),
+            (&[1, 32], &[], "head.bias", &[]),
+        ];
+        for (w, b, tensor, found) in bad {
+            match load_head(vec![("head.weight", zeros(w)), ("head.bias", zeros(b))]) {
+                Err(FileError::Shape {
+                    tensor: t,
+                    found: f,
+                    ..
+                }) => {
+                    assert_eq!((t.as_str(), f.as_slice()), (tensor, found));
+                }
+                other => panic!("{w:?}/{b:?}: expected a shape error on {tensor}, got {other:?}"),
+            }
+        }
+        for (present, missing) in [("head.weight", "head.bias"), ("head.bias", "head.weight")] {
+            let lone = zeros(if present == "head.bias" {
+                &[1]
+            } else {
+                &[1, 32]
+            });
+            match load_head(vec![(present, lone)]) {
+                Err(FileError::MissingTensor { tensor, .. }) => assert_eq!(tensor, missing),
+                other => panic!("{present} alone: expected {missing} missing, got {other:?}"),
+            }
+        }
     }
 }
