@@ -43,6 +43,7 @@
 #![warn(missing_docs)]
 
 pub mod bert;
+mod csr;
 pub mod error;
 pub mod export;
 pub mod files;

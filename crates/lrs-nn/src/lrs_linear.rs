@@ -26,12 +26,14 @@
 //! # Ok(()) }
 //! ```
 
-use candle_core::{Module, Tensor, D};
+use candle_core::{CpuStorage, Module, Storage, Tensor, D};
 use candle_nn::{Init, VarBuilder};
 
 use crate::layer_delta::{LayerDelta, SparsePart};
 use crate::lora_part::LoraPart;
 use crate::multi_task_sparse::{self, MultiTaskSparse};
+use crate::sparse_apply::contiguous;
+use crate::sparse_delta::SparseDelta;
 use crate::task_batch::TaskBatch;
 
 /// The shared low-rank factor of one layer: `s · U Vᵀ` (rank `r`).
@@ -107,30 +109,39 @@ impl LrsLinear {
         self.base.weight().dims2()
     }
 
-    /// `x Sᵀ` of every row with its own task's sparse part, in one [`MultiTaskSparse`] pass
-    /// (`None` when no task of the batch has entries in this layer).
+    /// Adds `x Sᵀ` of every row with its own task's sparse part to `y`, in one
+    /// [`MultiTaskSparse`] pass that reads each task's values where they are stored. `y` is
+    /// updated in place when nothing will differentiate through it, else through a temporary.
     fn fused_sparse(
         &self,
         x: &Tensor,
+        y: Tensor,
         tasks: &TaskBatch,
         deltas: &[Option<&LayerDelta>],
-    ) -> candle_core::Result<Option<Tensor>> {
-        let (mut entries, mut offsets, mut values) = (Vec::new(), Vec::new(), Vec::new());
-        let mut slot = vec![None; deltas.len()];
-        let mut total = 0;
-        for (g, d) in deltas.iter().enumerate() {
-            if let Some(SparsePart::Sparse(s)) = d.map(|d| &d.sparse) {
-                if s.nnz() > 0 {
-                    slot[g] = Some(entries.len());
-                    entries.push(s.entries());
-                    offsets.push(total);
-                    total += s.nnz();
-                    values.push(s.values().clone());
-                }
-            }
+    ) -> candle_core::Result<Tensor> {
+        let present: Vec<(usize, &SparseDelta)> = deltas
+            .iter()
+            .enumerate()
+            .filter_map(|(g, d)| match d.map(|d| &d.sparse) {
+                Some(SparsePart::Sparse(s)) if s.nnz() > 0 => Some((g, s)),
+                _ => None,
+            })
+            .collect();
+        if present.is_empty() {
+            return Ok(y);
         }
-        if entries.is_empty() {
-            return Ok(None);
+        let guards: Vec<_> = present
+            .iter()
+            .map(|(_, s)| s.values().storage_and_layout())
+            .collect();
+        let mut slot = vec![None; deltas.len()];
+        let mut parts = Vec::with_capacity(present.len());
+        for ((g, s), (storage, layout)) in present.iter().zip(&guards) {
+            let Storage::Cpu(CpuStorage::F32(values)) = &**storage else {
+                candle_core::bail!("{}: fused sparse values must be f32 on CPU", self.name);
+            };
+            slot[*g] = Some(parts.len());
+            parts.push((s.csr(), contiguous(values, layout, "values")?));
         }
         let (out_dim, in_dim) = self.shape()?;
         let batch = tasks.batch();
@@ -142,16 +153,25 @@ impl LrsLinear {
             .map(|g| slot.get(g as usize).copied().flatten())
             .collect();
         let op = MultiTaskSparse {
-            entries,
-            offsets,
+            tasks: parts,
             row_task,
             tokens,
             in_dim,
             out_dim,
         };
         let x2 = x.contiguous()?.reshape((batch * tokens, in_dim))?;
-        x2.apply_op2(&Tensor::cat(&values, 0)?.contiguous()?, op)
-            .map(Some)
+        if tasks.is_inference() || !y.track_op() {
+            // `y` is this layer's own fresh output: nothing else holds its storage.
+            let y = y.contiguous()?;
+            y.reshape((batch * tokens, out_dim))?
+                .inplace_op2(&x2, &op)?;
+            Ok(y)
+        } else {
+            let delta = Tensor::zeros((batch * tokens, out_dim), y.dtype(), y.device())?;
+            delta.inplace_op2(&x2, &op)?;
+            let delta = delta.reshape(y.shape())?;
+            y + delta
+        }
     }
 
     /// Forward for a batch whose rows belong to (possibly different) tasks; `x` is
@@ -201,15 +221,14 @@ impl LrsLinear {
             && deltas.iter().all(|d| match d.map(|d| &d.sparse) {
                 None | Some(SparsePart::None) => true,
                 Some(SparsePart::Sparse(s)) => {
-                    (inference || !s.values().track_op()) && s.values().dtype() == x.dtype()
+                    (inference || !s.values().track_op())
+                        && s.values().dtype() == x.dtype()
+                        && s.values().device().is_cpu()
                 }
                 Some(SparsePart::Dense(_)) => false,
             });
         if fused {
-            if let Some(delta) = self.fused_sparse(x, tasks, &deltas)? {
-                let delta = delta.reshape(y.shape())?;
-                y = (y + delta)?;
-            }
+            y = self.fused_sparse(x, y, tasks, &deltas)?;
         }
         // Per-group contributions are scatter-added into `y` once, together: one copy of the
         // wide output per layer rather than one per task.

@@ -1,79 +1,60 @@
 //! The fused CPU kernel for `y = x Sᵀ` with sparse `S` (a candle `CustomOp2`, so autograd works).
 //!
-//! Row by row of `x [lead, in]` (in parallel): `y[l, rows[j]] += values[j] · x[l, cols[j]]` for
-//! every stored entry `j`. One pass, no `[nnz, lead]` temporary; both rows of `x` and `y` stay in
-//! cache. Backward: `dx = dy S` is the same kernel with rows and columns swapped, and
-//! `dvalues[j] = Σ_l dy[l, rows[j]] · x[l, cols[j]]`.
-
-use std::sync::Arc;
+//! The rows of `x [lead, in]` are cut into blocks processed in parallel by the [`Csr`] block
+//! loops (each stored entry is one vectorized `axpy` over the block). No `[nnz, lead]`
+//! temporary. Backward: `dx = dy S` is the same op transposed, and
+//! `dvalues[j] = Σ_l dy[l, r_j] · x[l, c_j]` is [`ValueGrad`], summed over fixed chunks in a
+//! fixed order so results do not depend on thread scheduling.
 
 use candle_core::{CpuStorage, CustomOp2, Layout, Shape, Tensor};
 use rayon::prelude::*;
 
-/// `x [lead, in] , values [nnz] → x Sᵀ [lead, out]` for fixed sparse positions.
+use crate::csr::{Csr, Elem, Scratch};
+
+/// Rows of `x` per parallel block.
+const BLOCK: usize = 32;
+
+/// `x [lead, in] , values [nnz] → x Sᵀ [lead, out]` for fixed sparse positions (or, when
+/// `transposed`, `dy [lead, out] → dy S [lead, in]`).
 #[derive(Debug, Clone)]
 pub(crate) struct SparseApply {
-    /// Output row (`index / in`) of each entry.
-    pub rows: Arc<Vec<u32>>,
-    /// Input column (`index % in`) of each entry.
-    pub cols: Arc<Vec<u32>>,
-    pub in_dim: usize,
-    pub out_dim: usize,
+    pub csr: Csr,
+    pub transposed: bool,
 }
 
 impl SparseApply {
-    /// The op for `Sᵀ` (rows and columns swapped).
-    fn transposed(&self) -> Self {
-        Self {
-            rows: self.cols.clone(),
-            cols: self.rows.clone(),
-            in_dim: self.out_dim,
-            out_dim: self.in_dim,
+    /// `(input width, output width)` of the op.
+    fn dims(&self) -> (usize, usize) {
+        if self.transposed {
+            (self.csr.out_dim, self.csr.in_dim)
+        } else {
+            (self.csr.in_dim, self.csr.out_dim)
         }
     }
 
-    fn kernel<T>(&self, x: &[T], values: &[T]) -> Vec<T>
-    where
-        T: Copy + Default + Send + Sync + std::ops::Mul<Output = T> + std::ops::AddAssign,
-    {
-        let lead = x.len() / self.in_dim.max(1);
-        let mut y = vec![T::default(); lead * self.out_dim];
-        let (rows, cols) = (&self.rows[..], &self.cols[..]);
-        // Row-major sorted entries (the forward direction) form CSR runs: one accumulator per
-        // output, written once. Otherwise (the transposed op of backward) scatter-add.
-        let sorted = rows.windows(2).all(|w| w[0] <= w[1]);
-        let mut row_start = vec![0usize; self.out_dim + 1];
-        if sorted {
-            for &r in rows {
-                row_start[r as usize + 1] += 1;
-            }
-            for i in 0..self.out_dim {
-                row_start[i + 1] += row_start[i];
-            }
-        }
-        y.par_chunks_mut(self.out_dim.max(1))
-            .zip(x.par_chunks(self.in_dim.max(1)))
-            .with_min_len(8)
-            .for_each(|(yr, xr)| {
-                if sorted {
-                    for (out, bounds) in yr.iter_mut().zip(row_start.windows(2)) {
-                        let mut acc = T::default();
-                        for j in bounds[0]..bounds[1] {
-                            acc += values[j] * xr[cols[j] as usize];
-                        }
-                        *out = acc;
-                    }
+    fn kernel<T: Elem>(&self, x: &[T], values: &[T]) -> Vec<T> {
+        let (width_in, width_out) = self.dims();
+        let lead = x.len() / width_in.max(1);
+        let mut y = vec![T::default(); lead * width_out];
+        y.par_chunks_mut((BLOCK * width_out).max(1))
+            .zip(x.par_chunks((BLOCK * width_in).max(1)))
+            .for_each_init(Scratch::default, |scratch, (yb, xb)| {
+                if self.transposed {
+                    self.csr.scatter_block(xb, values, yb, scratch);
                 } else {
-                    for ((&r, &c), &v) in rows.iter().zip(cols).zip(values) {
-                        yr[r as usize] += v * xr[c as usize];
-                    }
+                    self.csr.gather_block(xb, values, yb, scratch);
                 }
             });
         y
     }
 }
 
-fn contiguous<'a, T>(s: &'a [T], l: &Layout, what: &str) -> candle_core::Result<&'a [T]> {
+/// The contiguous part of a storage slice that `l` describes.
+pub(crate) fn contiguous<'a, T>(
+    s: &'a [T],
+    l: &Layout,
+    what: &str,
+) -> candle_core::Result<&'a [T]> {
     match l.contiguous_offsets() {
         Some((a, b)) => Ok(&s[a..b]),
         None => candle_core::bail!("sparse apply: {what} must be contiguous"),
@@ -92,15 +73,16 @@ impl CustomOp2 for SparseApply {
         s2: &CpuStorage,
         l2: &Layout,
     ) -> candle_core::Result<(CpuStorage, Shape)> {
-        let (lead, in_dim) = l1.shape().dims2()?;
-        if in_dim != self.in_dim || l2.shape().dims1()? != self.rows.len() {
+        let (lead, width) = l1.shape().dims2()?;
+        let (width_in, width_out) = self.dims();
+        if width != width_in || l2.shape().dims1()? != self.csr.nnz() {
             candle_core::bail!(
                 "sparse apply: shapes {:?}, {:?} do not fit",
                 l1.shape(),
                 l2.shape()
             );
         }
-        let shape = Shape::from((lead, self.out_dim));
+        let shape = Shape::from((lead, width_out));
         match (s1, s2) {
             (CpuStorage::F32(x), CpuStorage::F32(v)) => {
                 let y = self.kernel(contiguous(x, l1, "x")?, contiguous(v, l2, "values")?);
@@ -121,12 +103,83 @@ impl CustomOp2 for SparseApply {
         _res: &Tensor,
         grad: &Tensor,
     ) -> candle_core::Result<(Option<Tensor>, Option<Tensor>)> {
+        if self.transposed {
+            candle_core::bail!("sparse apply: no second-order gradient");
+        }
         let grad = grad.contiguous()?;
-        let dx = grad.apply_op2(values, self.transposed())?;
-        let n = self.rows.len();
-        let rows = Tensor::from_slice(&self.rows[..], n, x.device())?;
-        let cols = Tensor::from_slice(&self.cols[..], n, x.device())?;
-        let dv = (grad.index_select(&rows, 1)? * x.index_select(&cols, 1)?)?.sum(0)?;
+        let transposed = Self {
+            csr: self.csr.clone(),
+            transposed: true,
+        };
+        let dx = grad.apply_op2(values, transposed)?;
+        let dv = x
+            .contiguous()?
+            .apply_op2_no_bwd(&grad, &ValueGrad(self.csr.clone()))?;
         Ok((Some(dx), Some(dv)))
+    }
+}
+
+/// `x [lead, in], dy [lead, out] → dvalues [nnz]`: the gradient of the stored values.
+#[derive(Debug, Clone)]
+pub(crate) struct ValueGrad(pub Csr);
+
+impl ValueGrad {
+    fn kernel<T: Elem>(&self, x: &[T], dy: &[T]) -> Vec<T> {
+        let csr = &self.0;
+        let lead = x.len() / csr.in_dim.max(1);
+        // Fixed chunks, partial sums collected in order and added in order: deterministic.
+        let chunk = lead.div_ceil(16).max(BLOCK);
+        let partials: Vec<Vec<T>> = x
+            .par_chunks((chunk * csr.in_dim).max(1))
+            .zip(dy.par_chunks((chunk * csr.out_dim).max(1)))
+            .map(|(xc, gc)| {
+                let mut dv = vec![T::default(); csr.nnz()];
+                csr.value_grad(xc, gc, &mut dv);
+                dv
+            })
+            .collect();
+        let mut dv = vec![T::default(); csr.nnz()];
+        for p in partials {
+            for (a, b) in dv.iter_mut().zip(p) {
+                *a += b;
+            }
+        }
+        dv
+    }
+}
+
+impl CustomOp2 for ValueGrad {
+    fn name(&self) -> &'static str {
+        "lrs-sparse-value-grad"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> candle_core::Result<(CpuStorage, Shape)> {
+        let (lead, in_dim) = l1.shape().dims2()?;
+        let (lead2, out_dim) = l2.shape().dims2()?;
+        if lead != lead2 || in_dim != self.0.in_dim || out_dim != self.0.out_dim {
+            candle_core::bail!(
+                "sparse value grad: shapes {:?}, {:?} do not fit",
+                l1.shape(),
+                l2.shape()
+            );
+        }
+        let shape = Shape::from(self.0.nnz());
+        match (s1, s2) {
+            (CpuStorage::F32(x), CpuStorage::F32(g)) => Ok((
+                CpuStorage::F32(self.kernel(contiguous(x, l1, "x")?, contiguous(g, l2, "dy")?)),
+                shape,
+            )),
+            (CpuStorage::F64(x), CpuStorage::F64(g)) => Ok((
+                CpuStorage::F64(self.kernel(contiguous(x, l1, "x")?, contiguous(g, l2, "dy")?)),
+                shape,
+            )),
+            _ => candle_core::bail!("sparse value grad: only f32 and f64 on CPU"),
+        }
     }
 }

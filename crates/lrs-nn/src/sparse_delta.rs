@@ -8,10 +8,11 @@
 //! [`hard_threshold`] is the `H_k` of AMHT-LRS: keep the `k` largest magnitudes of a dense
 //! scratch matrix.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use candle_core::{DType, Device, Tensor, D};
 
+use crate::csr::Csr;
 use crate::sparse_apply::SparseApply;
 use crate::{NnError, Result};
 
@@ -54,18 +55,19 @@ pub fn validate_indices(indices: &[u32], bound: u64) -> std::result::Result<(), 
 }
 
 /// A sparse `[out, in]` matrix: strictly increasing row-major flat indices and their values.
+///
+/// Resident cost per stored entry: its 4-byte index and its value (the row offsets are
+/// `out + 1` integers). Row and column tensors for the tensor-op path (off CPU, half types)
+/// are built on first use only.
 #[derive(Debug, Clone)]
 pub struct SparseDelta {
-    out_dim: usize,
-    in_dim: usize,
-    indices: Vec<u32>,
+    /// Positions: the indices and their row offsets (shared with the fused kernels).
+    csr: Csr,
     /// `[nnz]`, in the compute dtype.
     values: Tensor,
-    /// `[nnz]` u32 output rows (`index / in`) and input columns (`index % in`), on the device.
-    rows: Tensor,
-    cols: Tensor,
-    /// The same positions on the host, for the fused CPU kernel.
-    kernel: SparseApply,
+    /// `[nnz]` u32 output rows and input columns on the values' device, for
+    /// [`Self::apply_gather`] only.
+    gather: OnceLock<(Tensor, Tensor)>,
 }
 
 impl SparseDelta {
@@ -88,23 +90,10 @@ impl SparseDelta {
                 indices.len()
             )));
         }
-        let device = values.device();
-        let in32 = in_dim as u32;
-        let rows: Vec<u32> = indices.iter().map(|i| i / in32.max(1)).collect();
-        let cols: Vec<u32> = indices.iter().map(|i| i % in32.max(1)).collect();
         Ok(Self {
-            out_dim,
-            in_dim,
-            rows: Tensor::new(rows.as_slice(), device)?,
-            cols: Tensor::new(cols.as_slice(), device)?,
-            kernel: SparseApply {
-                rows: Arc::new(rows),
-                cols: Arc::new(cols),
-                in_dim,
-                out_dim,
-            },
-            indices,
+            csr: Csr::new(Arc::new(indices), out_dim, in_dim),
             values,
+            gather: OnceLock::new(),
         })
     }
 
@@ -120,22 +109,34 @@ impl SparseDelta {
 
     /// `(out, in)`.
     pub fn shape(&self) -> (usize, usize) {
-        (self.out_dim, self.in_dim)
+        (self.csr.out_dim, self.csr.in_dim)
     }
 
     /// Number of stored entries.
     pub fn nnz(&self) -> usize {
-        self.indices.len()
+        self.csr.nnz()
     }
 
     /// The strictly increasing flat row-major indices.
     pub fn indices(&self) -> &[u32] {
-        &self.indices
+        &self.csr.indices
     }
 
-    /// Output row and input column of each entry (shared with the fused kernels).
-    pub(crate) fn entries(&self) -> crate::multi_task_sparse::Entries {
-        (self.kernel.rows.clone(), self.kernel.cols.clone())
+    /// Bytes this matrix holds in memory: values, indices and row offsets, plus the row and
+    /// column tensors if the tensor-op path has built them.
+    pub fn resident_bytes(&self) -> u64 {
+        let tensor = |t: &Tensor| (t.elem_count() * t.dtype().size_in_bytes()) as u64;
+        let positions = 4 * (self.csr.indices.len() + self.csr.row_ptr.len()) as u64;
+        let gather = self
+            .gather
+            .get()
+            .map_or(0, |(rows, cols)| tensor(rows) + tensor(cols));
+        tensor(&self.values) + positions + gather
+    }
+
+    /// The positions in compressed-row form (shared with the fused kernels).
+    pub(crate) fn csr(&self) -> &Csr {
+        &self.csr
     }
 
     /// The `[nnz]` values.
@@ -145,32 +146,32 @@ impl SparseDelta {
 
     /// The same matrix with values converted to `dtype` and everything moved to `device`.
     pub fn to(&self, dtype: DType, device: &Device) -> Result<Self> {
-        Self::new(
-            self.out_dim,
-            self.in_dim,
-            self.indices.clone(),
-            self.values.to_device(device)?.to_dtype(dtype)?,
-        )
+        Ok(Self {
+            csr: self.csr.clone(),
+            values: self.values.to_device(device)?.to_dtype(dtype)?,
+            gather: OnceLock::new(),
+        })
     }
 
     /// The dense `[out, in]` matrix (for tests, merging and training scratch only).
     pub fn to_dense(&self) -> candle_core::Result<Tensor> {
-        let n = self.out_dim * self.in_dim;
-        let zeros = Tensor::zeros(n, self.values.dtype(), self.values.device())?;
-        if self.indices.is_empty() {
-            return zeros.reshape((self.out_dim, self.in_dim));
+        let (out_dim, in_dim) = self.shape();
+        let zeros = Tensor::zeros(out_dim * in_dim, self.values.dtype(), self.values.device())?;
+        if self.nnz() == 0 {
+            return zeros.reshape((out_dim, in_dim));
         }
-        let idx = Tensor::new(self.indices.as_slice(), self.values.device())?;
+        let idx = Tensor::new(self.indices(), self.values.device())?;
         zeros
             .index_add(&idx, &self.values, 0)?
-            .reshape((self.out_dim, self.in_dim))
+            .reshape((out_dim, in_dim))
     }
 
     /// `x Sᵀ` for `x [.., in]` → `[.., out]`, by gather / scale / scatter-add over the non-zeros.
     pub fn apply(&self, x: &Tensor) -> candle_core::Result<Tensor> {
         let dims = x.dims().to_vec();
         let in_dim = x.dim(D::Minus1)?;
-        if in_dim != self.in_dim {
+        let out_dim = self.csr.out_dim;
+        if in_dim != self.csr.in_dim {
             candle_core::bail!(
                 "sparse apply: input has {in_dim} features, S is {:?}",
                 self.shape()
@@ -178,8 +179,8 @@ impl SparseDelta {
         }
         let lead: usize = dims[..dims.len() - 1].iter().product();
         let mut out_dims = dims.clone();
-        *out_dims.last_mut().unwrap_or(&mut 0) = self.out_dim;
-        if self.indices.is_empty() {
+        *out_dims.last_mut().unwrap_or(&mut 0) = out_dim;
+        if self.nnz() == 0 {
             return Tensor::zeros(out_dims, x.dtype(), x.device());
         }
         let fused = x.device().is_cpu()
@@ -189,7 +190,13 @@ impl SparseDelta {
             return x
                 .reshape((lead, in_dim))?
                 .contiguous()?
-                .apply_op2(&self.values.contiguous()?, self.kernel.clone())?
+                .apply_op2(
+                    &self.values.contiguous()?,
+                    SparseApply {
+                        csr: self.csr.clone(),
+                        transposed: false,
+                    },
+                )?
                 .reshape(out_dims);
         }
         self.apply_gather(x, lead, out_dims)
@@ -202,20 +209,39 @@ impl SparseDelta {
         lead: usize,
         out_dims: Vec<usize>,
     ) -> candle_core::Result<Tensor> {
-        let in_dim = self.in_dim;
+        let (out_dim, in_dim) = self.shape();
+        let (rows, cols) = self.gather_positions()?;
         // Work transposed, `[in, lead]` → `[out, lead]`: gathering and scatter-adding whole
         // contiguous rows is several times faster on CPU than doing it along the last dimension.
         let xt = x.reshape((lead, in_dim))?.t()?.contiguous()?;
         // Row j of `gathered` is x[:, cols[j]] · values[j].
         let weighted = xt
-            .index_select(&self.cols, 0)?
+            .index_select(cols, 0)?
             .broadcast_mul(&self.values.unsqueeze(1)?)?;
-        let zeros = Tensor::zeros((self.out_dim, lead), x.dtype(), x.device())?;
+        let zeros = Tensor::zeros((out_dim, lead), x.dtype(), x.device())?;
         zeros
-            .index_add(&self.rows, &weighted, 0)?
+            .index_add(rows, &weighted, 0)?
             .t()?
             .contiguous()?
             .reshape(out_dims)
+    }
+}
+
+impl SparseDelta {
+    /// `[nnz]` u32 rows and columns on the values' device, built on first use.
+    fn gather_positions(&self) -> candle_core::Result<&(Tensor, Tensor)> {
+        if let Some(p) = self.gather.get() {
+            return Ok(p);
+        }
+        let width = self.csr.in_dim.max(1) as u32;
+        let rows: Vec<u32> = self.indices().iter().map(|i| i / width).collect();
+        let cols: Vec<u32> = self.indices().iter().map(|i| i % width).collect();
+        let device = self.values.device();
+        let built = (
+            Tensor::new(rows.as_slice(), device)?,
+            Tensor::new(cols.as_slice(), device)?,
+        );
+        Ok(self.gather.get_or_init(|| built))
     }
 }
 

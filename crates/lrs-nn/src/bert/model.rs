@@ -401,6 +401,23 @@ impl BertModel {
         Ok(TaskDelta::load(path, &check, &self.device, self.dtype)?)
     }
 
+    /// [`Self::load_task`] on a task file's bytes already in memory (`path` names it in errors).
+    pub fn load_task_bytes(
+        &self,
+        path: &Path,
+        bytes: &[u8],
+        shared: &SharedFactor,
+    ) -> Result<TaskDelta> {
+        let check = self.load_check(shared.sha256.as_deref());
+        Ok(TaskDelta::from_bytes(
+            path,
+            bytes,
+            &check,
+            &self.device,
+            self.dtype,
+        )?)
+    }
+
     /// Device of the model.
     pub fn device(&self) -> &Device {
         &self.device
