@@ -9,8 +9,12 @@
 //! <run>/summary.json           the RunSummary
 //! <run>/checkpoint/            resumable state (see trainer::Trainer::save_checkpoint)
 //! ```
+//!
+//! Every file is replaced atomically (`lrs_nn::files::atomic::write_atomic`), `metrics.jsonl`
+//! included: a process killed at any moment leaves each file either in its old or its new
+//! complete version, plus possibly a `.lrs-tmp-*` temp file, which [`RunDir::create`] and
+//! [`RunDir::open`] delete once it is [`STALE_TEMP_AGE`] old.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -79,6 +83,8 @@ pub fn valid_task_id(id: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'))
 }
 
+pub use lrs_nn::files::atomic::STALE_TEMP_AGE;
+
 /// A run directory.
 #[derive(Debug, Clone)]
 pub struct RunDir {
@@ -86,16 +92,20 @@ pub struct RunDir {
 }
 
 impl RunDir {
-    /// Creates `root` and `root/tasks` if needed.
+    /// Creates `root` and `root/tasks` if needed, and deletes stale temp files of killed
+    /// writes there (see [`STALE_TEMP_AGE`]).
     pub fn create(root: &Path) -> Result<Self> {
         let tasks = root.join("tasks");
         std::fs::create_dir_all(&tasks).map_err(io(&tasks))?;
-        Ok(Self {
+        let run = Self {
             root: root.to_path_buf(),
-        })
+        };
+        run.remove_stale_temps()?;
+        Ok(run)
     }
 
-    /// An existing run (it must hold `config.toml`).
+    /// An existing run (it must hold `config.toml`); deletes stale temp files of killed
+    /// writes in it (see [`STALE_TEMP_AGE`]).
     pub fn open(root: &Path) -> Result<Self> {
         let run = Self {
             root: root.to_path_buf(),
@@ -105,7 +115,18 @@ impl RunDir {
                 reason: format!("{} is not a run directory (no config.toml)", root.display()),
             });
         }
+        run.remove_stale_temps()?;
         Ok(run)
+    }
+
+    /// Deletes `.lrs-tmp-*` files at least [`STALE_TEMP_AGE`] old in the run directory and
+    /// `tasks/` (`checkpoint/` is cleaned by every checkpoint save); returns how many.
+    pub fn remove_stale_temps(&self) -> Result<usize> {
+        let mut n = 0;
+        for dir in [self.root.clone(), self.tasks_dir()] {
+            n += lrs_nn::files::atomic::remove_stale_temps(&dir, STALE_TEMP_AGE)?;
+        }
+        Ok(n)
     }
 
     /// The directory.
@@ -159,18 +180,25 @@ impl RunDir {
         self.root.join("checkpoint")
     }
 
-    /// Appends one record to `metrics.jsonl`.
+    /// Appends one record to `metrics.jsonl` by replacing the file atomically (old records
+    /// plus the new one), so a crash never leaves a torn line.
     pub fn append_metrics(&self, record: &RoundRecord) -> Result<()> {
         let path = self.metrics_path();
-        let mut f = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&path)
-            .map_err(io(&path))?;
+        let mut text = match std::fs::read_to_string(&path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+            Err(e) => return Err(io(&path)(e)),
+        };
+        if !text.is_empty() && !text.ends_with('\n') {
+            text.push('\n');
+        }
         let line = serde_json::to_string(record).map_err(|e| TrainError::Checkpoint {
             reason: e.to_string(),
         })?;
-        writeln!(f, "{line}").map_err(io(&path))
+        text.push_str(&line);
+        text.push('\n');
+        lrs_nn::files::atomic::write_atomic(&path, text.as_bytes())?;
+        Ok(())
     }
 
     /// Every record of `metrics.jsonl` (none if it does not exist).
@@ -225,6 +253,54 @@ impl RunDir {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn record(round: usize) -> RoundRecord {
+        RoundRecord {
+            round,
+            shared_loss: Some(0.5),
+            task_loss: None,
+            train_loss: 0.25,
+            train_auc: None,
+            test_auc: Some(0.75),
+            test_auc_quartiles: None,
+            test_accuracy: 0.5,
+            round_s: 0.125,
+        }
+    }
+
+    #[test]
+    fn metrics_append_keeps_every_record_and_opening_removes_stale_temps() -> Result<()> {
+        let tmp = tempfile::tempdir().map_err(io(Path::new("tempdir")))?;
+        let run = RunDir::create(tmp.path())?;
+        // A file whose last line lacks its newline (as an older writer could leave it).
+        let first = serde_json::to_string(&record(0)).map_err(|e| TrainError::Checkpoint {
+            reason: e.to_string(),
+        })?;
+        std::fs::write(run.metrics_path(), first).map_err(io(&run.metrics_path()))?;
+        run.append_metrics(&record(1))?;
+        run.append_metrics(&record(2))?;
+        assert_eq!(run.read_metrics()?, vec![record(0), record(1), record(2)]);
+
+        let stale = run.tasks_dir().join(".lrs-tmp-killed");
+        let fresh = run.root().join(".lrs-tmp-writing");
+        for p in [&stale, &fresh] {
+            std::fs::write(p, b"partial").map_err(io(p))?;
+        }
+        let old = std::time::SystemTime::now() - 2 * STALE_TEMP_AGE;
+        std::fs::File::options()
+            .write(true)
+            .open(&stale)
+            .and_then(|f| f.set_modified(old))
+            .map_err(io(&stale))?;
+        std::fs::write(run.config_path(), "").map_err(io(&run.config_path()))?;
+        RunDir::open(tmp.path())?;
+        assert!(
+            !stale.exists(),
+            "a stale temp file survives opening the run"
+        );
+        assert!(fresh.exists(), "a temp file being written was deleted");
+        Ok(())
+    }
 
     #[test]
     fn task_ids_that_could_escape_the_directory_are_refused() {

@@ -4,9 +4,16 @@
 //!
 //! Layout under a checkpoint root (e.g. `<run>/checkpoint/`): one directory per saved round
 //! (`round-0003/`) holding `shared.safetensors`, `optimizer.safetensors`, `tasks/NNNNN.safetensors`
-//! and `state.json`; the file `LATEST` names the newest complete one. A round directory is
-//! written and synced in full before `LATEST` is replaced (atomically), so a crash mid-write
-//! leaves the previous checkpoint in force.
+//! and `state.json`; the file `LATEST` names the newest complete one.
+//!
+//! Crash safety: a checkpoint is written into a staging directory (`.round-0003.partial/`),
+//! every file and directory in it synced, then renamed to `round-0003/`, and only then is
+//! `LATEST` replaced (atomically). Superseded checkpoints are renamed to a hidden
+//! `.round-*.old` name before they are deleted. So every `round-*` directory is complete,
+//! `LATEST` always names one, and a process killed at any point leaves the previous
+//! checkpoint in force. The next save removes what a killed one left: hidden `.round-*`
+//! directories, superseded `round-*` directories and `LATEST`'s temp files (a run has one
+//! trainer, the root's only writer).
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -23,6 +30,12 @@ use super::Trainer;
 
 /// The pointer file naming the newest complete checkpoint directory.
 pub const LATEST: &str = "LATEST";
+
+/// Name suffix of a checkpoint directory still being written.
+const PARTIAL_SUFFIX: &str = ".partial";
+
+/// Name suffix of a checkpoint directory being deleted.
+const TRASH_SUFFIX: &str = ".old";
 
 /// `state.json`: the scalar part of a checkpoint.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -59,7 +72,8 @@ impl Trainer {
     /// Saves the full training state under `root` (see the module docs) and returns the
     /// checkpoint directory.
     pub fn save_checkpoint(&self, root: &Path) -> Result<PathBuf> {
-        let dir = root.join(format!("round-{:04}", self.round));
+        let round_name = format!("round-{:04}", self.round);
+        let dir = root.join(format!(".{round_name}{PARTIAL_SUFFIX}"));
         if dir.exists() {
             std::fs::remove_dir_all(&dir).map_err(io(&dir))?;
         }
@@ -118,25 +132,60 @@ impl Trainer {
         let state_path = dir.join("state.json");
         let json = serde_json::to_vec_pretty(&state).map_err(|e| bad(e.to_string()))?;
         write_atomic(&state_path, &json)?;
-        let name = dir
-            .file_name()
-            .and_then(|n| n.to_str())
-            .ok_or_else(|| bad("checkpoint directory name is not UTF-8"))?;
+        // The files are synced; their directory entries must be too before the rename.
+        sync_dir(&task_dir)?;
+        sync_dir(&dir)?;
+        let name = Self::free_round_name(root, &round_name)?;
+        let final_dir = root.join(&name);
+        std::fs::rename(&dir, &final_dir).map_err(io(&final_dir))?;
+        sync_dir(root)?;
         write_atomic(&root.join(LATEST), name.as_bytes())?;
-        // Older rounds are superseded once LATEST points past them.
-        if let Ok(entries) = std::fs::read_dir(root) {
-            for e in entries.flatten() {
-                let p = e.path();
-                let old = p.file_name().and_then(|n| n.to_str()).map(String::from);
-                if p.is_dir()
-                    && old.as_deref() != Some(name)
-                    && old.is_some_and(|n| n.starts_with("round-"))
-                {
-                    let _ = std::fs::remove_dir_all(&p);
-                }
+        // Everything else under the root is superseded or left by a killed save. A
+        // superseded checkpoint is first renamed out of the `round-*` names, so no visible
+        // checkpoint directory is ever half-deleted.
+        let entries = std::fs::read_dir(root).map_err(io(root))?;
+        for e in entries.flatten() {
+            let p = e.path();
+            let Some(other) = p.file_name().and_then(|n| n.to_str()) else {
+                continue;
+            };
+            if !p.is_dir() || other == name {
+                continue;
+            }
+            if other.starts_with("round-") {
+                let _ = discard(root, other);
+            } else if other.starts_with(".round-")
+                && (other.ends_with(PARTIAL_SUFFIX) || other.ends_with(TRASH_SUFFIX))
+            {
+                let _ = std::fs::remove_dir_all(&p);
             }
         }
-        Ok(dir)
+        lrs_nn::files::atomic::remove_stale_temps(root, std::time::Duration::ZERO)?;
+        Ok(final_dir)
+    }
+
+    /// The name a new checkpoint of round `round_name` takes under `root`: `round_name`
+    /// itself, after removing a directory of that name that `LATEST` does not name (a killed
+    /// save's); if `LATEST` names it (the same round saved again), `round_name.N` for the
+    /// first free `N`, so the checkpoint in force is never touched.
+    fn free_round_name(root: &Path, round_name: &str) -> Result<String> {
+        let current = match Self::latest_checkpoint(root) {
+            Ok(Some(p)) => p.file_name().and_then(|n| n.to_str()).map(String::from),
+            _ => None,
+        };
+        let mut name = round_name.to_string();
+        let mut n = 0;
+        loop {
+            let p = root.join(&name);
+            if current.as_deref() != Some(name.as_str()) {
+                if p.exists() {
+                    discard(root, &name)?;
+                }
+                return Ok(name);
+            }
+            n += 1;
+            name = format!("{round_name}.{n}");
+        }
     }
 
     /// The newest complete checkpoint under `root`, if any.
@@ -258,6 +307,29 @@ impl Trainer {
         self.round = state.round;
         Ok(())
     }
+}
+
+/// Deletes checkpoint directory `root/name` without ever showing it half-deleted: renamed to
+/// the hidden `.name.old` first (replacing a leftover of that name; never the staging
+/// directory `.name.partial`, which may hold the checkpoint being saved).
+fn discard(root: &Path, name: &str) -> Result<()> {
+    let trash = root.join(format!(".{name}{TRASH_SUFFIX}"));
+    if trash.exists() {
+        std::fs::remove_dir_all(&trash).map_err(io(&trash))?;
+    }
+    std::fs::rename(root.join(name), &trash).map_err(io(&trash))?;
+    std::fs::remove_dir_all(&trash).map_err(io(&trash))
+}
+
+/// Makes the entries of directory `dir` durable (a no-op off Unix).
+fn sync_dir(dir: &Path) -> Result<()> {
+    #[cfg(unix)]
+    std::fs::File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(io(dir))?;
+    #[cfg(not(unix))]
+    let _ = dir;
+    Ok(())
 }
 
 fn hex_encode(bytes: &[u8]) -> String {
