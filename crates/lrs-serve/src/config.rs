@@ -18,6 +18,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Result, ServeError};
+use crate::limits::TaskLimits;
 
 /// A byte count that reads `1048576`, `"1048576"`, `"512KB"`, `"64MiB"`, `"1GiB"`, `"2G"`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -93,6 +94,16 @@ pub struct ServeConfig {
     pub max_tokens: usize,
     /// Largest request body in bytes (uploads included).
     pub max_body_bytes: ByteSize,
+    /// Most task files in the registry: an upload that would create one more is refused
+    /// (409 `too_many_tasks`); replacing an existing task is always allowed.
+    pub max_task_files: usize,
+    /// Most sparse non-zeros in one task file, counted from its safetensors header before any
+    /// tensor is read (upload: 413, file on disk: 422, `too_many_nonzeros`).
+    pub max_task_nnz: u64,
+    /// Largest task file: upload bodies (413) and files on disk, checked from the file's
+    /// metadata before it is read (422), `task_file_too_large`. Uploads are also bounded by
+    /// `max_body_bytes`.
+    pub max_task_file_bytes: ByteSize,
 }
 
 impl Default for ServeConfig {
@@ -110,6 +121,9 @@ impl Default for ServeConfig {
             max_inputs: 64,
             max_tokens: 128,
             max_body_bytes: ByteSize(16 << 20),
+            max_task_files: 100_000,
+            max_task_nnz: 1 << 24,
+            max_task_file_bytes: ByteSize(64 << 20),
         }
     }
 }
@@ -164,7 +178,19 @@ impl ServeConfig {
         if self.queue_capacity == 0 {
             return bad("queue_capacity must be ≥ 1");
         }
+        if self.max_task_file_bytes.0 == 0 {
+            return bad("max_task_file_bytes must be ≥ 1");
+        }
         Ok(())
+    }
+
+    /// The limits the task registry enforces.
+    pub fn task_limits(&self) -> TaskLimits {
+        TaskLimits {
+            max_task_files: self.max_task_files,
+            max_task_nnz: self.max_task_nnz,
+            max_task_file_bytes: self.max_task_file_bytes.0,
+        }
     }
 }
 
@@ -200,5 +226,18 @@ mod tests {
         };
         assert!(cfg.validate().is_err());
         assert!(ServeConfig::default().validate().is_err());
+        let cfg = ServeConfig::from_toml_str(
+            "model = \"m\"\nshared = \"s\"\nmax_task_files = 3\nmax_task_nnz = 10\n\
+             max_task_file_bytes = \"2KiB\"",
+        )
+        .unwrap_or_default();
+        assert_eq!(
+            cfg.task_limits(),
+            TaskLimits {
+                max_task_files: 3,
+                max_task_nnz: 10,
+                max_task_file_bytes: 2048
+            }
+        );
     }
 }

@@ -92,8 +92,8 @@ impl std::fmt::Debug for Engine {
 
 impl Engine {
     /// Loads the checkpoint (f32, CPU) with the shared file's rank/scale/targets, installs
-    /// the shared file, opens the registry and the tokenizer (the config's or the
-    /// checkpoint's).
+    /// the shared file, opens the registry (with the config's task limits) and the tokenizer
+    /// (the config's or the checkpoint's).
     pub fn open(cfg: &ServeConfig, metrics: Arc<Metrics>) -> Result<Self> {
         cfg.validate()?;
         let ckpt = BertCheckpoint::resolve(&cfg.model)?;
@@ -103,7 +103,7 @@ impl Engine {
         let text = tokenizer
             .map(|t| TextEncoder::from_file(&t, cfg.max_tokens))
             .transpose()?;
-        Self::new(
+        let engine = Self::new(
             model,
             &cfg.shared,
             &cfg.tasks_dir,
@@ -111,7 +111,9 @@ impl Engine {
             cfg.cache_bytes.0,
             cfg.max_tokens,
             metrics,
-        )
+        )?;
+        engine.registry.set_limits(cfg.task_limits());
+        Ok(engine)
     }
 
     /// An engine over an already built LRS `model`: installs `shared`, opens the registry at

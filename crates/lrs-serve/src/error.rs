@@ -37,6 +37,41 @@ pub enum ServeError {
         /// The cache budget.
         budget: u64,
     },
+    /// A task file is larger than `max_task_file_bytes` (an upload body, or a file found in the
+    /// registry directory, checked from its metadata before it is read).
+    #[error("task {task:?}: the task file is {bytes} bytes, at most {max} allowed (max_task_file_bytes)")]
+    TaskFileTooLarge {
+        /// The task id.
+        task: String,
+        /// The file's size.
+        bytes: u64,
+        /// The limit.
+        max: u64,
+        /// `true`: the client sent it (413); `false`: it was found on disk (422).
+        uploaded: bool,
+    },
+    /// A task file holds more sparse non-zeros than `max_task_nnz` (counted from its
+    /// safetensors header, before any tensor is read).
+    #[error("task {task:?}: the task file holds {nnz} sparse non-zeros, at most {max} allowed (max_task_nnz)")]
+    TooManyNonZeros {
+        /// The task id.
+        task: String,
+        /// Non-zeros the header declares (sum over `*.lrs_idx` shapes).
+        nnz: u64,
+        /// The limit.
+        max: u64,
+        /// `true`: the client sent it (413); `false`: it was found on disk (422).
+        uploaded: bool,
+    },
+    /// An upload would create a task file beyond `max_task_files` (replacing an existing task
+    /// is always allowed; deleting one makes room).
+    #[error("the registry already holds {count} task files, at most {max} allowed (max_task_files): delete one first")]
+    TooManyTasks {
+        /// Task files in the registry now.
+        count: usize,
+        /// The limit.
+        max: usize,
+    },
     /// More inputs in one request than allowed.
     #[error("{got} inputs in one request, at most {max} allowed")]
     TooManyInputs {
@@ -113,9 +148,18 @@ impl ServeError {
             ServeError::UnknownTask(_) => 404,
             ServeError::TooManyInputs { .. }
             | ServeError::InputTooLong { .. }
-            | ServeError::BodyTooLarge { .. } => 413,
+            | ServeError::BodyTooLarge { .. }
+            | ServeError::TaskFileTooLarge { uploaded: true, .. }
+            | ServeError::TooManyNonZeros { uploaded: true, .. } => 413,
+            ServeError::TooManyTasks { .. } => 409,
             ServeError::InvalidTaskFile { .. }
             | ServeError::TaskTooLarge { .. }
+            | ServeError::TaskFileTooLarge {
+                uploaded: false, ..
+            }
+            | ServeError::TooManyNonZeros {
+                uploaded: false, ..
+            }
             | ServeError::BadJson { shape: true, .. }
             | ServeError::InvalidRequest(_) => 422,
             ServeError::Overloaded | ServeError::ShuttingDown => 503,
@@ -133,6 +177,9 @@ impl ServeError {
             ServeError::UnknownTask(_) => "unknown_task",
             ServeError::InvalidTaskFile { .. } => "invalid_task_file",
             ServeError::TaskTooLarge { .. } => "task_too_large",
+            ServeError::TaskFileTooLarge { .. } => "task_file_too_large",
+            ServeError::TooManyNonZeros { .. } => "too_many_nonzeros",
+            ServeError::TooManyTasks { .. } => "too_many_tasks",
             ServeError::TooManyInputs { .. } => "too_many_inputs",
             ServeError::InputTooLong { .. } => "input_too_long",
             ServeError::BodyTooLarge { .. } => "body_too_large",

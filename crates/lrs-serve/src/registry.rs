@@ -2,24 +2,31 @@
 //! loaded ones, bounded in bytes.
 //!
 //! A task is loaded on first use and validated against the loaded base and shared file
-//! (`BertModel::load_task`). Every lookup stats the file: a changed `(size, mtime, inode)`
-//! reloads it (uploads replace files by rename, so the inode always changes), a vanished file
-//! makes the task unknown. The stamp is taken *before* the file is read, so a racing write can
-//! only leave a stamp older than the content, which the next lookup repairs by reloading.
+//! (`BertModel::load_task_bytes`). Every lookup stats the file: a changed
+//! `(size, mtime, inode)` reloads it (uploads replace files by rename, so the inode always
+//! changes), a vanished file makes the task unknown.
+//!
+//! Each load knows exactly which bytes it validated ([`LoadedTask::sha256`]): the file is
+//! opened, its stamp taken from the open handle, and its bytes read, validated and hashed from
+//! memory, so the stamp always describes the checked bytes (for writers that replace files by
+//! rename, as uploads do). At most one load per CPU runs at once ([`LoadSlots`]).
 //!
 //! Loaded tasks are handed out as `Arc`s: evicting, reloading or deleting a task never
 //! disturbs a request that already holds it (memory may then briefly exceed the budget by the
 //! tasks in flight).
 
+use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use std::time::{Instant, SystemTime};
 
-use lrs_nn::{BertModel, FileError, NnError, SharedFactor, TaskDelta};
+use lrs_nn::{BertModel, NnError, SharedFactor, TaskDelta};
 use serde::Serialize;
 
 use crate::error::{Result, ServeError};
+use crate::limits::TaskLimits;
+use crate::load_slots::LoadSlots;
 use crate::lru::ByteLru;
 use crate::metrics::{inc, Metrics};
 use crate::task_bytes::task_bytes;
@@ -56,7 +63,19 @@ pub struct LoadedTask {
     pub delta: TaskDelta,
     /// Bytes counted against the cache budget ([`task_bytes`]).
     pub bytes: u64,
+    /// Lowercase hex sha256 of the task file bytes this was validated from: which version
+    /// of the task computes with it.
+    pub sha256: String,
+    /// Size of that file.
+    pub file_bytes: u64,
     stamp: FileStamp,
+}
+
+/// A task file read for loading: the stamp of the handle it was read through and its bytes
+/// (validated from memory, so the stamp always describes the bytes that were checked).
+struct Opened {
+    stamp: FileStamp,
+    bytes: Vec<u8>,
 }
 
 /// One task file, as `GET /v1/tasks` lists it.
@@ -68,6 +87,8 @@ pub struct TaskInfo {
     pub file_bytes: u64,
     /// Resident bytes if loaded now.
     pub loaded_bytes: Option<u64>,
+    /// sha256 of the loaded version, if loaded now.
+    pub loaded_sha256: Option<String>,
 }
 
 /// Cache occupancy.
@@ -90,6 +111,9 @@ pub struct TaskRegistry {
     cache: Mutex<ByteLru<TaskId, Arc<LoadedTask>>>,
     /// Serializes uploads and deletions so a cached stamp always matches the cached content.
     writes: Mutex<()>,
+    /// Bounds concurrent loads (one per CPU).
+    load_slots: LoadSlots,
+    limits: RwLock<TaskLimits>,
 }
 
 impl std::fmt::Debug for TaskRegistry {
@@ -119,6 +143,9 @@ impl TaskRegistry {
         metrics: Arc<Metrics>,
     ) -> Result<Self> {
         std::fs::create_dir_all(dir).map_err(io(dir))?;
+        // Temp files of uploads interrupted by a crash (never visible as tasks).
+        lrs_nn::files::atomic::remove_stale_temps(dir, lrs_nn::files::atomic::STALE_TEMP_AGE)
+            .map_err(|e| ServeError::Model(NnError::File(e)))?;
         metrics
             .cache_budget_bytes
             .store(budget_bytes, Ordering::Relaxed);
@@ -129,7 +156,21 @@ impl TaskRegistry {
             metrics,
             cache: Mutex::new(ByteLru::new(budget_bytes)),
             writes: Mutex::new(()),
+            load_slots: LoadSlots::new(
+                std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get),
+            ),
+            limits: RwLock::new(TaskLimits::default()),
         })
+    }
+
+    /// The limits enforced on task files (default: none).
+    pub fn limits(&self) -> TaskLimits {
+        *self.limits.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Sets the limits enforced on task files from now on.
+    pub fn set_limits(&self, limits: TaskLimits) {
+        *self.limits.write().unwrap_or_else(|p| p.into_inner()) = limits;
     }
 
     /// The registry directory.
@@ -185,8 +226,52 @@ impl TaskRegistry {
         if changed {
             inc(&self.metrics.cache_reloads);
         }
-        let delta = self.read(id, &path)?;
-        self.admit(id, delta, stamp)
+        // At most `load_slots` loads at once: each holds a file's bytes and its parsed task
+        // until admitted, so this bounds memory beyond the cache budget during a load storm.
+        let _slot = self.load_slots.acquire();
+        if !changed {
+            // Another request may have loaded it while this one waited for a slot.
+            if let Some(t) = self.cache().get(id).filter(|t| t.stamp == stamp) {
+                return Ok(t.clone());
+            }
+        }
+        let opened = self.open(id, &path)?;
+        self.limits()
+            .check_header(id, &path, &opened.bytes, false)?;
+        let delta = self.validate(id, &path, &opened.bytes)?;
+        let sha256 = lrs_nn::files::sha256_hex(&opened.bytes);
+        let file_bytes = opened.bytes.len() as u64;
+        self.admit(id, delta, opened.stamp, sha256, file_bytes)
+    }
+
+    /// Opens task `id`'s file, checks its size from the handle's metadata, and reads it
+    /// (never past the size limit).
+    fn open(&self, id: &TaskId, path: &Path) -> Result<Opened> {
+        let unknown = || ServeError::UnknownTask(id.to_string());
+        let mut file = match std::fs::File::open(path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                self.unload(id);
+                return Err(unknown());
+            }
+            Err(e) => return Err(io(path)(e)),
+        };
+        let meta = file.metadata().map_err(io(path))?;
+        if !meta.is_file() {
+            return Err(unknown());
+        }
+        let limits = self.limits();
+        limits.check_file_size(id, meta.len(), false)?;
+        let mut bytes = Vec::with_capacity(usize::try_from(meta.len()).unwrap_or(0));
+        (&mut file)
+            .take(limits.max_task_file_bytes.saturating_add(1))
+            .read_to_end(&mut bytes)
+            .map_err(io(path))?;
+        limits.check_file_size(id, bytes.len() as u64, false)?;
+        Ok(Opened {
+            stamp: FileStamp::of(&meta),
+            bytes,
+        })
     }
 
     /// Loads task `id` now if it is not loaded or changed (explicit preloading); same as
@@ -205,16 +290,24 @@ impl TaskRegistry {
 
     /// Validates `bytes` as a task file for the loaded base and shared file, then installs it
     /// as `<id>.safetensors` (atomic write) and caches it. Nothing is written if validation
-    /// fails.
+    /// fails. Refused before anything else: a file over `max_task_file_bytes`, a header
+    /// declaring more than `max_task_nnz` non-zeros, a new task beyond `max_task_files`.
     pub fn install(&self, id: &TaskId, bytes: &[u8]) -> Result<Arc<LoadedTask>> {
+        let limits = self.limits();
+        limits.check_file_size(id, bytes.len() as u64, true)?;
+        let path = self.path(id);
+        limits.check_header(id, &path, bytes, true)?;
         let _writing = self.writes.lock().unwrap_or_else(|p| p.into_inner());
-        let staged = tempfile::Builder::new()
-            .prefix(".upload-")
-            .suffix(".tmp")
-            .tempfile_in(&self.dir)
-            .map_err(io(&self.dir))?;
-        std::fs::write(staged.path(), bytes).map_err(io(staged.path()))?;
-        let delta = self.read(id, staged.path())?;
+        if !path.is_file() {
+            let count = self.count_files()?;
+            if count >= limits.max_task_files {
+                return Err(ServeError::TooManyTasks {
+                    count,
+                    max: limits.max_task_files,
+                });
+            }
+        }
+        let delta = self.validate(id, &path, bytes)?;
         let budget = self.cache().budget();
         let size = task_bytes(&delta);
         if size > budget {
@@ -224,11 +317,28 @@ impl TaskRegistry {
                 budget,
             });
         }
-        let path = self.path(id);
         lrs_nn::files::atomic::write_atomic(&path, bytes)
             .map_err(|e| ServeError::Model(NnError::File(e)))?;
         let stamp = FileStamp::of(&std::fs::metadata(&path).map_err(io(&path))?);
-        self.admit(id, delta, stamp)
+        let sha256 = lrs_nn::files::sha256_hex(bytes);
+        self.admit(id, delta, stamp, sha256, bytes.len() as u64)
+    }
+
+    /// Task files in the directory now.
+    fn count_files(&self) -> Result<usize> {
+        let mut count = 0;
+        for entry in std::fs::read_dir(&self.dir).map_err(io(&self.dir))? {
+            let entry = entry.map_err(io(&self.dir))?;
+            let is_task = entry
+                .file_name()
+                .to_str()
+                .and_then(TaskId::from_file_name)
+                .is_some();
+            if is_task && entry.file_type().is_ok_and(|t| t.is_file()) {
+                count += 1;
+            }
+        }
+        Ok(count)
     }
 
     /// Deletes task `id`'s file and drops it from the cache.
@@ -265,6 +375,7 @@ impl TaskRegistry {
             .into_iter()
             .map(|(id, file_bytes)| TaskInfo {
                 loaded_bytes: cache.bytes_of(&id),
+                loaded_sha256: cache.peek(&id).map(|t| t.sha256.clone()),
                 id: id.to_string(),
                 file_bytes,
             })
@@ -286,22 +397,15 @@ impl TaskRegistry {
         }
     }
 
-    /// Reads and validates a task file (no cache involved).
-    fn read(&self, id: &TaskId, path: &Path) -> Result<TaskDelta> {
+    /// Validates a task file's bytes against the base and shared file (no cache involved).
+    fn validate(&self, id: &TaskId, path: &Path, bytes: &[u8]) -> Result<TaskDelta> {
         let start = Instant::now();
         let delta = self
             .model
-            .load_task(path, &self.shared)
-            .map_err(|e| match e {
-                NnError::File(FileError::Io { source, .. })
-                    if source.kind() == std::io::ErrorKind::NotFound =>
-                {
-                    ServeError::UnknownTask(id.to_string())
-                }
-                source => ServeError::InvalidTaskFile {
-                    task: id.to_string(),
-                    source,
-                },
+            .load_task_bytes(path, bytes, &self.shared)
+            .map_err(|source| ServeError::InvalidTaskFile {
+                task: id.to_string(),
+                source,
             })?;
         self.metrics
             .task_load_seconds
@@ -309,12 +413,21 @@ impl TaskRegistry {
         Ok(delta)
     }
 
-    fn admit(&self, id: &TaskId, delta: TaskDelta, stamp: FileStamp) -> Result<Arc<LoadedTask>> {
+    fn admit(
+        &self,
+        id: &TaskId,
+        delta: TaskDelta,
+        stamp: FileStamp,
+        sha256: String,
+        file_bytes: u64,
+    ) -> Result<Arc<LoadedTask>> {
         let bytes = task_bytes(&delta);
         let task = Arc::new(LoadedTask {
             id: id.clone(),
             delta,
             bytes,
+            sha256,
+            file_bytes,
             stamp,
         });
         let mut cache = self.cache();

@@ -1,16 +1,11 @@
 //! How many bytes a loaded [`TaskDelta`] holds in memory: what the task cache's budget counts.
 //!
-//! Per adapted layer: `w` (`r` values), and per sparse non-zero its value plus the index data
-//! `lrs_nn::SparseDelta` keeps — the flat index, and its row and column twice (as device
-//! tensors for the gather path and as host vectors for the fused CPU kernel): `4 + 2·4 + 2·4`
-//! bytes. Plus the per-task head. Allocator and map overheads are not counted (a few hundred
-//! bytes per layer).
+//! Per adapted layer: `w` (`r` values), the sparse part as `lrs_nn::SparseDelta` holds it
+//! (its value and 4-byte flat index per non-zero, plus `out + 1` row offsets), a per-task
+//! LoRA pair if any, and the per-task head. Allocator and map overheads are not counted (a
+//! few hundred bytes per layer).
 
 use lrs_nn::{SparsePart, TaskDelta};
-
-/// Bytes of index data `lrs_nn::SparseDelta` holds per non-zero (flat index + rows/cols on the
-/// device + rows/cols on the host, all u32).
-pub const INDEX_BYTES_PER_NNZ: u64 = 4 + 2 * 4 + 2 * 4;
 
 /// Resident bytes of `task`'s tensors, as counted against the cache budget.
 pub fn task_bytes(task: &TaskDelta) -> u64 {
@@ -22,11 +17,12 @@ pub fn task_bytes(task: &TaskDelta) -> u64 {
         }
         match &layer.sparse {
             SparsePart::None => {}
-            SparsePart::Sparse(s) => {
-                bytes += tensor(s.values()) + s.nnz() as u64 * INDEX_BYTES_PER_NNZ;
-            }
+            SparsePart::Sparse(s) => bytes += s.resident_bytes(),
             SparsePart::Dense(d) => bytes += tensor(d),
         }
+    }
+    for lora in task.lora.values() {
+        bytes += tensor(&lora.a) + tensor(&lora.b);
     }
     bytes + task.head.values().map(tensor).sum::<u64>()
 }
@@ -54,7 +50,8 @@ mod tests {
             "head.weight".into(),
             Tensor::zeros((1, 8), candle_core::DType::F32, &dev)?,
         );
-        assert_eq!(task_bytes(&t), 16 + 3 * (4 + INDEX_BYTES_PER_NNZ) + 32);
+        // w: 4 f32; sparse: 3 values + 3 indices + 9 row offsets (u32); head: 8 f32.
+        assert_eq!(task_bytes(&t), 16 + 3 * (4 + 4) + 9 * 4 + 32);
         Ok(())
     }
 }

@@ -40,12 +40,7 @@ impl Fixture {
         let io = |file: PathBuf| move |source| ServeError::Io { file, source };
         let dir = tempfile::tempdir().map_err(io("tempdir".into()))?;
         let model_dir = dir.path().join("base");
-        std::fs::create_dir_all(&model_dir).map_err(io(model_dir.clone()))?;
-        let cfg = lrs_nn::testing::tiny_config();
-        lrs_nn::testing::write_checkpoint(&model_dir, &cfg, "")?;
-        let tokenizer = model_dir.join("tokenizer.json");
-        std::fs::write(&tokenizer, word_level_tokenizer(cfg.vocab_size))
-            .map_err(io(tokenizer.clone()))?;
+        let tokenizer = write_tiny_checkpoint(&model_dir)?;
         let model = Self::load_model(&model_dir)?;
         let shared_path = dir.path().join("shared.safetensors");
         let shared = write_shared(&model, &shared_path, 7)?;
@@ -70,6 +65,7 @@ impl Fixture {
             max_inputs: 16,
             max_tokens: 16,
             max_body_bytes: ByteSize(1 << 20),
+            ..ServeConfig::default()
         };
         Ok(Self {
             dir,
@@ -97,6 +93,20 @@ impl Fixture {
     pub fn model(&self) -> Result<BertModel> {
         Self::load_model(&self.model_dir)
     }
+}
+
+/// Writes a tiny random BERT checkpoint (`lrs_nn::testing::tiny_config`: `config.json`,
+/// `model.safetensors`) and a word-level `tokenizer.json` into `dir` (created). Returns the
+/// tokenizer's path. Texts for it are words `w4` … `w99`.
+pub fn write_tiny_checkpoint(dir: &std::path::Path) -> Result<PathBuf> {
+    let io = |file: PathBuf| move |source| ServeError::Io { file, source };
+    std::fs::create_dir_all(dir).map_err(io(dir.to_path_buf()))?;
+    let cfg = lrs_nn::testing::tiny_config();
+    lrs_nn::testing::write_checkpoint(dir, &cfg, "")?;
+    let tokenizer = dir.join("tokenizer.json");
+    std::fs::write(&tokenizer, word_level_tokenizer(cfg.vocab_size))
+        .map_err(io(tokenizer.clone()))?;
+    Ok(tokenizer)
 }
 
 /// A `tokenizer.json` for a word-level vocabulary: `[PAD]`=0, `[CLS]`=1, `[SEP]`=2,

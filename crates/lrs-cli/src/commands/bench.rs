@@ -15,6 +15,8 @@ pub enum BenchCommand {
     Linear(BenchLinearArgs),
     /// Serving: mixed-task throughput and latency, task load time, memory per task.
     Serve(crate::commands::bench_serve::BenchServeArgs),
+    /// Load test: concurrent clients over many tasks while tasks change; every answer checked.
+    Load(crate::commands::bench_load::BenchLoadArgs),
 }
 
 /// Arguments of `lrs bench linear`.
@@ -56,6 +58,7 @@ pub fn run(cmd: BenchCommand) -> anyhow::Result<()> {
     match cmd {
         BenchCommand::Linear(a) => bench_linear(a),
         BenchCommand::Serve(a) => crate::commands::bench_serve::run(a),
+        BenchCommand::Load(a) => crate::commands::bench_load::run(a),
     }
 }
 

@@ -97,6 +97,7 @@ pub fn run(a: BenchServeArgs) -> anyhow::Result<()> {
         tasks: n_tasks,
         work_dir: work.clone(),
         cache_bytes: u64::MAX,
+        cache_fraction: None,
         max_tokens: 512,
         seed: 42,
     };
@@ -142,11 +143,20 @@ fn bench_throughput(
             a.rows, mean_tokens
         );
         println!(
-            "{:>12} {:>8} {:>10} {:>10} {:>10} {:>10} {:>10}",
-            "scenario", "tasks", "rows/s", "vs_base", "batch", "p50_ms", "p99_ms"
+            "{:>12} {:>8} {:>10} {:>10} {:>10} {:>10} {:>10} {:>10} {:>10}",
+            "scenario",
+            "tasks",
+            "rows/s",
+            "vs_base",
+            "rows/cpu_s",
+            "cpu_vs",
+            "batch",
+            "p50_ms",
+            "p99_ms"
         );
     }
     let mut base_rate = None;
+    let mut base_cpu_rate = None;
     for &n in &a.tasks {
         let tasks: Vec<_> = if n == 0 {
             vec![None]
@@ -166,20 +176,26 @@ fn bench_throughput(
         )?;
         if n == 0 {
             base_rate = Some(r.rows_per_s);
+            base_cpu_rate = Some(r.rows_per_cpu_s);
         }
         let ratio = base_rate.map(|b| r.rows_per_s / b);
+        let cpu_ratio = base_cpu_rate.map(|b| r.rows_per_cpu_s / b);
         if a.json {
             println!(
                 "{}",
-                json!({"bench": "throughput", "result": r, "vs_base": ratio, "mean_tokens": mean_tokens})
+                json!({"bench": "throughput", "result": r, "vs_base": ratio, "cpu_vs_base": cpu_ratio, "mean_tokens": mean_tokens})
             );
         } else {
             println!(
-                "{:>12} {:>8} {:>10.1} {:>10} {:>10.1} {:>10.1} {:>10.1}",
+                "{:>12} {:>8} {:>10.1} {:>10} {:>10.1} {:>10} {:>10.1} {:>10.1} {:>10.1}",
                 r.label,
                 r.distinct_tasks,
                 r.rows_per_s,
                 ratio
+                    .map(|x| format!("{x:.3}"))
+                    .unwrap_or_else(|| "-".into()),
+                r.rows_per_cpu_s,
+                cpu_ratio
                     .map(|x| format!("{x:.3}"))
                     .unwrap_or_else(|| "-".into()),
                 r.mean_batch_rows,

@@ -1,6 +1,7 @@
 //! One module per top-level subcommand.
 
 pub mod bench;
+pub mod bench_load;
 pub mod bench_serve;
 pub mod eval;
 pub mod inspect;

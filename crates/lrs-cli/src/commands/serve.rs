@@ -48,6 +48,15 @@ pub struct ServeArgs {
     /// Largest request body.
     #[arg(long)]
     pub max_body_bytes: Option<ByteSize>,
+    /// Most task files an upload may bring the registry to (409 beyond).
+    #[arg(long)]
+    pub max_task_files: Option<usize>,
+    /// Most sparse non-zeros per task file (checked from its header before loading).
+    #[arg(long)]
+    pub max_task_nnz: Option<u64>,
+    /// Largest task file (uploads and files on disk; checked before reading).
+    #[arg(long)]
+    pub max_task_file_bytes: Option<ByteSize>,
     /// Print the effective config as TOML and exit.
     #[arg(long)]
     pub print_config: bool,
@@ -74,7 +83,10 @@ impl ServeArgs {
             queue_capacity,
             max_inputs,
             max_tokens,
-            max_body_bytes
+            max_body_bytes,
+            max_task_files,
+            max_task_nnz,
+            max_task_file_bytes
         );
         if self.tokenizer.is_some() {
             c.tokenizer = self.tokenizer.clone();

@@ -10,7 +10,8 @@ use lrs_nn::{BertCheckpoint, BertModel, LrsOptions};
 use crate::engine::{lrs_options_of, Engine};
 use crate::error::{Result, ServeError};
 use crate::metrics::Metrics;
-use crate::synth::{write_shared, write_tasks, TaskSpec};
+use crate::synth::{random_task, write_shared, write_tasks, TaskSpec};
+use crate::task_bytes::task_bytes;
 use crate::text::TextEncoder;
 
 /// What to build.
@@ -31,6 +32,9 @@ pub struct SetupSpec {
     pub work_dir: PathBuf,
     /// Task cache budget of the engine.
     pub cache_bytes: u64,
+    /// If set, the cache budget is this fraction of the written tasks' resident bytes
+    /// (`tasks × task_resident_bytes`) instead of `cache_bytes`.
+    pub cache_fraction: Option<f64>,
     /// Per-input token limit.
     pub max_tokens: usize,
     /// Seed of everything random.
@@ -52,11 +56,22 @@ pub struct Setup {
     pub shared_path: PathBuf,
     /// The checkpoint's tokenizer, if any.
     pub tokenizer: Option<PathBuf>,
+    /// Resident bytes of one loaded task ([`task_bytes`]; all tasks of a spec have the same
+    /// shapes and non-zero counts).
+    pub task_resident_bytes: u64,
+    /// The engine's cache budget.
+    pub cache_bytes: u64,
+    /// How the task files were made.
+    pub task_spec: TaskSpec,
 }
 
 /// Loads the checkpoint (f32, CPU), writes or adopts the shared file, writes the task
-/// files, and opens an engine.
+/// files (into `work_dir`, created if missing), and opens an engine.
 pub fn setup(spec: &SetupSpec) -> Result<Setup> {
+    std::fs::create_dir_all(&spec.work_dir).map_err(|source| ServeError::Io {
+        file: spec.work_dir.clone(),
+        source,
+    })?;
     let ckpt = BertCheckpoint::resolve(&spec.model)?;
     let opts = match &spec.shared {
         Some(p) => lrs_options_of(p)?,
@@ -81,6 +96,11 @@ pub fn setup(spec: &SetupSpec) -> Result<Setup> {
         &spec.task_spec,
         spec.seed + 1,
     )?;
+    let task_resident_bytes = task_bytes(&random_task(&model, "probe", &spec.task_spec, 0)?);
+    let cache_bytes = match spec.cache_fraction {
+        Some(f) => (f * (task_resident_bytes * spec.tasks as u64) as f64) as u64,
+        None => spec.cache_bytes,
+    };
     let text = ckpt
         .tokenizer
         .as_deref()
@@ -91,7 +111,7 @@ pub fn setup(spec: &SetupSpec) -> Result<Setup> {
         &shared_path,
         &tasks_dir,
         text,
-        spec.cache_bytes,
+        cache_bytes,
         spec.max_tokens,
         Arc::new(Metrics::default()),
     )?;
@@ -105,6 +125,9 @@ pub fn setup(spec: &SetupSpec) -> Result<Setup> {
         task_ids,
         shared_path,
         tokenizer: ckpt.tokenizer,
+        task_resident_bytes,
+        cache_bytes,
+        task_spec: spec.task_spec,
     })
 }
 

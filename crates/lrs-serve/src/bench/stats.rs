@@ -40,8 +40,23 @@ impl Summary {
 
 /// Resident set size of this process (`VmRSS` in `/proc/self/status`), if the OS tells.
 pub fn rss_bytes() -> Option<u64> {
+    proc_status_kb("VmRSS:")
+}
+
+/// Peak resident set size of this process (`VmHWM`), if the OS tells.
+pub fn peak_rss_bytes() -> Option<u64> {
+    proc_status_kb("VmHWM:")
+}
+
+/// Resets the peak resident set size to the current one (Linux: `5` into
+/// `/proc/self/clear_refs`). Returns whether the OS took it.
+pub fn reset_peak_rss() -> bool {
+    std::fs::write("/proc/self/clear_refs", "5").is_ok()
+}
+
+fn proc_status_kb(key: &str) -> Option<u64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    let line = status.lines().find(|l| l.starts_with(key))?;
     let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
     Some(kb * 1024)
 }

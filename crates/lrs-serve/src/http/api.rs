@@ -30,6 +30,10 @@ pub struct PredictResponse {
     /// Mean-pooled embedding per input, when asked for.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub embeddings: Option<Vec<Vec<f32>>>,
+    /// sha256 of the task file bytes that computed these scores (`null`: base-only): which
+    /// version of the task answered.
+    #[serde(default)]
+    pub task_sha256: Option<String>,
 }
 
 /// `GET /v1/tasks` answer.
@@ -50,6 +54,9 @@ pub struct TaskLoaded {
     pub loaded_bytes: u64,
     /// Total sparse non-zeros.
     pub nnz: usize,
+    /// sha256 of the loaded task file's bytes.
+    #[serde(default)]
+    pub sha256: String,
 }
 
 /// Every error answer: `{"error": {"code": ..., "message": ...}}`.

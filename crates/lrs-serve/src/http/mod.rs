@@ -3,15 +3,22 @@
 //!
 //! | route | answer |
 //! |---|---|
-//! | `POST /v1/predict` `{"task": id?, "inputs": [..], "embeddings": bool?}` | scores (σ of the binary logit), logits, embeddings on request |
+//! | `POST /v1/predict` `{"task": id?, "inputs": [..], "embeddings": bool?}` | scores (σ of the binary logit), logits, embeddings on request, and `task_sha256`: the version of the task file that computed them |
 //! | `GET /v1/tasks` | task files on disk, loaded sizes, cache occupancy |
-//! | `PUT /v1/tasks/{id}` (raw safetensors body) | validated, written atomically, loaded |
+//! | `PUT /v1/tasks/{id}` (raw safetensors body) | validated, written atomically, loaded; answers the version's `sha256` |
 //! | `DELETE /v1/tasks/{id}` | file removed, task unloaded (204) |
 //! | `POST /v1/tasks/{id}/load`, `/unload` | explicit cache control |
 //! | `GET /healthz` | `{"status": "ok", ..}` |
 //! | `GET /metrics` | Prometheus text |
 //!
 //! Errors are `{"error": {"code", "message"}}` with the status of [`ServeError::status`].
+//!
+//! Limits ([`ServeConfig`]): `max_body_bytes` (413 `body_too_large`, the body is never
+//! buffered past it and nothing is preallocated from `Content-Length`), `max_inputs` (413
+//! `too_many_inputs`), `max_tokens` (413 `input_too_long`), `max_task_file_bytes` (upload 413,
+//! file on disk 422, `task_file_too_large`), `max_task_nnz` (upload 413, disk 422,
+//! `too_many_nonzeros`), `max_task_files` (409 `too_many_tasks`: a client can free room by
+//! deleting a task, so it is not a server failure). See [`crate::limits`].
 
 pub mod api;
 pub mod error;
@@ -61,9 +68,11 @@ impl AppState {
         Self::with_engine(engine, cfg)
     }
 
-    /// Starts a batcher over an existing engine with `cfg`'s limits.
+    /// Starts a batcher over an existing engine with `cfg`'s limits (the task-file limits
+    /// are applied to the engine's registry).
     pub fn with_engine(engine: Arc<Engine>, cfg: &ServeConfig) -> Result<Self> {
         cfg.validate_limits()?;
+        engine.registry().set_limits(cfg.task_limits());
         let batcher = Batcher::spawn(
             engine.clone(),
             BatcherConfig {

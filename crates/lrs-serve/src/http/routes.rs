@@ -36,6 +36,7 @@ fn loaded(task: &LoadedTask) -> TaskLoaded {
         id: task.id.to_string(),
         loaded_bytes: task.bytes,
         nnz: task.delta.nnz(),
+        sha256: task.sha256.clone(),
     }
 }
 
@@ -73,10 +74,11 @@ pub async fn predict(
         })
         .await?;
     Ok(Json(PredictResponse {
-        task: task.map(|t| t.id.to_string()),
+        task: task.as_ref().map(|t| t.id.to_string()),
         scores: prediction.scores,
         logits: prediction.logits,
         embeddings: prediction.embeddings,
+        task_sha256: task.map(|t| t.sha256.clone()),
     }))
 }
 
