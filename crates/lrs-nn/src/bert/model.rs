@@ -194,6 +194,7 @@ impl BertModel {
             shared_sha256: shared_sha256.map(String::from),
             rank: self.lrs.as_ref().map(|o| o.rank),
             modules: self.adapted_modules(),
+            hidden: Some(self.config.hidden_size),
         }
     }
 

@@ -30,6 +30,8 @@ pub struct LoadCheck {
     pub rank: Option<usize>,
     /// Adapted modules and their `(out, in)` shapes.
     pub modules: BTreeMap<String, (usize, usize)>,
+    /// Hidden size `h` a binary head (`head.weight [1, h]`) must match (`None`: any).
+    pub hidden: Option<usize>,
 }
 
 /// Lowercase hex sha256 of `bytes`.
@@ -185,7 +187,11 @@ impl<'a> Parsed<'a> {
     /// Checks the binary head (`head.weight [1, h]`, `head.bias [1]`, both or neither) among
     /// the loaded `head.*` tensors. Serving and training stack every task's head row by row,
     /// so any other shape would fail the forward pass or shift rows onto other tasks.
-    pub fn check_head(&self, head: &BTreeMap<String, Tensor>) -> Result<(), FileError> {
+    pub fn check_head(
+        &self,
+        head: &BTreeMap<String, Tensor>,
+        hidden: Option<usize>,
+    ) -> Result<(), FileError> {
         const WEIGHT: &str = crate::bert::binary_head::HEAD_WEIGHT;
         const BIAS: &str = crate::bert::binary_head::HEAD_BIAS;
         match (head.get(WEIGHT), head.get(BIAS)) {
@@ -193,8 +199,13 @@ impl<'a> Parsed<'a> {
             (Some(_), None) => Err(self.missing(BIAS)),
             (None, Some(_)) => Err(self.missing(WEIGHT)),
             (Some(w), Some(b)) => {
-                if !matches!(w.dims(), &[1, h] if h >= 1) {
-                    return Err(self.shape_err(WEIGHT, "[1, h]".into(), w.dims()));
+                let fits = match hidden {
+                    Some(hidden) => w.dims() == [1, hidden],
+                    None => matches!(w.dims(), &[1, h] if h >= 1),
+                };
+                if !fits {
+                    let want = hidden.map_or("[1, h]".to_string(), |h| format!("[1, {h}]"));
+                    return Err(self.shape_err(WEIGHT, want, w.dims()));
                 }
                 if b.dims() != [1] {
                     return Err(self.shape_err(BIAS, "[1]".into(), b.dims()));

@@ -156,7 +156,7 @@ impl SharedFactor {
                 layers.insert(module, LowRank::new(u, t, scale));
             }
         }
-        p.check_head(&head)?;
+        p.check_head(&head, check.hidden)?;
         if let Some(module) = u_seen.into_keys().next() {
             return Err(FileError::MissingTensor {
                 file: path.to_path_buf(),

@@ -397,7 +397,7 @@ impl TaskDelta {
                 "present, but the file holds no LoRA tensors (*.lora_a / *.lora_b)",
             ));
         }
-        p.check_head(&head)?;
+        p.check_head(&head, check.hidden)?;
         let recorded: usize = p.meta_parse("nnz")?;
         if recorded != total_nnz {
             return Err(p.bad_meta(
@@ -483,6 +483,14 @@ mod tests {
 
     /// A task file holding only `head` tensors, checked against hashes `b`/`s` and rank 4.
     fn load_head(head: Vec<(&str, Tensor)>) -> Result<TaskDelta, FileError> {
+        load_head_for(head, None)
+    }
+
+    /// [`load_head`] for a model of hidden size `hidden` (`None`: any).
+    fn load_head_for(
+        head: Vec<(&str, Tensor)>,
+        hidden: Option<usize>,
+    ) -> Result<TaskDelta, FileError> {
         let path = Path::new("head.safetensors");
         let meta = [
             ("format", TASK_FORMAT),
@@ -501,6 +509,7 @@ mod tests {
             shared_sha256: Some("s".into()),
             rank: Some(4),
             modules: BTreeMap::new(),
+            hidden,
         };
         TaskDelta::from_bytes(path, &bytes, &check, &Device::Cpu, DType::F32)
     }
@@ -520,7 +529,14 @@ mod tests {
         ])
         .expect("a [1, h] weight and [1] bias load");
         assert_eq!(task.head["head.weight"].dims(), [1, 32]);
-        let bad: [(&[usize], &[usize], &str, &[usize]); 5] = [
+        // (weight shape, bias shape, tensor at fault, its shape)
+        type Case = (
+            &'static [usize],
+            &'static [usize],
+            &'static str,
+            &'static [usize],
+        );
+        let bad: [Case; 5] = [
             (&[2, 32], &[1], "head.weight", &[2, 32]),
             (&[32], &[1], "head.weight", &[32]),
             (&[1, 0], &[1], "head.weight", &[1, 0]),
@@ -549,6 +565,23 @@ mod tests {
                 Err(FileError::MissingTensor { tensor, .. }) => assert_eq!(tensor, missing),
                 other => panic!("{present} alone: expected {missing} missing, got {other:?}"),
             }
+        }
+    }
+
+    /// Found by the `task_file` fuzz target: a `[1, 64]` head loaded into a hidden-32 model,
+    /// then failed every forward pass of its task (a 500 in serving).
+    #[test]
+    fn task_head_must_match_the_models_hidden_size() {
+        let head = |h: usize| vec![("head.weight", zeros(&[1, h])), ("head.bias", zeros(&[1]))];
+        assert!(load_head_for(head(32), Some(32)).is_ok());
+        match load_head_for(head(64), Some(32)) {
+            Err(FileError::Shape { tensor, found, .. }) => {
+                assert_eq!(
+                    (tensor.as_str(), found.as_slice()),
+                    ("head.weight", &[1, 64][..])
+                );
+            }
+            other => panic!("expected a shape error on head.weight, got {other:?}"),
         }
     }
 }
