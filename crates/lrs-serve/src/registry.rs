@@ -229,11 +229,9 @@ impl TaskRegistry {
         // At most `load_slots` loads at once: each holds a file's bytes and its parsed task
         // until admitted, so this bounds memory beyond the cache budget during a load storm.
         let _slot = self.load_slots.acquire();
-        if !changed {
-            // Another request may have loaded it while this one waited for a slot.
-            if let Some(t) = self.cache().get(id).filter(|t| t.stamp == stamp) {
-                return Ok(t.clone());
-            }
+        // Another request may have loaded this version while this one waited for a slot.
+        if let Some(t) = self.cache().get(id).filter(|t| t.stamp == stamp) {
+            return Ok(t.clone());
         }
         let opened = self.open(id, &path)?;
         self.limits()
