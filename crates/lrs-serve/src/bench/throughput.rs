@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
-use super::stats::Summary;
+use super::stats::{cpu_seconds, Summary};
 use crate::batcher::{Batcher, BatcherConfig, PredictRequest};
 use crate::engine::Engine;
 use crate::error::{Result, ServeError};
@@ -73,7 +73,7 @@ pub fn run(
             rows0 = metrics.batch_rows.sum();
         }
         let start = Instant::now();
-        let cpu_start = process_cpu_seconds();
+        let cpu_start = cpu_seconds().unwrap_or(0.0);
         let pending = (0..rows)
             .map(|i| {
                 let request = PredictRequest {
@@ -93,7 +93,7 @@ pub fn run(
         }
         if round >= warmup {
             wall += start.elapsed();
-            cpu += process_cpu_seconds() - cpu_start;
+            cpu += cpu_seconds().unwrap_or(0.0) - cpu_start;
         }
     }
     let batches = metrics.batch_rows.count().saturating_sub(batches0).max(1);
@@ -108,24 +108,4 @@ pub fn run(
         rows_per_cpu_s: (rows * rounds) as f64 / cpu.max(1e-9),
         latency: Summary::of(&latencies),
     })
-}
-
-/// User + system CPU seconds of this process so far (`/proc/self/stat`, in the kernel's fixed
-/// 100 Hz `USER_HZ` ticks); 0 where `/proc` is unavailable.
-fn process_cpu_seconds() -> f64 {
-    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else {
-        return 0.0;
-    };
-    // Fields after the parenthesised command name: state is field 3, utime 14, stime 15.
-    let Some(rest) = stat.rsplit_once(')').map(|(_, r)| r) else {
-        return 0.0;
-    };
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    let ticks = |i: usize| {
-        fields
-            .get(i)
-            .and_then(|f| f.parse::<f64>().ok())
-            .unwrap_or(0.0)
-    };
-    (ticks(11) + ticks(12)) / 100.0
 }
