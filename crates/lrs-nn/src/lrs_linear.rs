@@ -147,10 +147,9 @@ impl LrsLinear {
         let batch = tasks.batch();
         let tokens = x.elem_count() / (batch * in_dim).max(1);
         let row_task = tasks
-            .row_task()
-            .to_vec1::<u32>()?
-            .into_iter()
-            .map(|g| slot.get(g as usize).copied().flatten())
+            .row_task_ids()
+            .iter()
+            .map(|&g| slot.get(g as usize).copied().flatten())
             .collect();
         let op = MultiTaskSparse {
             tasks: parts,

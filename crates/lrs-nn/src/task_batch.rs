@@ -14,6 +14,8 @@ pub struct TaskBatch<'a> {
     tasks: Vec<&'a TaskDelta>,
     /// `[batch]` u32: index into `tasks` per row.
     row_task: Tensor,
+    /// The same indices on the host (for CPU kernels, without a copy back per layer).
+    row_task_ids: Vec<u32>,
     /// Per task: the rows it owns (`None`: every row, in order — no gather needed).
     groups: Vec<Option<Tensor>>,
     batch: usize,
@@ -45,7 +47,8 @@ impl<'a> TaskBatch<'a> {
         let row_task: Vec<u32> = row_task.iter().map(|&t| t as u32).collect();
         Ok(Self {
             tasks,
-            row_task: Tensor::from_vec(row_task, batch, device)?,
+            row_task: Tensor::new(row_task.as_slice(), device)?,
+            row_task_ids: row_task,
             groups,
             batch,
             inference: false,
@@ -99,6 +102,11 @@ impl<'a> TaskBatch<'a> {
     /// `[batch]` u32 task index per row.
     pub fn row_task(&self) -> &Tensor {
         &self.row_task
+    }
+
+    /// The task index of each row, on the host.
+    pub fn row_task_ids(&self) -> &[u32] {
+        &self.row_task_ids
     }
 
     /// Per distinct task, the `[rows]` u32 row indices it owns (`None`: all rows in order).
