@@ -1,32 +1,18 @@
 //! `lrs serve` and `lrs bench serve` as processes, on a tiny random BERT.
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpStream;
+mod common;
+
+use std::io::{BufRead, BufReader, Read};
 use std::process::{Command, Stdio};
-use std::time::Duration;
 
 use lrs_serve::testing::Fixture;
 
-/// One HTTP/1.1 request with `Connection: close`; returns the status and body.
+/// One JSON request ([`common::http::request`]); returns the status and body as text.
 fn http(addr: &str, method: &str, path: &str, body: &str) -> (u16, String) {
-    let mut s = TcpStream::connect(addr).expect("connect");
-    s.set_read_timeout(Some(Duration::from_secs(30)))
-        .expect("timeout");
-    write!(
-        s,
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    )
-    .expect("write");
-    let mut out = String::new();
-    s.read_to_string(&mut out).expect("read");
-    let status = out
-        .split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0);
-    let body = out.split("\r\n\r\n").nth(1).unwrap_or("").to_string();
-    (status, body)
+    let (status, body) =
+        common::http::request(addr, method, path, "application/json", body.as_bytes())
+            .expect("request");
+    (status, String::from_utf8_lossy(&body).into_owned())
 }
 
 #[test]
