@@ -196,8 +196,16 @@ impl LrsLinear {
             .map(|t| t.layers.get(&self.name))
             .collect();
         if let Some(lr) = &self.low_rank {
+            // Inference records no autograd graph: `U`, `V` are training variables, and an op
+            // on a variable keeps its inputs alive, so every intermediate of the forward pass
+            // would stay resident until its output is dropped. Detaching shares the storage.
+            let (u, v) = if tasks.is_inference() {
+                (lr.u.detach(), lr.v.detach())
+            } else {
+                (lr.u.clone(), lr.v.clone())
+            };
             // Scale the narrow `[.., r]` activations, not the wide output.
-            let mut h = (matmul_last(x, &lr.v)? * lr.scale)?;
+            let mut h = (matmul_last(x, &v)? * lr.scale)?;
             if deltas.iter().any(|d| d.is_some_and(|d| d.w.is_some())) {
                 let ones = Tensor::ones(lr.rank(), h.dtype(), h.device())?;
                 let per_task = deltas
@@ -211,7 +219,7 @@ impl LrsLinear {
                 shape[h.rank() - 1] = lr.rank();
                 h = h.broadcast_mul(&w_rows.reshape(shape)?)?;
             }
-            y = (y + matmul_last(&h, &lr.u.t()?)?)?;
+            y = (y + matmul_last(&h, &u.t()?)?)?;
         }
         // Nothing to differentiate (inference, or a frozen input with stored sparse parts):
         // every group's sparse part in one pass over the batch.

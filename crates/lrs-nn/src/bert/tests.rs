@@ -554,3 +554,35 @@ fn inference_batches_use_the_fused_kernel_and_agree_with_the_per_task_path() {
     let diff = max_diff(&got, &want);
     assert!(diff <= 1e-5, "fused vs per-task: {diff}");
 }
+
+#[test]
+fn inference_batches_record_no_autograd_graph() {
+    // A recorded graph keeps every intermediate of the forward pass alive until the output
+    // is dropped: a server's peak memory per batch would be all layers' activations at once.
+    let dev = Device::Cpu;
+    let cfg = tiny_config();
+    let weights = random_weights(&cfg, DType::F32, &dev).unwrap();
+    let shared = VarMap::new();
+    let opts = LrsOptions::bert_default(4);
+    let model = BertModel::new(
+        &cfg,
+        VarBuilder::from_tensors(weights, DType::F32, &dev),
+        Some((&opts, &shared)),
+    )
+    .unwrap();
+    randomize_shared(&shared);
+    let a = random_task(&model, "a", 20, 0.0);
+    let none = TaskDelta::new("none", 4);
+    let rows = [&a, &none, &a];
+    let x = input(&dev);
+    let training = TaskBatch::per_row(&rows, &dev).unwrap();
+    let tracked = model.forward_t(&x, Some(&training), false).unwrap();
+    assert!(tracked.track_op(), "training batches must record the graph");
+    let inference = TaskBatch::per_row(&rows, &dev).unwrap().for_inference();
+    let out = model.forward_t(&x, Some(&inference), false).unwrap();
+    assert!(
+        !out.track_op(),
+        "an inference forward recorded an autograd graph"
+    );
+    assert!(max_diff(&out, &tracked) <= 1e-5);
+}
