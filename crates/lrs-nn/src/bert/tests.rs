@@ -526,20 +526,27 @@ fn every_adapter_variable_gets_a_gradient_through_forward_from() {
     }
 }
 
-#[test]
-fn inference_batches_use_the_fused_kernel_and_agree_with_the_per_task_path() {
-    let dev = Device::Cpu;
+/// A tiny rank-4 LRS model (default targets) with random base weights and a random shared
+/// factor; the var map owning `U`, `V` comes along.
+fn random_lrs_model(dev: &Device) -> (BertModel, VarMap) {
     let cfg = tiny_config();
-    let weights = random_weights(&cfg, DType::F32, &dev).unwrap();
+    let weights = random_weights(&cfg, DType::F32, dev).unwrap();
     let shared = VarMap::new();
     let opts = LrsOptions::bert_default(4);
     let model = BertModel::new(
         &cfg,
-        VarBuilder::from_tensors(weights, DType::F32, &dev),
+        VarBuilder::from_tensors(weights, DType::F32, dev),
         Some((&opts, &shared)),
     )
     .unwrap();
     randomize_shared(&shared);
+    (model, shared)
+}
+
+#[test]
+fn inference_batches_use_the_fused_kernel_and_agree_with_the_per_task_path() {
+    let dev = Device::Cpu;
+    let (model, _shared) = random_lrs_model(&dev);
     let a = random_task(&model, "a", 20, 0.0);
     let b = random_task(&model, "b", 5, 1.0);
     let none = TaskDelta::new("none", 4);
@@ -560,17 +567,7 @@ fn inference_batches_record_no_autograd_graph() {
     // A recorded graph keeps every intermediate of the forward pass alive until the output
     // is dropped: a server's peak memory per batch would be all layers' activations at once.
     let dev = Device::Cpu;
-    let cfg = tiny_config();
-    let weights = random_weights(&cfg, DType::F32, &dev).unwrap();
-    let shared = VarMap::new();
-    let opts = LrsOptions::bert_default(4);
-    let model = BertModel::new(
-        &cfg,
-        VarBuilder::from_tensors(weights, DType::F32, &dev),
-        Some((&opts, &shared)),
-    )
-    .unwrap();
-    randomize_shared(&shared);
+    let (model, _shared) = random_lrs_model(&dev);
     let a = random_task(&model, "a", 20, 0.0);
     let none = TaskDelta::new("none", 4);
     let rows = [&a, &none, &a];
