@@ -3,6 +3,7 @@
 //! Every subcommand is a thin layer over a library call: argument parsing and printing
 //! live here, the work lives in `lrs-core`, `lrs-privacy` and friends.
 
+mod allocator;
 mod commands;
 
 use clap::{Parser, Subcommand};

@@ -104,6 +104,11 @@ pub struct ServeConfig {
     /// metadata before it is read (422), `task_file_too_large`. Uploads are also bounded by
     /// `max_body_bytes`.
     pub max_task_file_bytes: ByteSize,
+    /// glibc malloc arenas for the server process (`0`: glibc's default, eight per core),
+    /// set by `lrs serve` before its threads start. Task files are loaded and freed on many
+    /// threads, and each arena keeps its own freed memory: fewer arenas hold less beyond the
+    /// task cache.
+    pub malloc_arenas: usize,
 }
 
 impl Default for ServeConfig {
@@ -124,6 +129,7 @@ impl Default for ServeConfig {
             max_task_files: 100_000,
             max_task_nnz: 1 << 24,
             max_task_file_bytes: ByteSize(64 << 20),
+            malloc_arenas: 2,
         }
     }
 }
@@ -228,9 +234,11 @@ mod tests {
         assert!(ServeConfig::default().validate().is_err());
         let cfg = ServeConfig::from_toml_str(
             "model = \"m\"\nshared = \"s\"\nmax_task_files = 3\nmax_task_nnz = 10\n\
-             max_task_file_bytes = \"2KiB\"",
+             max_task_file_bytes = \"2KiB\"\nmalloc_arenas = 0",
         )
         .unwrap_or_default();
+        assert_eq!(cfg.malloc_arenas, 0);
+        assert_eq!(ServeConfig::default().malloc_arenas, 2);
         assert_eq!(
             cfg.task_limits(),
             TaskLimits {

@@ -82,6 +82,9 @@ pub struct BenchLoadArgs {
     /// Async runtime threads (server and clients).
     #[arg(long, default_value_t = 4)]
     pub threads: usize,
+    /// glibc malloc arenas for the process (0: glibc's default), as `lrs serve` sets them.
+    #[arg(long, default_value_t = lrs_serve::ServeConfig::default().malloc_arenas)]
+    pub malloc_arenas: usize,
     /// Seed of everything random.
     #[arg(long, default_value_t = 42)]
     pub seed: u64,
@@ -95,6 +98,7 @@ pub struct BenchLoadArgs {
 
 /// Runs the load test.
 pub fn run(a: BenchLoadArgs) -> anyhow::Result<()> {
+    crate::allocator::limit_malloc_arenas(a.malloc_arenas);
     let tmp = tempfile::tempdir()?;
     let work = a
         .work_dir

@@ -57,6 +57,9 @@ pub struct ServeArgs {
     /// Largest task file (uploads and files on disk; checked before reading).
     #[arg(long)]
     pub max_task_file_bytes: Option<ByteSize>,
+    /// glibc malloc arenas for the process (0: glibc's default).
+    #[arg(long)]
+    pub malloc_arenas: Option<usize>,
     /// Print the effective config as TOML and exit.
     #[arg(long)]
     pub print_config: bool,
@@ -86,7 +89,8 @@ impl ServeArgs {
             max_body_bytes,
             max_task_files,
             max_task_nnz,
-            max_task_file_bytes
+            max_task_file_bytes,
+            malloc_arenas
         );
         if self.tokenizer.is_some() {
             c.tokenizer = self.tokenizer.clone();
@@ -103,6 +107,8 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         return Ok(());
     }
     cfg.validate()?;
+    // Before any thread of the server starts.
+    crate::allocator::limit_malloc_arenas(cfg.malloc_arenas);
     let state = AppState::from_config(&cfg).context("opening the model and task registry")?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
