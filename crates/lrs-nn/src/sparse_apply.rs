@@ -61,6 +61,50 @@ pub(crate) fn contiguous<'a, T>(
     }
 }
 
+/// A kernel over two contiguous CPU slices of one float type (the ops of this file).
+trait SliceKernel {
+    /// Op name in errors.
+    const WHAT: &'static str;
+    /// Names of the two operands in errors.
+    const OPERANDS: [&'static str; 2];
+    /// The output for operands `a`, `b`.
+    fn run<T: Elem>(&self, a: &[T], b: &[T]) -> Vec<T>;
+}
+
+/// Runs `k` on two CPU storages of the same float type (f32 or f64).
+fn run_cpu<K: SliceKernel>(
+    k: &K,
+    (s1, l1): (&CpuStorage, &Layout),
+    (s2, l2): (&CpuStorage, &Layout),
+) -> candle_core::Result<CpuStorage> {
+    let [n1, n2] = K::OPERANDS;
+    match (s1, s2) {
+        (CpuStorage::F32(a), CpuStorage::F32(b)) => Ok(CpuStorage::F32(
+            k.run(contiguous(a, l1, n1)?, contiguous(b, l2, n2)?),
+        )),
+        (CpuStorage::F64(a), CpuStorage::F64(b)) => Ok(CpuStorage::F64(
+            k.run(contiguous(a, l1, n1)?, contiguous(b, l2, n2)?),
+        )),
+        _ => candle_core::bail!("{}: only f32 and f64 on CPU", K::WHAT),
+    }
+}
+
+impl SliceKernel for SparseApply {
+    const WHAT: &'static str = "sparse apply";
+    const OPERANDS: [&'static str; 2] = ["x", "values"];
+    fn run<T: Elem>(&self, x: &[T], values: &[T]) -> Vec<T> {
+        self.kernel(x, values)
+    }
+}
+
+impl SliceKernel for ValueGrad {
+    const WHAT: &'static str = "sparse value grad";
+    const OPERANDS: [&'static str; 2] = ["x", "dy"];
+    fn run<T: Elem>(&self, x: &[T], dy: &[T]) -> Vec<T> {
+        self.kernel(x, dy)
+    }
+}
+
 impl CustomOp2 for SparseApply {
     fn name(&self) -> &'static str {
         "lrs-sparse-apply"
@@ -82,18 +126,8 @@ impl CustomOp2 for SparseApply {
                 l2.shape()
             );
         }
-        let shape = Shape::from((lead, width_out));
-        match (s1, s2) {
-            (CpuStorage::F32(x), CpuStorage::F32(v)) => {
-                let y = self.kernel(contiguous(x, l1, "x")?, contiguous(v, l2, "values")?);
-                Ok((CpuStorage::F32(y), shape))
-            }
-            (CpuStorage::F64(x), CpuStorage::F64(v)) => {
-                let y = self.kernel(contiguous(x, l1, "x")?, contiguous(v, l2, "values")?);
-                Ok((CpuStorage::F64(y), shape))
-            }
-            _ => candle_core::bail!("sparse apply: only f32 and f64 on CPU"),
-        }
+        let y = run_cpu(self, (s1, l1), (s2, l2))?;
+        Ok((y, Shape::from((lead, width_out))))
     }
 
     fn bwd(
@@ -169,17 +203,7 @@ impl CustomOp2 for ValueGrad {
                 l2.shape()
             );
         }
-        let shape = Shape::from(self.0.nnz());
-        match (s1, s2) {
-            (CpuStorage::F32(x), CpuStorage::F32(g)) => Ok((
-                CpuStorage::F32(self.kernel(contiguous(x, l1, "x")?, contiguous(g, l2, "dy")?)),
-                shape,
-            )),
-            (CpuStorage::F64(x), CpuStorage::F64(g)) => Ok((
-                CpuStorage::F64(self.kernel(contiguous(x, l1, "x")?, contiguous(g, l2, "dy")?)),
-                shape,
-            )),
-            _ => candle_core::bail!("sparse value grad: only f32 and f64 on CPU"),
-        }
+        let dv = run_cpu(self, (s1, l1), (s2, l2))?;
+        Ok((dv, Shape::from(self.0.nnz())))
     }
 }
