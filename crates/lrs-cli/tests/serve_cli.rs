@@ -2,8 +2,7 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Read};
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 use lrs_serve::testing::Fixture;
 
@@ -27,23 +26,8 @@ fn serve_answers_and_stops_on_sigterm() {
         ),
     )
     .expect("write config");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_lrs"))
-        .args(["serve", "--config"])
-        .arg(&toml)
-        .args(["--listen", "127.0.0.1:0", "--cache-bytes", "16MiB"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn lrs serve");
-    let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
-    let first = lines.next().and_then(Result::ok).unwrap_or_default();
-    let Some(addr) = first.strip_prefix("lrs serve: listening on http://") else {
-        let _ = child.kill();
-        let mut err = String::new();
-        let _ = child.stderr.take().map(|mut e| e.read_to_string(&mut err));
-        panic!("unexpected first line {first:?}; stderr: {err}");
-    };
-    let addr = addr.to_string();
+    let (mut child, addr, lines) =
+        common::http::start_serve_with(&toml, &["--cache-bytes", "16MiB"]);
     let (status, body) = http(&addr, "GET", "/healthz", "");
     assert_eq!(status, 200, "{body}");
     let (status, body) = http(

@@ -1,9 +1,9 @@
 //! A minimal blocking HTTP/1.1 client over `TcpStream` and `lrs serve` as a child process.
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufRead, BufReader, Lines, Read, Write};
 use std::net::TcpStream;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, ChildStdout, Command, Stdio};
 use std::time::Duration;
 
 /// One request with `Connection: close`; returns the status and body, or the I/O error (a
@@ -39,13 +39,18 @@ pub fn request(
     Ok((status, out[split + 4..].to_vec()))
 }
 
-/// Starts `lrs serve --config <toml>` on a free loopback port; returns it and its address
-/// once it listens. Its stdout is drained by a thread (so it never blocks on a full pipe).
-pub fn start_serve(toml: &Path) -> (Child, String) {
+/// The stdout lines of an `lrs serve` child after its first.
+pub type ServeLines = Lines<BufReader<ChildStdout>>;
+
+/// Starts `lrs serve --config <toml> <extra…>` on a free loopback port; returns it, its
+/// address once it listens, and the rest of its stdout (read it, or the child may block on a
+/// full pipe).
+pub fn start_serve_with(toml: &Path, extra: &[&str]) -> (Child, String, ServeLines) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_lrs"))
         .args(["serve", "--config"])
         .arg(toml)
         .args(["--listen", "127.0.0.1:0"])
+        .args(extra)
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .spawn()
@@ -58,6 +63,12 @@ pub fn start_serve(toml: &Path) -> (Child, String) {
         panic!("unexpected first line of lrs serve: {first:?}");
     };
     let addr = addr.to_string();
+    (child, addr, lines)
+}
+
+/// [`start_serve_with`] without extra flags; its stdout is drained by a thread.
+pub fn start_serve(toml: &Path) -> (Child, String) {
+    let (child, addr, lines) = start_serve_with(toml, &[]);
     std::thread::spawn(move || lines.for_each(drop));
     (child, addr)
 }
