@@ -15,8 +15,8 @@
 
 mod common;
 
-use std::path::Path;
-use std::process::{Child, Stdio};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -50,8 +50,21 @@ fn finished_or_killed(outcome: Outcome, log: &Path) -> Option<String> {
     }
 }
 
-/// `lrs train` on `cfg` into `run`, stderr to `log`.
-fn spawn_train(cfg: &Path, run: &Path, resume: bool, log: &Path) -> Child {
+/// A temporary directory with a tiny base model, `users` users' data and a training config
+/// of `rounds` rounds over them; returns it and the config's path.
+fn train_setup(users: usize, rounds: usize) -> (tempfile::TempDir, PathBuf) {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let model = tmp.path().join("base");
+    write_tiny_model(&model);
+    let data = tmp.path().join("data.jsonl");
+    write_data(&data, "u", users, 20, false);
+    let cfg = tmp.path().join("tiny.toml");
+    std::fs::write(&cfg, config_toml(&model, &data, rounds)).expect("config");
+    (tmp, cfg)
+}
+
+/// `lrs train --config cfg --run run [--resume]`.
+fn train_command(cfg: &Path, run: &Path, resume: bool) -> Command {
     let mut cmd = lrs();
     cmd.args(["train", "--config"])
         .arg(cfg)
@@ -60,7 +73,13 @@ fn spawn_train(cfg: &Path, run: &Path, resume: bool, log: &Path) -> Child {
     if resume {
         cmd.arg("--resume");
     }
-    cmd.stdout(Stdio::null())
+    cmd
+}
+
+/// `lrs train` on `cfg` into `run`, stderr to `log`.
+fn spawn_train(cfg: &Path, run: &Path, resume: bool, log: &Path) -> Child {
+    train_command(cfg, run, resume)
+        .stdout(Stdio::null())
         .stderr(std::fs::File::create(log).expect("log file"))
         .spawn()
         .expect("spawn lrs train")
@@ -68,15 +87,7 @@ fn spawn_train(cfg: &Path, run: &Path, resume: bool, log: &Path) -> Child {
 
 /// `lrs train --config cfg --run run [--resume]` to completion.
 fn train(cfg: &Path, run: &Path, resume: bool) {
-    let mut cmd = lrs();
-    cmd.args(["train", "--config"])
-        .arg(cfg)
-        .arg("--run")
-        .arg(run);
-    if resume {
-        cmd.arg("--resume");
-    }
-    ok(&cmd.output().expect("lrs train"));
+    ok(&train_command(cfg, run, resume).output().expect("lrs train"));
 }
 
 /// Copies directory `from` to `to`, recursively.
@@ -213,13 +224,7 @@ fn train_killed_mid_checkpoint_resumes_to_the_uninterrupted_result() {
         Phase::Staging,
         Phase::RunFile,
     ];
-    let tmp = tempfile::tempdir().expect("tempdir");
-    let model = tmp.path().join("base");
-    write_tiny_model(&model);
-    let data = tmp.path().join("data.jsonl");
-    write_data(&data, "u", 6, 20, false);
-    let cfg = tmp.path().join("tiny.toml");
-    std::fs::write(&cfg, config_toml(&model, &data, ROUNDS)).expect("config");
+    let (tmp, cfg) = train_setup(6, ROUNDS);
     let reference = tmp.path().join("reference");
     train(&cfg, &reference, false);
 
@@ -287,13 +292,7 @@ fn train_killed_while_writing_its_outputs_leaves_complete_files_and_resumes() {
     // Kill k waits for the (SKIP[k] + 1)-th task file write of its process, so the kills
     // land early and late in the sequence.
     const SKIP: [usize; 3] = [3, 0, 6];
-    let tmp = tempfile::tempdir().expect("tempdir");
-    let model = tmp.path().join("base");
-    write_tiny_model(&model);
-    let data = tmp.path().join("data.jsonl");
-    write_data(&data, "u", 8, 20, false);
-    let cfg = tmp.path().join("tiny.toml");
-    std::fs::write(&cfg, config_toml(&model, &data, 2)).expect("config");
+    let (tmp, cfg) = train_setup(8, 2);
     let reference = tmp.path().join("reference");
     train(&cfg, &reference, false);
     let want = task_hashes(&reference.join("tasks"));
@@ -338,21 +337,9 @@ fn train_killed_while_writing_its_outputs_leaves_complete_files_and_resumes() {
 
 #[test]
 fn personalize_killed_mid_write_leaves_each_task_file_old_or_new() {
-    let tmp = tempfile::tempdir().expect("tempdir");
-    let model = tmp.path().join("base");
-    write_tiny_model(&model);
-    let data = tmp.path().join("data.jsonl");
-    write_data(&data, "u", 4, 20, false);
-    let cfg = tmp.path().join("tiny.toml");
-    std::fs::write(&cfg, config_toml(&model, &data, 2)).expect("config");
+    let (tmp, cfg) = train_setup(4, 2);
     let run = tmp.path().join("run");
-    ok(&lrs()
-        .args(["train", "--config"])
-        .arg(&cfg)
-        .arg("--run")
-        .arg(&run)
-        .output()
-        .expect("lrs train"));
+    train(&cfg, &run, false);
     let tasks = run.join("tasks");
 
     // Two versions of six new users' data; their task files differ.
