@@ -41,7 +41,7 @@ steps = 4
 batch_size = 16
 [task]
 steps = 3
-iht_steps = 2
+sparse_steps = 2
 "#;
 
 fn summary(run: &Path) -> serde_json::Value {

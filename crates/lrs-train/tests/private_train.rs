@@ -44,7 +44,7 @@ fn clipped_config(clip: f64) -> TrainConfig {
 fn each_user_moves_the_clipped_sum_by_at_most_c() {
     let f = fixture();
     let data = tiny_data(4, 8);
-    let clip = 0.005;
+    let clip = 2e-4;
     let mut t = trainer(&f, clipped_config(clip), &data);
     t.round(&data).expect("round");
     let vars = shared_vars(&t);

@@ -91,7 +91,7 @@ steps = 3
 batch_size = 8
 [task]
 steps = 3
-iht_steps = 2
+sparse_steps = 2
 "#,
         model.display().to_string(),
         data.display().to_string()

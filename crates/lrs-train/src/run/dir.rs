@@ -41,6 +41,12 @@ pub struct RoundRecord {
     pub test_auc_quartiles: Option<(f64, f64)>,
     /// Mean per-task test accuracy.
     pub test_accuracy: f64,
+    /// Mean per-task validation loss (runs with `[data] validation > 0`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub validation_loss: Option<f64>,
+    /// Mean per-task validation ROC AUC (tasks whose validation rows hold both labels).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub validation_auc: Option<f64>,
     /// Seconds this round took (training only).
     pub round_s: f64,
 }
@@ -71,6 +77,13 @@ pub struct RunSummary {
     /// User-level `(ε, δ)` of the shared file, for private runs.
     #[serde(default)]
     pub privacy: Option<lrs_privacy::Guarantee>,
+    /// Mean per-task validation ROC AUC after the last round (runs with `[data] validation`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub validation_auc: Option<f64>,
+    /// Mean per-task validation loss after each round, in round order (the curve that
+    /// chooses the number of rounds).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub validation_loss_by_round: Vec<f64>,
 }
 
 /// Whether `id` can name a task file: `[A-Za-z0-9_.-]{1,128}`, not `.` or `..`.
@@ -264,6 +277,8 @@ mod tests {
             test_auc: Some(0.75),
             test_auc_quartiles: None,
             test_accuracy: 0.5,
+            validation_loss: None,
+            validation_auc: None,
             round_s: 0.125,
         }
     }

@@ -196,7 +196,8 @@ pub fn train(
     }
     let (ckpt, tokenizer) = resolve_model(config)?;
     let run_data = load_run_data(&config.data)?;
-    let (mut trainer, data) = build(config, &ckpt, &tokenizer, &run_data.splits)?;
+    let (mut trainer, mut data) = build(config, &ckpt, &tokenizer, &run_data.splits)?;
+    data.carve_validation(config.data.validation)?;
     if resume {
         if let Some(dir) = Trainer::latest_checkpoint(&run.checkpoint_dir())? {
             trainer.restore_checkpoint(&dir)?;
@@ -220,6 +221,11 @@ pub fn train(
         let train_eval = trainer.evaluate(&data, Part::Train)?;
         let test_eval = trainer.evaluate(&data, Part::Test)?;
         let (test_auc, quartiles) = auc_stats(&test_eval);
+        let validation = if config.data.validation > 0.0 {
+            Some(trainer.evaluate(&data, Part::Validation)?)
+        } else {
+            None
+        };
         let record = RoundRecord {
             round: stats.round,
             shared_loss: stats.shared_loss,
@@ -229,6 +235,8 @@ pub fn train(
             test_auc,
             test_auc_quartiles: quartiles,
             test_accuracy: mean_accuracy(&test_eval),
+            validation_loss: validation.as_ref().map(|e| e.mean_loss()),
+            validation_auc: validation.as_ref().and_then(|e| auc_stats(e).0),
             round_s,
         };
         run.append_metrics(&record)?;
@@ -271,6 +279,7 @@ fn write_outputs(
     }
     let test_eval = trainer.evaluate(data, Part::Test)?;
     write_eval(run, &test_eval)?;
+    let metrics = run.read_metrics()?;
     let n = trainer.tasks().len().max(1) as f64;
     let summary = RunSummary {
         method: config.method.to_string(),
@@ -284,8 +293,10 @@ fn write_outputs(
         shared_bytes: std::fs::metadata(run.shared_path())
             .map(|m| m.len())
             .unwrap_or(0),
-        train_s: run.read_metrics()?.iter().map(|r| r.round_s).sum(),
+        train_s: metrics.iter().map(|r| r.round_s).sum(),
         privacy: trainer.privacy_guarantee()?,
+        validation_auc: metrics.last().and_then(|r| r.validation_auc),
+        validation_loss_by_round: metrics.iter().filter_map(|r| r.validation_loss).collect(),
     };
     run.write_json(&run.summary_path(), &summary)?;
     Ok(summary)

@@ -16,7 +16,7 @@
 //!     steps = 20
 //!     lr = 1e-3
 //!     [task]
-//!     iht_steps = 5
+//!     sparse_steps = 5
 //! "#, "<inline>")?;
 //! assert_eq!(cfg.method, Method::Lrs);
 //! assert_eq!(cfg.sparsity.budget, Budget::Density(0.01));
@@ -184,14 +184,25 @@ impl SparsityConfig {
 
     /// The annealed budget of round `round` (0-based) in a run of `rounds` rounds.
     pub fn k_at_round(&self, out_dim: usize, in_dim: usize, round: usize, rounds: usize) -> usize {
-        let k = self.k_final(out_dim, in_dim);
+        self.anneal(
+            self.k_final(out_dim, in_dim),
+            out_dim * in_dim,
+            round,
+            rounds,
+        )
+    }
+
+    /// A final budget `k` of `size` entries annealed to round `round` of `rounds`: the same
+    /// schedule as [`Self::k_at_round`], for any k-sparse part (the per-task head too).
+    pub fn anneal(&self, k: usize, size: usize, round: usize, rounds: usize) -> usize {
+        let k = k.min(size);
         let span = self.anneal_rounds.unwrap_or(rounds);
         if span <= 1 {
             return k;
         }
         let progress = round.min(span - 1) as f64 / (span - 1) as f64;
         let multiple = self.anneal_start + (1.0 - self.anneal_start) * progress;
-        ((k as f64 * multiple).round() as usize).clamp(k, out_dim * in_dim)
+        ((k as f64 * multiple).round() as usize).clamp(k, size)
     }
 }
 
@@ -220,7 +231,8 @@ impl Default for SharedPhaseConfig {
     }
 }
 
-/// The task phase: per task, AdamW on `w` and the task head, then IHT on `S`.
+/// The task phase: per task, AdamW on `w` and the task head, then the sparse part `S`:
+/// support by accumulated squared gradient, values by AdamW on the support.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct TaskPhaseConfig {
@@ -228,13 +240,17 @@ pub struct TaskPhaseConfig {
     pub steps: usize,
     /// Their learning rate.
     pub lr: f64,
-    /// IHT steps on `S` per task per round: gradient step on a dense scratch, then `H_k`.
-    pub iht_steps: usize,
-    /// The IHT gradient step size.
-    pub iht_lr: f64,
-    /// Share of each layer's budget that the last IHT step of a round regrows by gradient
-    /// magnitude (outside the kept support) instead of by value magnitude; 0 turns it off.
+    /// AdamW steps on the sparse values per task per round (full task batch, support fixed);
+    /// 0 leaves `S` out.
+    pub sparse_steps: usize,
+    /// The sparse values' AdamW learning rate.
+    pub sparse_lr: f64,
+    /// Share of each layer's budget re-chosen by score every round (the rest kept by value
+    /// magnitude); 0 only grows the support to the budget and prunes it by value.
     pub regrow: f64,
+    /// Non-zeros of the per-task head weight (a k-sparse per-task logistic regression on the
+    /// pooled embedding); 0 keeps the head dense. Needs a task head.
+    pub head_nnz: usize,
 }
 
 impl Default for TaskPhaseConfig {
@@ -242,9 +258,10 @@ impl Default for TaskPhaseConfig {
         Self {
             steps: 20,
             lr: 1e-2,
-            iht_steps: 5,
-            iht_lr: 1e-2,
+            sparse_steps: 20,
+            sparse_lr: 5e-3,
             regrow: 0.0,
+            head_nnz: 0,
         }
     }
 }
@@ -276,6 +293,10 @@ pub struct DataConfig {
     /// Use only the first this-many tasks (in task order) that have both labels in test;
     /// 0 = all.
     pub max_tasks: usize,
+    /// Share of each task's training rows (its latest ones) held out as validation rows for
+    /// tuning and choosing the number of rounds; 0 = none. Test rows are never used for
+    /// either.
+    pub validation: f64,
 }
 
 impl Default for DataConfig {
@@ -286,6 +307,7 @@ impl Default for DataConfig {
             shots: 20,
             split_seed: 0,
             max_tasks: 0,
+            validation: 0.0,
         }
     }
 }
@@ -433,6 +455,12 @@ impl TrainConfig {
                 format!("must be in [0, 1), got {}", self.task.regrow),
             );
         }
+        if self.task.head_nnz > 0 && !self.task_heads() {
+            return bad(
+                "task.head_nnz",
+                format!("needs a task head (method {} has none here)", self.method),
+            );
+        }
         if let Some(p) = &self.privacy {
             p.validate()?;
         }
@@ -441,6 +469,12 @@ impl TrainConfig {
         }
         if self.lora_alpha.is_some_and(|a| !(a.is_finite() && a > 0.0)) {
             return bad("lora_alpha", "must be finite and > 0".into());
+        }
+        if !(self.data.validation.is_finite() && (0.0..1.0).contains(&self.data.validation)) {
+            return bad(
+                "data.validation",
+                format!("must be in [0, 1), got {}", self.data.validation),
+            );
         }
         if self.data.shots == 0 {
             return bad("data.shots", "must be at least 1".into());
@@ -458,7 +492,7 @@ impl TrainConfig {
             ("shared.lr", self.shared.lr),
             ("shared.weight_decay", self.shared.weight_decay),
             ("task.lr", self.task.lr),
-            ("task.iht_lr", self.task.iht_lr),
+            ("task.sparse_lr", self.task.sparse_lr),
         ] {
             if !(lr.is_finite() && lr >= 0.0) {
                 return bad(field, format!("must be finite and ≥ 0, got {lr}"));

@@ -41,6 +41,9 @@ pub struct TaskRows {
     pub task: String,
     /// Training rows (never empty).
     pub train: Vec<Row>,
+    /// Validation rows carved from the end of the training rows
+    /// ([`TaskData::carve_validation`]); empty unless asked for. Never test rows.
+    pub validation: Vec<Row>,
     /// Held-out rows.
     pub test: Vec<Row>,
 }
@@ -50,6 +53,8 @@ pub struct TaskRows {
 pub enum Part {
     /// The training rows.
     Train,
+    /// The validation rows (carved from the training rows, for tuning and early stopping).
+    Validation,
     /// The held-out rows.
     Test,
 }
@@ -59,6 +64,7 @@ impl TaskRows {
     pub fn rows(&self, part: Part) -> &[Row] {
         match part {
             Part::Train => &self.train,
+            Part::Validation => &self.validation,
             Part::Test => &self.test,
         }
     }
@@ -110,10 +116,33 @@ impl TaskData {
             tasks.push(TaskRows {
                 task: split.task.clone(),
                 train: encode(&split.train)?,
+                validation: Vec::new(),
                 test: encode(&split.test)?,
             });
         }
         Ok(Self { tasks })
+    }
+
+    /// Moves the latest `⌈fraction · m⌉` of each task's `m` training rows (training rows are
+    /// in time order) into its validation rows, always leaving at least one training row;
+    /// `fraction = 0` carves nothing. Test rows are never touched. Errors unless `fraction`
+    /// is in `[0, 1)`.
+    pub fn carve_validation(&mut self, fraction: f64) -> Result<()> {
+        if !(fraction.is_finite() && (0.0..1.0).contains(&fraction)) {
+            return Err(TrainError::Config {
+                field: "data.validation",
+                reason: format!("must be in [0, 1), got {fraction}"),
+            });
+        }
+        for task in &mut self.tasks {
+            let m = task.train.len();
+            let carve = ((fraction * m as f64).ceil() as usize).min(m.saturating_sub(1));
+            let kept = m - carve;
+            let mut moved = task.train.split_off(kept);
+            moved.append(&mut task.validation);
+            task.validation = moved;
+        }
+        Ok(())
     }
 
     /// Number of tasks.

@@ -26,7 +26,7 @@ pub enum TrainError {
     /// A config value is out of range.
     #[error("config field `{field}`: {reason}")]
     Config {
-        /// The dotted field name (`task.iht_steps`).
+        /// The dotted field name (`task.sparse_steps`).
         field: &'static str,
         /// What is wrong with it.
         reason: String,

@@ -1,6 +1,6 @@
 //! The alternating LRS trainer (DESIGN.md §1 "Training", issue 5): rounds of a *shared phase*
 //! (AdamW on `U`, `V` and the shared head over mixed-task minibatches, per-task parts fixed)
-//! and a *task phase* (per task: AdamW on `w` and the task head, then IHT on the sparse part
+//! and a *task phase* (per task: AdamW on `w` and the task head, then the sparse part
 //! `S` with a per-layer budget annealed down to `k`; shared parts fixed).
 //!
 //! * [`TrainConfig`] — the run's TOML config; [`Method`] picks LRS or a baseline.
@@ -25,8 +25,9 @@ mod metrics;
 mod prefix_cache;
 pub mod privacy;
 mod private_phase;
-mod regrow;
 mod shared_phase;
+mod sparse_fit;
+mod support;
 mod task_phase;
 
 use std::collections::BTreeMap;
@@ -48,7 +49,7 @@ pub use error::{Result, TrainError};
 pub use heads::{logistic_loss, logits, shared_head, task_head, HEAD_BIAS, HEAD_WEIGHT};
 pub use metrics::{accuracy, roc_auc, Evaluation, TaskMetrics};
 pub use prefix_cache::PrefixCache;
-pub use regrow::threshold_with_regrow;
+pub use support::choose_support;
 
 /// Rows per forward pass when scoring.
 const EVAL_BATCH: usize = 64;
@@ -249,30 +250,35 @@ impl Trainer {
         let mut tasks = Vec::with_capacity(data.len());
         for (delta, rows) in self.tasks.iter().zip(&data.tasks) {
             let rows = rows.rows(part);
-            let (mut scores, mut labels, mut loss_sum) = (Vec::new(), Vec::new(), 0.0);
-            for chunk in rows.chunks(EVAL_BATCH) {
-                let refs: Vec<&Row> = chunk.iter().collect();
-                let y = targets(&refs, device)?;
-                let tb = TaskBatch::single(delta, chunk.len(), device)?.for_inference();
-                let z = self.logits_rows(&refs, &tb, false)?;
-                loss_sum +=
-                    f64::from(logistic_loss(&z, &y)?.to_scalar::<f32>()?) * chunk.len() as f64;
-                scores.extend(z.to_vec1::<f32>()?);
-                labels.extend(chunk.iter().map(|r| r.positive));
-            }
+            let scores = self.logits_of(delta, rows)?;
+            let labels: Vec<bool> = rows.iter().map(|r| r.positive).collect();
+            let loss = if rows.is_empty() {
+                0.0
+            } else {
+                let refs: Vec<&Row> = rows.iter().collect();
+                let z = Tensor::new(scores.as_slice(), device)?;
+                f64::from(logistic_loss(&z, &targets(&refs, device)?)?.to_scalar::<f32>()?)
+            };
             tasks.push(TaskMetrics {
                 task: delta.task_id.clone(),
                 rows: rows.len(),
-                loss: if rows.is_empty() {
-                    0.0
-                } else {
-                    loss_sum / rows.len() as f64
-                },
+                loss,
                 accuracy: accuracy(&scores, &labels),
                 auc: roc_auc(&scores, &labels),
             });
         }
         Ok(Evaluation { tasks })
+    }
+
+    /// The logits of `rows` under the per-task parts `task` (eval mode, inference batches).
+    pub fn logits_of(&self, task: &TaskDelta, rows: &[Row]) -> Result<Vec<f32>> {
+        let mut scores = Vec::with_capacity(rows.len());
+        for chunk in rows.chunks(EVAL_BATCH) {
+            let refs: Vec<&Row> = chunk.iter().collect();
+            let tb = TaskBatch::single(task, chunk.len(), self.model.device())?.for_inference();
+            scores.extend(self.logits_rows(&refs, &tb, false)?.to_vec1::<f32>()?);
+        }
+        Ok(scores)
     }
 
     /// Replaces the per-task parts (e.g. by task files loaded for evaluation); `tasks` must

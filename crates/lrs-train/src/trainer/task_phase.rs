@@ -1,11 +1,9 @@
 //! The task phase: per task, with every shared var fixed,
 //! 1. AdamW on the core `w` (every adapted layer) and the task head, on the task's full
-//!    training set;
-//! 2. IHT on the sparse parts: each layer's `S` becomes a dense scratch var, then
-//!    `S ← H_k(S − η ∇_S L)` for [`TaskPhaseConfig::iht_steps`](super::TaskPhaseConfig)
-//!    steps, with `k` the round's annealed budget ([`SparsityConfig::k_at_round`]); a step that
-//!    raises the training loss is undone and `η` halved (monotone IHT); finally the scratch is
-//!    stored back as a [`SparseDelta`](lrs_nn::SparseDelta) of ≤ k entries.
+//!    training set — with [`TaskPhaseConfig::head_nnz`](super::TaskPhaseConfig) set, the
+//!    head is a k-sparse delta whose support is chosen first, as for `S`;
+//! 2. the sparse parts `S` ([`super::sparse_fit`]): support by accumulated squared gradient at
+//!    the round's annealed budget ([`SparsityConfig::k_at_round`]), values by AdamW on it.
 //!
 //! A task's new parts are built on a copy and copied out of their vars at the end, so the
 //! stored [`TaskDelta`]s never alias optimizer state.
@@ -15,16 +13,15 @@
 use std::collections::BTreeMap;
 
 use candle_core::{DType, Tensor, Var};
-use lrs_nn::{LoraPart, TaskBatch, TaskDelta};
+use lrs_nn::{LoraPart, TaskDelta};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha20Rng;
 use rayon::prelude::*;
 
 use super::adamw::{AdamW, AdamWParams};
-use super::data::{targets, Row, TaskData};
+use super::data::{Row, TaskData};
 use super::error::{Result, TrainError};
-use super::heads::{logistic_loss, task_head, HEAD_BIAS, HEAD_WEIGHT};
-use super::regrow::threshold_with_regrow;
+use super::heads::{task_head, HEAD_BIAS, HEAD_WEIGHT};
 use super::Trainer;
 
 impl Trainer {
@@ -78,12 +75,14 @@ impl Trainer {
         let device = self.model.device().clone();
         let hidden = self.model.config().hidden_size;
         let refs: Vec<&Row> = rows.iter().collect();
-        let (state, mask) = self.cache.batch(&self.model, &refs)?;
-        let y = targets(&refs, &device)?;
-        let n = rows.len();
-        let loss_of = |work: &TaskDelta, train: bool| -> Result<Tensor> {
-            let tb = TaskBatch::single(work, n, &device)?;
-            logistic_loss(&self.logits_from(&state, &mask, &tb, train)?, &y)
+        let full = self.row_batch(&refs)?;
+        let y = full.targets().clone();
+        let singles = if (m.trains_sparse() && cfg.task.sparse_steps > 0)
+            || (cfg.task_heads() && cfg.task.head_nnz > 0)
+        {
+            self.single_rows(&refs)?
+        } else {
+            Vec::new()
         };
         let mut work = task.clone();
 
@@ -100,12 +99,17 @@ impl Trainer {
                 vars.push(var);
             }
         }
+        let mut head_mask: Option<(Var, Tensor)> = None;
         if cfg.task_heads() {
             let (w, b) = task_head(&work, hidden, &device)?;
             for (name, t) in [(HEAD_WEIGHT, w), (HEAD_BIAS, b)] {
                 let var = Var::from_tensor(&t.copy()?)?;
                 work.head.insert(name.into(), var.as_tensor().clone());
                 vars.push(var);
+            }
+            if cfg.task.head_nnz > 0 {
+                let head_w = vars[vars.len() - 2].clone();
+                head_mask = Some(self.sparse_head_support(&work, &head_w, &singles, round)?);
             }
         }
         if m.trains_dense() {
@@ -133,7 +137,10 @@ impl Trainer {
         if cfg.task.steps > 0 && !vars.is_empty() {
             let mut opt = AdamW::new(vars, AdamWParams::new(cfg.task.lr, 0.0))?;
             for _ in 0..cfg.task.steps {
-                opt.backward_step(&loss_of(&work, cfg.dropout)?)?;
+                opt.backward_step(&self.task_loss(&work, &full, cfg.dropout)?)?;
+                if let Some((var, mask)) = &head_mask {
+                    var.set(&(var.as_tensor() * mask)?)?;
+                }
             }
         }
         // Out of the vars: stored parts own their storage.
@@ -158,7 +165,7 @@ impl Trainer {
             work.harden(|module| sizes.get(module).copied().unwrap_or(0))?;
         }
 
-        if m.trains_sparse() && cfg.task.iht_steps > 0 {
+        if m.trains_sparse() && cfg.task.sparse_steps > 0 {
             let budgets: BTreeMap<&str, usize> = self
                 .modules
                 .iter()
@@ -169,54 +176,10 @@ impl Trainer {
                     )
                 })
                 .collect();
-            let mut scratch = Vec::new();
-            for (module, &shape) in &self.modules {
-                let layer = work.layers.entry(module.clone()).or_default();
-                let var = layer.start_dense_scratch(shape, &y)?;
-                scratch.push((var, budgets[module.as_str()]));
-            }
-            // Monotone IHT: a step that raises the loss is undone and the step size halved,
-            // so a too-large `iht_lr` slows the sparse fit down instead of wrecking it. The
-            // last step may regrow part of the budget by gradient magnitude.
-            let mut eta = cfg.task.iht_lr;
-            let mut best: Option<(f32, Vec<Tensor>)> = None;
-            for step in 0..=cfg.task.iht_steps {
-                let loss = loss_of(&work, cfg.dropout)?;
-                let value = loss.to_scalar::<f32>()?;
-                if let Some((best_loss, kept)) = &best {
-                    if value > *best_loss {
-                        for ((var, _), t) in scratch.iter().zip(kept) {
-                            var.set(t)?;
-                        }
-                        eta *= 0.5;
-                        continue;
-                    }
-                }
-                let kept = scratch
-                    .iter()
-                    .map(|(var, _)| var.as_tensor().copy())
-                    .collect::<candle_core::Result<Vec<_>>>()?;
-                best = Some((value, kept));
-                if step == cfg.task.iht_steps {
-                    break;
-                }
-                let grads = loss.backward()?;
-                let regrow = if step + 1 == cfg.task.iht_steps {
-                    cfg.task.regrow
-                } else {
-                    0.0
-                };
-                for (var, k) in &scratch {
-                    if let Some(g) = grads.get(var) {
-                        let stepped = (var.as_tensor() - (g * eta)?)?;
-                        var.set(&threshold_with_regrow(&stepped, g, *k, regrow)?)?;
-                    }
-                }
-            }
-            work.harden(|module| budgets.get(module).copied().unwrap_or(0))?;
+            self.fit_sparse(&mut work, &full, &singles, &budgets)?;
         }
 
-        let loss = loss_of(&work, false)?;
+        let loss = self.task_loss(&work, &full, false)?;
         Ok((work, f64::from(loss.to_scalar::<f32>()?)))
     }
 

@@ -83,9 +83,10 @@ pub fn tiny_config_toml(method: Method) -> TrainConfig {
         task: lrs_train::trainer::TaskPhaseConfig {
             steps: 8,
             lr: 5e-2,
-            iht_steps: 3,
-            iht_lr: 0.05,
+            sparse_steps: 6,
+            sparse_lr: 0.05,
             regrow: 0.0,
+            head_nnz: 0,
         },
         seed: 11,
         ..TrainConfig::default()
