@@ -7,7 +7,8 @@
 #   peft    (shared)   PeftModel.from_pretrained on the base named in adapter_config.json
 #   peft    (3 tasks)  the same, for runs whose tasks have no sparse part (shared-only, lora);
 #                      for an lrs run (sparse parts) the export must be refused
-#   import             `lrs import peft` of an exported adapter, served again by `lrs predict`
+#   import             `lrs import peft` of an exported adapter, and of one made by PEFT itself,
+#                      served by `lrs predict`
 #
 # Without RUN_DIRs it seeds all-MiniLM-L6-v2 and MovieLens-100k (scripts/seed-*.sh) and trains
 # three tiny-but-real runs (methods lrs, shared-only, lora; 4 users, 1 round) in a temp dir.
@@ -38,6 +39,7 @@ WORK="$(mktemp -d "${TMPDIR:-/tmp}/lrs-check-exports.XXXXXX")"
 trap 'rm -rf "$WORK"' EXIT
 export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 TOKENIZERS_PARALLELISM=false
 export HF_HUB_DISABLE_PROGRESS_BARS=1 TRANSFORMERS_VERBOSITY=error PYTHONWARNINGS=ignore
+export PYTHONDONTWRITEBYTECODE=1
 unset RUST_BACKTRACE RUST_LIB_BACKTRACE
 
 if [[ ! -x "$LRS" ]]; then
@@ -151,6 +153,22 @@ for RUN in "${RUNS[@]}"; do
   check "import peft: lrs predict on the imported factor vs the run's (embeddings; no head imported)" "$PY" \
     "$ROOT/scripts/reference/max_diff.py" --tol 1e-4 "$OUT/pred-shared.jsonl" "$OUT/pred-imported.jsonl"
 done
+
+if [[ $NUMPY_ONLY == 0 ]]; then
+  # An adapter made by PEFT itself (not by lrs), imported and served by `lrs predict`.
+  echo "== import of an adapter made by PEFT"
+  COPY="$WORK/import-from-peft"
+  mkdir -p "$COPY/tasks"
+  cp "${RUNS[0]}/config.toml" "$COPY/"
+  FIRST="$WORK/exports-$(basename "${RUNS[0]}")"
+  check "PEFT get_peft_model + save_pretrained" "$PY" "$ROOT/scripts/reference/check_hf_clients.py" \
+    make-peft "$WORK/peft-made" "$FIRST/pred-shared.jsonl"
+  "$LRS" import peft --adapter "$WORK/peft-made" --out "$COPY/shared.safetensors"
+  "$LRS" predict --run "$COPY" --json --embeddings "${TEXTS[@]}" > "$WORK/pred-peft-made.jsonl"
+  check "lrs predict on the imported adapter vs PeftModel" "$PY" \
+    "$ROOT/scripts/reference/max_diff.py" --tol 1e-4 "$FIRST/pred-shared.jsonl.peft.jsonl" \
+    "$WORK/pred-peft-made.jsonl"
+fi
 
 if [[ $FAIL == 0 ]]; then
   echo "check-exports: all comparisons within 1e-4"

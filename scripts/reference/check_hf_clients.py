@@ -10,6 +10,11 @@ outputs with `lrs predict --json --embeddings` (used by scripts/check-exports.sh
     check_hf_clients.py peft ADAPTER_DIR PREDICT_JSONL
         PeftModel.from_pretrained on AutoModel.from_pretrained(base_model_name_or_path,
         revision) from the adapter's own config.
+    check_hf_clients.py make-peft ADAPTER_DIR TEXTS_JSONL
+        makes a LoRA adapter with PEFT itself (all-MiniLM-L6-v2, r = 4, lora_alpha = 8 on
+        query/value, lora_B drawn from torch seed 0 so it is not zero), saves it, and writes the
+        PeftModel's mean-pooled embeddings of the texts in TEXTS_JSONL (`lrs predict` output)
+        to TEXTS_JSONL.peft.jsonl, for `lrs import peft` to reproduce.
 
 Scores: with head.safetensors in the export, sigmoid(pooled . weight + bias) against lrs's
 score. Prints one line per comparison; exits 1 when a max |diff| exceeds --tol.
@@ -52,7 +57,7 @@ def scores(export_dir, pooled):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("kind", choices=["merged", "peft"])
+    ap.add_argument("kind", choices=["merged", "peft", "make-peft"])
     ap.add_argument("export")
     ap.add_argument("predictions")
     ap.add_argument("--tol", type=float, default=1e-4)
@@ -64,6 +69,24 @@ def main():
     results = []
     from transformers import AutoModel, AutoTokenizer
 
+    if args.kind == "make-peft":
+        from peft import LoraConfig, get_peft_model
+
+        base_id = "sentence-transformers/all-MiniLM-L6-v2"
+        tok = AutoTokenizer.from_pretrained(base_id)
+        torch.manual_seed(0)
+        cfg = LoraConfig(r=4, lora_alpha=8, target_modules=["query", "value"], init_lora_weights=False)
+        model = get_peft_model(AutoModel.from_pretrained(base_id), cfg).eval()
+        model.save_pretrained(args.export)
+        pooled = mean_pooled(model, tok, texts)
+        with model.disable_adapter():
+            base = mean_pooled(model, tok, texts)
+        print(f"the adapter moves the base model's embeddings by max |diff| {np.abs(pooled - base).max():.3e}")
+        with open(args.predictions + ".peft.jsonl", "w") as f:
+            for t, e in zip(texts, pooled):
+                f.write(json.dumps({"text": t, "embedding": [float(v) for v in e]}) + "\n")
+        print(f"PEFT adapter saved to {args.export}: r = 4, lora_alpha = 8, query/value")
+        return
     if args.kind == "merged":
         tok = AutoTokenizer.from_pretrained(args.export)
         model = AutoModel.from_pretrained(args.export).eval()
