@@ -53,23 +53,28 @@ def gelu(x):
     return 0.5 * x * (1.0 + ERF(x / math.sqrt(2.0)).astype(np.float64))
 
 
-def main():
-    snap = snapshot_dir()
-    cfg = json.loads((snap / "config.json").read_text())
-    w = {k: v.astype(np.float64) for k, v in load_file(str(snap / "model.safetensors")).items()
-         if v.dtype.kind == "f"}
-    tok = Tokenizer.from_file(str(snap / "tokenizer.json"))
-    tok.no_truncation()
-    tok.no_padding()
-    encs = [tok.encode(s) for s in SENTENCES]
-    seq = max(len(e.ids) for e in encs)
+def load_weights(snap):
+    """The float tensors of snap/model.safetensors as float64, without any `bert.` prefix."""
+    w = load_file(str(Path(snap) / "model.safetensors"))
+    return {k.removeprefix("bert."): v.astype(np.float64) for k, v in w.items() if v.dtype.kind == "f"}
+
+
+def encode(tok, sentences):
+    """Unpadded token ids of each sentence, padded with 0 into `ids` with a 0/1 `mask`."""
+    encs = [tok.encode(s).ids for s in sentences]
+    seq = max(len(e) for e in encs)
     ids = np.zeros((len(encs), seq), dtype=np.int64)
     mask = np.zeros((len(encs), seq), dtype=np.float64)
     for i, e in enumerate(encs):
-        ids[i, : len(e.ids)] = e.ids
-        mask[i, : len(e.ids)] = 1.0
+        ids[i, : len(e)] = e
+        mask[i, : len(e)] = 1.0
+    return encs, ids, mask
 
+
+def bert_forward(w, cfg, ids, mask):
+    """Last hidden states [batch, seq, h] of a BERT encoder, float64."""
     h, heads, eps = cfg["hidden_size"], cfg["num_attention_heads"], cfg["layer_norm_eps"]
+    b, seq = ids.shape
     d = h // heads
     lin = lambda x, name: x @ w[name + ".weight"].T + w[name + ".bias"]
     x = (w["embeddings.word_embeddings.weight"][ids]
@@ -77,7 +82,6 @@ def main():
          + w["embeddings.token_type_embeddings.weight"][np.zeros_like(ids)])
     x = layer_norm(x, w["embeddings.LayerNorm.weight"], w["embeddings.LayerNorm.bias"], eps)
     bias = ((1.0 - mask) * -10000.0)[:, None, None, :]
-    b = len(encs)
     for l in range(cfg["num_hidden_layers"]):
         p = f"encoder.layer.{l}."
         split = lambda t: t.reshape(b, seq, heads, d).transpose(0, 2, 1, 3)
@@ -92,7 +96,22 @@ def main():
                        w[p + "attention.output.LayerNorm.weight"], w[p + "attention.output.LayerNorm.bias"], eps)
         f = lin(gelu(lin(a, p + "intermediate.dense")), p + "output.dense")
         x = layer_norm(f + a, w[p + "output.LayerNorm.weight"], w[p + "output.LayerNorm.bias"], eps)
-    pooled = (x * mask[..., None]).sum(1) / mask.sum(1, keepdims=True)
+    return x
+
+
+def mean_pool(x, mask):
+    return (x * mask[..., None]).sum(1) / mask.sum(1, keepdims=True)
+
+
+def main():
+    snap = snapshot_dir()
+    cfg = json.loads((snap / "config.json").read_text())
+    w = load_weights(snap)
+    tok = Tokenizer.from_file(str(snap / "tokenizer.json"))
+    tok.no_truncation()
+    tok.no_padding()
+    encs, ids, mask = encode(tok, SENTENCES)
+    pooled = mean_pool(bert_forward(w, cfg, ids, mask), mask)
     emb = pooled / np.linalg.norm(pooled, axis=1, keepdims=True)
 
     out = {
@@ -101,7 +120,7 @@ def main():
         "model_safetensors_sha256": __import__("hashlib").sha256((snap / "model.safetensors").read_bytes()).hexdigest(),
         "how": "scripts/reference/minilm_reference.py: float64 NumPy BERT forward, mean pooling, L2 normalisation",
         "sentences": SENTENCES,
-        "input_ids": [e.ids for e in encs],
+        "input_ids": encs,
         "embeddings": [[round(float(v), 8) for v in row] for row in emb],
         "unnormalized_norms": [float(n) for n in np.linalg.norm(pooled, axis=1)],
     }

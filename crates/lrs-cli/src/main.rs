@@ -32,6 +32,16 @@ enum Command {
     Eval(commands::eval::EvalArgs),
     /// A markdown table of finished runs (method × shots: AUC, bytes and params per user).
     Report(commands::report::ReportArgs),
+    /// Score or embed texts for one task of a run, without a server (the numbers `lrs serve`
+    /// gives).
+    Predict(commands::predict::PredictArgs),
+    /// Export a run's shared factor or one task for other tools: a PEFT LoRA adapter or a
+    /// merged Hugging Face model directory.
+    #[command(subcommand)]
+    Export(commands::export::ExportCommand),
+    /// Import a shared factor from another tool's format (a PEFT LoRA adapter).
+    #[command(subcommand)]
+    Import(commands::import::ImportCommand),
     /// Print a shared or task file's metadata, modules, nnz, bytes and hashes.
     Inspect(commands::inspect::InspectArgs),
     /// The main job: personalize all-MiniLM-L6-v2 for MovieLens-100k users with LRS and
@@ -63,5 +73,8 @@ fn main() -> anyhow::Result<()> {
         Command::Personalize(args) => commands::personalize::run(args),
         Command::Eval(args) => commands::eval::run(args),
         Command::Report(args) => commands::report::run(args),
+        Command::Predict(args) => commands::predict::run(args),
+        Command::Export(cmd) => commands::export::run(cmd),
+        Command::Import(cmd) => commands::import::run(cmd),
     }
 }

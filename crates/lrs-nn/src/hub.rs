@@ -57,6 +57,17 @@ impl BertCheckpoint {
             if let Some(p) = cached.get(file) {
                 return Ok(Some(p));
             }
+            // A revision that is a commit (what shared files record) names its snapshot
+            // directory directly; the cache has no `refs/<commit>` for it.
+            let pinned = cache
+                .path()
+                .join(repo.folder_name())
+                .join("snapshots")
+                .join(&revision)
+                .join(file);
+            if pinned.is_file() {
+                return Ok(Some(pinned));
+            }
             let hub_err = |reason: String| NnError::Hub {
                 repo: model_id.to_string(),
                 file: file.to_string(),

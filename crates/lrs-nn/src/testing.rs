@@ -51,6 +51,19 @@ pub fn seeded_weights(cfg: &BertConfig, seed: u64) -> Result<HashMap<String, Ten
     })
 }
 
+/// A `shape` tensor of N(`mean`, `std`²) draws from a ChaCha20 stream keyed by `seed` (f32,
+/// CPU): the same values every time, for test inputs candle's unseedable RNG cannot give.
+pub fn seeded_tensor(shape: &[usize], mean: f32, std: f32, seed: u64) -> Result<Tensor> {
+    use rand::SeedableRng;
+    use rand_distr::Distribution;
+    let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(seed);
+    let normal = rand_distr::Normal::new(mean, std).map_err(|e| NnError::Invalid(e.to_string()))?;
+    let v: Vec<f32> = (0..shape.iter().product::<usize>())
+        .map(|_| normal.sample(&mut rng))
+        .collect();
+    Ok(Tensor::from_vec(v, shape, &Device::Cpu)?)
+}
+
 /// Every BERT weight of `cfg`, each `draw(shape)` (zero-centred) plus its centre.
 fn weights_from(
     cfg: &BertConfig,
@@ -115,6 +128,16 @@ pub fn write_checkpoint(dir: &Path, cfg: &BertConfig, key_prefix: &str) -> Resul
 /// [`write_checkpoint`] with [`seeded_weights`]: the same checkpoint for the same seed.
 pub fn write_seeded_checkpoint(dir: &Path, cfg: &BertConfig, seed: u64) -> Result<()> {
     write_weights(dir, cfg, "", seeded_weights(cfg, seed)?)
+}
+
+/// [`write_seeded_checkpoint`] with every key prefixed by `key_prefix` (e.g. `"bert."`).
+pub fn write_seeded_checkpoint_prefixed(
+    dir: &Path,
+    cfg: &BertConfig,
+    seed: u64,
+    key_prefix: &str,
+) -> Result<()> {
+    write_weights(dir, cfg, key_prefix, seeded_weights(cfg, seed)?)
 }
 
 fn write_weights(

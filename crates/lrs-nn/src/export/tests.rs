@@ -1,33 +1,40 @@
 use candle_core::{DType, Device, Tensor};
 
 use super::*;
-use crate::layer_delta::LayerDelta;
+use crate::layer_delta::{LayerDelta, SparsePart};
 use crate::lora_part::LoraPart;
 use crate::sparse_delta::hard_threshold;
-use crate::testing::{tiny_config, write_checkpoint};
+use crate::testing::{seeded_tensor, tiny_config, write_seeded_checkpoint_prefixed};
+use crate::FileError;
 use crate::{BertCheckpoint, BertInput, BertModel, LrsOptions, TaskBatch};
+use std::path::Path;
 
+/// A seeded tiny LRS model (rank 3, scale 0.5, `U` drawn from seed 11), its shared factor and
+/// a task with a core and a 10-entry sparse part on every adapted module (seeded per module).
 fn setup(prefix: &str) -> (tempfile::TempDir, BertModel, SharedFactor, TaskDelta) {
     let dir = tempfile::tempdir().unwrap();
-    write_checkpoint(dir.path(), &tiny_config(), prefix).unwrap();
+    write_seeded_checkpoint_prefixed(dir.path(), &tiny_config(), 3, prefix).unwrap();
     let ckpt = BertCheckpoint::from_dir(dir.path()).unwrap();
     let opts = LrsOptions {
         scale: 0.5,
         ..LrsOptions::bert_default(3)
     };
     let model = BertModel::load(&ckpt, Some(&opts), &Device::Cpu, DType::F32).unwrap();
-    for (name, var) in model.shared_vars().unwrap().data().lock().unwrap().iter() {
-        if name.ends_with("lrs_u") {
-            var.set(&Tensor::randn(0f32, 0.3, var.shape(), &Device::Cpu).unwrap())
-                .unwrap();
-        }
+    let data = model.shared_vars().unwrap().data().lock().unwrap();
+    let mut names: Vec<&String> = data.keys().filter(|n| n.ends_with("lrs_u")).collect();
+    names.sort();
+    for (i, name) in names.into_iter().enumerate() {
+        let var = &data[name];
+        var.set(&seeded_tensor(var.dims(), 0.0, 0.3, 11 + i as u64).unwrap())
+            .unwrap();
     }
+    drop(data);
     let shared = model.shared_factor(None).unwrap();
     let mut task = TaskDelta::new("t", 3);
-    for (name, (o, i)) in model.adapted_modules() {
-        let s =
-            hard_threshold(&Tensor::randn(0f32, 0.5, (o, i), &Device::Cpu).unwrap(), 10).unwrap();
-        let w = Tensor::randn(1f32, 0.5, 3, &Device::Cpu).unwrap();
+    for (j, (name, (o, i))) in model.adapted_modules().into_iter().enumerate() {
+        let seed = 100 + 2 * j as u64;
+        let s = hard_threshold(&seeded_tensor(&[o, i], 0.0, 0.5, seed).unwrap(), 10).unwrap();
+        let w = seeded_tensor(&[3], 1.0, 0.5, seed + 1).unwrap();
         task.layers.insert(
             name,
             LayerDelta {
@@ -102,7 +109,7 @@ fn merged_task_loads_as_a_plain_bert_with_the_same_outputs() {
 fn merged_export_refuses_another_base() {
     let (_dir, _, shared, task) = setup("");
     let other = tempfile::tempdir().unwrap();
-    write_checkpoint(other.path(), &tiny_config(), "").unwrap();
+    write_seeded_checkpoint_prefixed(other.path(), &tiny_config(), 4, "").unwrap();
     let err = export_merged(
         &other.path().join("model.safetensors"),
         &shared,
@@ -119,11 +126,12 @@ fn merged_export_refuses_another_base() {
 #[test]
 fn peft_adapter_holds_v_transpose_and_scaled_u() {
     let (_dir, _, shared, _) = setup("");
-    let out = tempfile::tempdir().unwrap();
-    export_peft(&shared, out.path()).unwrap();
-    let t =
-        candle_core::safetensors::load(out.path().join("adapter_model.safetensors"), &Device::Cpu)
-            .unwrap();
+    let root = tempfile::tempdir().unwrap();
+    let out = root.path().join("adapter");
+    let (_, adapter) = export_peft_dir(&shared, None, &ExportExtras::default(), &out).unwrap();
+    assert_eq!(adapter.dropped_nnz, 0);
+    let t = candle_core::safetensors::load(out.join("adapter_model.safetensors"), &Device::Cpu)
+        .unwrap();
     assert_eq!(t.len(), 2 * shared.layers.len());
     for (m, lr) in &shared.layers {
         let a = &t[&format!("base_model.model.{m}.lora_A.weight")];
@@ -146,14 +154,15 @@ fn peft_adapter_holds_v_transpose_and_scaled_u() {
             .unwrap();
         assert_eq!((da, db), (0.0, 0.0), "{m}");
     }
-    let cfg: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(out.path().join("adapter_config.json")).unwrap(),
-    )
-    .unwrap();
+    let cfg: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("adapter_config.json")).unwrap())
+            .unwrap();
     assert_eq!(cfg["peft_type"], "LORA");
     assert_eq!(cfg["r"], 3);
     assert_eq!(cfg["lora_alpha"], 3);
-    assert_eq!(cfg["target_modules"].as_array().unwrap().len(), 4);
+    // Every adapted module by its full name (2 layers × 4 targets, `output.dense` twice).
+    assert_eq!(cfg["target_modules"].as_array().unwrap().len(), 10);
+    assert_eq!(cfg["rank_pattern"], serde_json::json!({}));
     assert!(cfg["base_model_name_or_path"].as_str().is_some());
 }
 
@@ -164,9 +173,10 @@ fn merged_export_folds_in_per_task_lora_parts() {
     let modules = model.adapted_modules();
     for (i, (name, (o, n))) in modules.iter().enumerate().filter(|(i, _)| i % 2 == 0) {
         let r_l = 1 + i % 3;
+        let seed = 200 + 2 * i as u64;
         let lora = LoraPart::from_alpha(
-            Tensor::randn(0f32, 0.3, (r_l, *n), &Device::Cpu).unwrap(),
-            Tensor::randn(0f32, 0.3, (*o, r_l), &Device::Cpu).unwrap(),
+            seeded_tensor(&[r_l, *n], 0.0, 0.3, seed).unwrap(),
+            seeded_tensor(&[*o, r_l], 0.0, 0.3, seed + 1).unwrap(),
             8.0,
         );
         if i == 0 {
