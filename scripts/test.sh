@@ -11,3 +11,8 @@ bash scripts/seed-minilm.sh
 bash scripts/seed-movielens.sh
 
 cargo test --workspace
+
+# The merged export of a trained run, loaded by an independent float64 NumPy forward pass
+# (a venv with numpy/safetensors/tokenizers from PyPI; the torch clients are in the full
+# `bash scripts/check-exports.sh`). Uses the target/debug/lrs the tests above built.
+bash scripts/check-exports.sh --numpy-only
