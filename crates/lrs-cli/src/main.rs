@@ -26,7 +26,8 @@ struct Cli {
 /// The paragraph `lrs --help` opens with.
 const LONG_ABOUT: &str = "Low-rank + sparse personalization of pretrained models.\n\n\
 Many users (tasks) share one frozen base model and one low-rank shared factor; each user \
-keeps only a tiny personal part (a sparse delta and a head) in a task file of a few KB. \
+keeps only a small personal part (coordinates in the shared factor, a sparse delta, a head) in \
+its own task file. \
 `lrs train` fits the shared factor and the trained users' parts from a config, `lrs \
 personalize` fits new users against the frozen shared factor, `lrs eval` scores every task \
 file of a run, and `lrs serve` answers predictions for any mix of users over HTTP.";
@@ -37,8 +38,7 @@ lrs quickstart                                   the main job end to end (MiniLM
 lrs train --config configs/X.toml --run runs/X   train a run directory\n  \
 lrs personalize --run runs/X --task-data F.jsonl --holdout 0.2   fit new users\n  \
 lrs eval --run runs/X                            score every task file of the run\n  \
-lrs serve --model M --shared runs/X/shared.safetensors --tasks-dir runs/X/tasks\n  \
-                                                 the HTTP API (docs/http-api.md)\n  \
+lrs serve --model M --shared runs/X/shared.safetensors --tasks-dir runs/X/tasks   HTTP API\n  \
 lrs linear demo                                  the paper's linear AMHT-LRS on generated data\n\n\
 `lrs <command> --help` lists each command's options.";
 
@@ -54,7 +54,7 @@ enum Command {
     Train(commands::train::TrainArgs),
     /// Fit new tasks against a run's frozen shared parts and write their task files.
     Personalize(commands::personalize::PersonalizeArgs),
-    /// Per-task test AUC/accuracy of a run's task files.
+    /// Test AUC/accuracy of every task file of a run, trained and personalized.
     Eval(commands::eval::EvalArgs),
     /// A markdown table of finished runs (method × shots: AUC, bytes and params per user).
     Report(commands::report::ReportArgs),
