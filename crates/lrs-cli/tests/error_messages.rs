@@ -127,6 +127,10 @@ fn every_error_path_says_each_cause_once_and_names_the_right_thing() {
         s(&dir.join("r2")),
     ]);
     assert!(err.contains("nope.jsonl: No such file"), "{err}");
+    assert!(
+        !dir.join("r2").exists(),
+        "a run that wrote nothing left its directory"
+    );
     let err = fails(&[
         "personalize",
         "--run",

@@ -83,12 +83,20 @@ pub fn run(a: TrainArgs) -> anyhow::Result<()> {
             root.display()
         );
     }
+    let existed = root.exists();
     let run_dir = RunDir::create(&root)?;
     let options = TrainOptions {
         resume: a.resume,
         strict: a.strict,
     };
-    run_training(&cfg, &run_dir, options)
+    let result = run_training(&cfg, &run_dir, options);
+    if result.is_err() && !existed {
+        // A run that failed before writing anything leaves no empty directory behind
+        // (`remove_dir` removes only empty ones).
+        let _ = std::fs::remove_dir(run_dir.tasks_dir());
+        let _ = std::fs::remove_dir(&root);
+    }
+    result
 }
 
 /// Prints `msg` above the bar, or to stderr when the bar is hidden (output not a terminal),
