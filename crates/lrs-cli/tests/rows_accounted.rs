@@ -114,6 +114,24 @@ fn rows_are_reported_holdout_rows_are_the_only_ones_scored_and_every_task_file_i
     assert_eq!(report["files"][0]["rejected"], 1);
     assert_eq!(report["files"][0]["rejected_rows"][0]["line"], 42);
     assert_eq!(report["skipped"][0]["task"], "short");
+    // Run files get the mode any new file gets under this umask (0644 by default), as the
+    // plots always did.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = |p: &Path| std::fs::metadata(p).expect("metadata").permissions().mode() & 0o777;
+        let plain = tmp.path().join("plain");
+        std::fs::write(&plain, b"x").expect("plain file");
+        for f in [
+            "summary.json",
+            "config.toml",
+            "shared.safetensors",
+            "tasks/u0.safetensors",
+        ] {
+            assert_eq!(mode(&run.join(f)), mode(&plain), "{f}");
+        }
+        assert_eq!(mode(&run.join("auc.svg")), mode(&plain));
+    }
     // --strict refuses the same data and names the first bad line.
     let strict = lrs()
         .args(["train", "--strict", "--config"])
