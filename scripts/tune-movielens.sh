@@ -45,11 +45,9 @@ variant() {
 }
 
 variant shared-only 'method="shared-only"'
-variant lrs-lr1e-3 sparse_lr=1e-3
 variant lrs-lr5e-3 sparse_lr=5e-3
 variant lrs-lr2e-2 sparse_lr=2e-2
 variant lrs-head8 task_head=true head_nnz=8
-variant lrs-head32 task_head=true head_nnz=32
 variant shared-only-head8 'method="shared-only"' task_head=true head_nnz=8
 
 python3 - "$OUT" <<'EOF'

@@ -5,16 +5,42 @@
 
 mod allocator;
 mod commands;
+mod error_report;
 
 use clap::{Parser, Subcommand};
 
 /// Low-rank + sparse personalization of pretrained models.
 #[derive(Debug, Parser)]
-#[command(name = "lrs", version, about, long_about = None)]
+#[command(
+    name = "lrs",
+    version,
+    about = "Low-rank + sparse personalization of pretrained models.",
+    long_about = LONG_ABOUT,
+    after_help = MAIN_COMMANDS
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
 }
+
+/// The paragraph `lrs --help` opens with.
+const LONG_ABOUT: &str = "Low-rank + sparse personalization of pretrained models.\n\n\
+Many users (tasks) share one frozen base model and one low-rank shared factor; each user \
+keeps only a small personal part (coordinates in the shared factor, a sparse delta, a head) in \
+its own task file. \
+`lrs train` fits the shared factor and the trained users' parts from a config, `lrs \
+personalize` fits new users against the frozen shared factor, `lrs eval` scores every task \
+file of a run, and `lrs serve` answers predictions for any mix of users over HTTP.";
+
+/// The commands a first session needs, after the full list in `lrs --help`.
+const MAIN_COMMANDS: &str = "Start here:\n  \
+lrs quickstart                                   the main job end to end (MiniLM + MovieLens)\n  \
+lrs train --config configs/X.toml --run runs/X   train a run directory\n  \
+lrs personalize --run runs/X --task-data F.jsonl --holdout 0.2   fit new users\n  \
+lrs eval --run runs/X                            score every task file of the run\n  \
+lrs serve --model M --shared runs/X/shared.safetensors --tasks-dir runs/X/tasks   HTTP API\n  \
+lrs linear demo                                  the paper's linear AMHT-LRS on generated data\n\n\
+`lrs <command> --help` lists each command's options.";
 
 #[derive(Debug, Subcommand)]
 enum Command {
@@ -28,7 +54,7 @@ enum Command {
     Train(commands::train::TrainArgs),
     /// Fit new tasks against a run's frozen shared parts and write their task files.
     Personalize(commands::personalize::PersonalizeArgs),
-    /// Per-task test AUC/accuracy of a run's task files.
+    /// Test AUC/accuracy of every task file of a run, trained and personalized.
     Eval(commands::eval::EvalArgs),
     /// A markdown table of finished runs (method × shots: AUC, bytes and params per user).
     Report(commands::report::ReportArgs),
@@ -54,7 +80,12 @@ enum Command {
     Bench(commands::bench::BenchCommand),
 }
 
-fn main() -> anyhow::Result<()> {
+fn main() -> std::process::ExitCode {
+    error_report::exit_with(run())
+}
+
+/// Parses the command line and runs the subcommand.
+fn run() -> anyhow::Result<()> {
     // candle's CPU backend runs element-wise ops on a spinning barrier pool; under the
     // trainer's own task parallelism (rayon) most of the time went to spinning (measured:
     // a task phase 4.6× faster with one pool thread). Matrix products keep their threads.

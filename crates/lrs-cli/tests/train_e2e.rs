@@ -158,5 +158,5 @@ fn train_eval_personalize_and_resume_on_minilm_and_movielens() {
         dir.path().join("nope").to_str().expect("utf-8"),
     ]);
     assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("not a run directory"));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no such run directory"));
 }

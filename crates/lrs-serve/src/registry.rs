@@ -79,7 +79,7 @@ struct Opened {
 }
 
 /// One task file, as `GET /v1/tasks` lists it.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, PartialEq, Eq, utoipa::ToSchema)]
 pub struct TaskInfo {
     /// The task id.
     pub id: String,
@@ -92,7 +92,7 @@ pub struct TaskInfo {
 }
 
 /// Cache occupancy.
-#[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq, utoipa::ToSchema)]
 pub struct CacheStats {
     /// Loaded tasks.
     pub loaded: usize,

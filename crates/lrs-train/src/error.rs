@@ -58,6 +58,22 @@ pub enum DataError {
         /// The first rejected row's line and reason, if any.
         first: Option<(usize, String)>,
     },
+    /// Some rows were rejected and the caller asked for a clean load (`--strict`).
+    #[error(
+        "{}: {rejected} of {rows} rows rejected (--strict refuses any){}",
+        path.display(),
+        first.as_ref().map(|(l, r)| format!("; first at line {l}: {r}")).unwrap_or_default()
+    )]
+    RejectedRows {
+        /// The file.
+        path: PathBuf,
+        /// Rows read.
+        rows: usize,
+        /// Rows rejected.
+        rejected: usize,
+        /// The first rejected row's line and reason.
+        first: Option<(usize, String)>,
+    },
     /// A directory holds neither MovieLens-100k layout.
     #[error(
         "{}: no MovieLens-100k files (expected u.data + u.item, or ml-100k.inter + ml-100k.item; \

@@ -55,7 +55,7 @@ pub use error::DataError;
 pub use example::Example;
 pub use jsonl::{load_jsonl, read_jsonl};
 pub use movielens::{load_movielens, load_movielens_layout, Layout, Movie, MovieLens, GENRES};
-pub use report::{LoadReport, Loaded, MAX_REPORTED_MALFORMED};
+pub use report::{count, LoadReport, Loaded, RejectReason, FIRST_LINES, MAX_REPORTED_MALFORMED};
 pub use split::{
     split_dataset, split_task, test_len, with_both_test_labels, Split, SplitConfig,
     DEFAULT_TEST_PERCENT,

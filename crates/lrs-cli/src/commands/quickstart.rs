@@ -9,7 +9,7 @@ use std::time::Instant;
 
 use anyhow::Context;
 use clap::Args;
-use lrs_train::run::{load_run_data, personalize_splits, resolve_model, RunDir};
+use lrs_train::run::{load_run_data, personalize_splits, resolve_model, RunDir, TrainOptions};
 use lrs_train::trainer::{Method, TrainConfig};
 
 use super::train::run_training;
@@ -77,7 +77,7 @@ pub fn run(a: QuickstartArgs) -> anyhow::Result<()> {
         };
         let run = RunDir::create(&a.out.join(method.name()))?;
         let start = Instant::now();
-        run_training(&cfg, &run, false)?;
+        run_training(&cfg, &run, TrainOptions::default())?;
         let summary: lrs_train::run::RunSummary = serde_json::from_slice(
             &std::fs::read(run.summary_path()).context("reading summary.json")?,
         )?;

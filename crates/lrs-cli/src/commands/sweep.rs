@@ -13,6 +13,9 @@ use plotters::prelude::*;
 use serde_json::json;
 
 use crate::commands::linear::SolverArgs;
+use crate::commands::train_plots::{
+    draw_legend, integer_label, integer_labels, LegendEntry, LEGEND_WIDTH,
+};
 
 /// Arguments of `lrs linear sweep`.
 #[derive(Debug, Args)]
@@ -225,26 +228,32 @@ fn plot(
         a.samples.iter().min().copied().unwrap_or(0),
         a.samples.iter().max().copied().unwrap_or(1),
     );
-    let root = SVGBackend::new(path, (800, 500)).into_drawing_area();
+    let root = SVGBackend::new(path, (800 + LEGEND_WIDTH, 500)).into_drawing_area();
     root.fill(&WHITE)
         .map_err(|e| anyhow::anyhow!("plot: {e}"))?;
+    let (plot_area, legend_area) = root.split_horizontally(800);
     let title = format!(
         "Recovery (rel. error < {:.0e}) vs samples per task: d={}, r={}, k={}, t={}",
         a.threshold, a.d, a.r, a.k, a.tasks
     );
-    let mut chart = ChartBuilder::on(&root)
-        .caption(title, ("sans-serif", 18))
+    let pad = ((max_m - min_m) as f64 * 0.03).max(0.5);
+    let (x_lo, x_hi) = (min_m as f64 - pad, max_m as f64 + pad);
+    let mut chart = ChartBuilder::on(&plot_area)
+        .caption(title, ("sans-serif", 16))
         .margin(15)
         .x_label_area_size(40)
         .y_label_area_size(50)
-        .build_cartesian_2d(min_m as f64..max_m as f64, -0.02f64..1.02f64)
+        .build_cartesian_2d(x_lo..x_hi, -0.02f64..1.02f64)
         .map_err(|e| anyhow::anyhow!("plot: {e}"))?;
     chart
         .configure_mesh()
         .x_desc("samples per task m")
         .y_desc("success probability")
+        .x_labels(integer_labels(x_lo, x_hi))
+        .x_label_formatter(&integer_label)
         .draw()
         .map_err(|e| anyhow::anyhow!("plot: {e}"))?;
+    let mut legend = Vec::new();
     for (n, method) in methods.iter().enumerate() {
         let color = Palette99::pick(n).to_rgba();
         let mut series: Vec<(f64, f64)> = points
@@ -255,11 +264,7 @@ fn plot(
         series.sort_by(|x, y| x.0.total_cmp(&y.0));
         chart
             .draw_series(LineSeries::new(series.clone(), color.stroke_width(2)))
-            .map_err(|e| anyhow::anyhow!("plot: {e}"))?
-            .label(method.name())
-            .legend(move |(x, y)| {
-                PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2))
-            });
+            .map_err(|e| anyhow::anyhow!("plot: {e}"))?;
         chart
             .draw_series(
                 series
@@ -267,14 +272,13 @@ fn plot(
                     .map(|(x, y)| Circle::new((x, y), 3, color.filled())),
             )
             .map_err(|e| anyhow::anyhow!("plot: {e}"))?;
+        legend.push(LegendEntry {
+            label: method.name().to_string(),
+            color,
+            band: false,
+        });
     }
-    chart
-        .configure_series_labels()
-        .background_style(WHITE.mix(0.8))
-        .border_style(BLACK)
-        .position(SeriesLabelPosition::LowerRight)
-        .draw()
-        .map_err(|e| anyhow::anyhow!("plot: {e}"))?;
+    draw_legend(&legend_area, &legend, 60)?;
     root.present().map_err(|e| anyhow::anyhow!("plot: {e}"))?;
     Ok(())
 }

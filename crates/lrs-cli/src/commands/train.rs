@@ -6,10 +6,17 @@ use std::path::PathBuf;
 use anyhow::Context;
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
-use lrs_train::run::{train, Event, RunDir};
-use lrs_train::TrainConfig;
+use lrs_train::run::{train, Event, RunDir, TrainOptions};
+use lrs_train::trainer::Method;
+use lrs_train::{count, TrainConfig};
 
+use super::data_report::{print_reports, print_skipped};
 use super::train_plots::plot_run;
+
+/// The `--method` values: every [`Method`], by its config name.
+fn method_names() -> clap::builder::PossibleValuesParser {
+    clap::builder::PossibleValuesParser::new(Method::ALL.map(Method::name))
+}
 
 /// Arguments of `lrs train`.
 #[derive(Debug, Args)]
@@ -23,9 +30,11 @@ pub struct TrainArgs {
     /// Continue the run in `--run` from its latest checkpoint.
     #[arg(long)]
     pub resume: bool,
-    /// Override the method (`lrs`, `global`, `head-only`, `shared-only`, `sparse-only`,
-    /// `full-ft`).
+    /// Refuse the data if any row is rejected (malformed, missing field, bad label…).
     #[arg(long)]
+    pub strict: bool,
+    /// Override the method.
+    #[arg(long, value_parser = method_names())]
     pub method: Option<String>,
     /// Override `[data] shots`.
     #[arg(long)]
@@ -68,8 +77,26 @@ pub fn run(a: TrainArgs) -> anyhow::Result<()> {
             .unwrap_or_else(|| "run".into());
         PathBuf::from("runs").join(stem)
     });
+    if a.resume && !root.join("config.toml").is_file() {
+        anyhow::bail!(
+            "nothing to resume: {} holds no run (no config.toml); drop --resume to start one",
+            root.display()
+        );
+    }
+    let existed = root.exists();
     let run_dir = RunDir::create(&root)?;
-    run_training(&cfg, &run_dir, a.resume)
+    let options = TrainOptions {
+        resume: a.resume,
+        strict: a.strict,
+    };
+    let result = run_training(&cfg, &run_dir, options);
+    if result.is_err() && !existed {
+        // A run that failed before writing anything leaves no empty directory behind
+        // (`remove_dir` removes only empty ones).
+        let _ = std::fs::remove_dir(run_dir.tasks_dir());
+        let _ = std::fs::remove_dir(&root);
+    }
+    result
 }
 
 /// Prints `msg` above the bar, or to stderr when the bar is hidden (output not a terminal),
@@ -83,7 +110,11 @@ fn say(bar: &ProgressBar, msg: &str) {
 }
 
 /// Trains with a progress bar over rounds, then plots; prints the summary.
-pub fn run_training(cfg: &TrainConfig, run_dir: &RunDir, resume: bool) -> anyhow::Result<()> {
+pub fn run_training(
+    cfg: &TrainConfig,
+    run_dir: &RunDir,
+    options: TrainOptions,
+) -> anyhow::Result<()> {
     let bar = ProgressBar::new(cfg.rounds as u64);
     bar.set_style(
         ProgressStyle::with_template("{prefix} [{bar:30}] round {pos}/{len} {elapsed} {msg}")
@@ -93,6 +124,19 @@ pub fn run_training(cfg: &TrainConfig, run_dir: &RunDir, resume: bool) -> anyhow
     bar.set_prefix(format!("{} m={}", cfg.method, cfg.data.shots));
     bar.set_message("loading model, data and prefix cache…");
     let mut on = |e: Event| match e {
+        Event::Data(d) => {
+            bar.suspend(|| {
+                print_reports(&d.reports);
+                print_skipped(&d.skipped, "skipped");
+                if d.beyond_max_tasks > 0 {
+                    eprintln!(
+                        "{} more left out by max_tasks = {}",
+                        count(d.beyond_max_tasks, "usable task"),
+                        cfg.data.max_tasks
+                    );
+                }
+            });
+        }
         Event::Ready {
             tasks,
             train_rows,
@@ -104,8 +148,9 @@ pub fn run_training(cfg: &TrainConfig, run_dir: &RunDir, resume: bool) -> anyhow
             say(
                 &bar,
                 &format!(
-                    "{tasks} tasks, {train_rows} train / {test_rows} test rows; prefix cache: {} \
-                 texts, {:.1} MB{}",
+                    "{}, {train_rows} train / {test_rows} test rows; prefix cache: {} texts, \
+                     {:.1} MB{}",
+                    count(tasks, "task"),
                     cached.0,
                     cached.1 as f64 / 1e6,
                     if start_round > 0 {
@@ -132,7 +177,7 @@ pub fn run_training(cfg: &TrainConfig, run_dir: &RunDir, resume: bool) -> anyhow
         Event::Checkpoint(_) => {}
         Event::Done(_) => bar.finish_and_clear(),
     };
-    let summary = train(cfg, run_dir, resume, &mut on)?;
+    let summary = train(cfg, run_dir, options, &mut on)?;
     let records = run_dir.read_metrics()?;
     plot_run(
         run_dir.root(),
@@ -140,10 +185,10 @@ pub fn run_training(cfg: &TrainConfig, run_dir: &RunDir, resume: bool) -> anyhow
         &format!("{} m={}", cfg.method, cfg.data.shots),
     )?;
     println!(
-        "{}: {} tasks, mean test AUC {}, accuracy {:.4}, {:.0} params and {:.0} bytes per task, \
+        "{}: {}, mean test AUC {}, accuracy {:.4}, {:.0} params and {:.0} bytes per task, \
          {:.1} s training",
         summary.method,
-        summary.tasks,
+        count(summary.tasks, "task"),
         summary.test_auc.map_or("-".into(), |a| format!("{a:.4}")),
         summary.test_accuracy,
         summary.params_per_task,
@@ -152,7 +197,7 @@ pub fn run_training(cfg: &TrainConfig, run_dir: &RunDir, resume: bool) -> anyhow
     );
     println!(
         "wrote {0}/shared.safetensors, {0}/tasks/, metrics.jsonl, eval.jsonl, summary.json, \
-         loss.svg, auc.svg",
+         data-report.json, loss.svg, auc.svg",
         run_dir.root().display()
     );
     Ok(())

@@ -4,6 +4,9 @@
 //! A process killed mid-write leaves its temp file (`.lrs-tmp-*`, see [`TEMP_PREFIX`]) behind,
 //! never a partial file under the target's name; readers that list a directory must skip
 //! such names, and [`remove_stale_temps`] deletes them.
+//!
+//! The file gets the mode any other tool's new file gets: `0666` less the process umask
+//! (`0644` by default), not the `0600` of a private temp file.
 
 use std::io::Write;
 use std::path::Path;
@@ -19,6 +22,7 @@ pub const TEMP_PREFIX: &str = ".lrs-tmp-";
 pub const STALE_TEMP_AGE: Duration = Duration::from_secs(15 * 60);
 
 /// Writes `bytes` to `path` atomically (same-directory temp file, fsync, rename, directory fsync).
+/// The new file's mode follows the umask, as `std::fs::write`'s does.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), FileError> {
     let io = |source| FileError::Io {
         file: path.to_path_buf(),
@@ -28,10 +32,12 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), FileError> {
         Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
         _ => std::path::PathBuf::from("."),
     };
-    let mut tmp = tempfile::Builder::new()
-        .prefix(TEMP_PREFIX)
-        .tempfile_in(&dir)
-        .map_err(io)?;
+    let mut builder = tempfile::Builder::new();
+    builder.prefix(TEMP_PREFIX);
+    // Created with 0666 so the kernel applies the umask, like any `open(O_CREAT)`.
+    #[cfg(unix)]
+    builder.permissions(std::os::unix::fs::PermissionsExt::from_mode(0o666));
+    let mut tmp = builder.tempfile_in(&dir).map_err(io)?;
     tmp.write_all(bytes).map_err(io)?;
     tmp.as_file().sync_all().map_err(io)?;
     tmp.persist(path).map_err(|e| io(e.error))?;
@@ -106,6 +112,28 @@ mod tests {
             .map(|d| d.count())
             .unwrap_or(0);
         assert_eq!(n, 1);
+        Ok(())
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn the_written_file_follows_the_umask_like_any_new_file() -> Result<(), FileError> {
+        use std::os::unix::fs::PermissionsExt;
+        let io = |source| FileError::Io {
+            file: "test".into(),
+            source,
+        };
+        let dir = tempfile::tempdir().map_err(io)?;
+        let plain = dir.path().join("plain");
+        std::fs::write(&plain, b"x").map_err(io)?;
+        let atomic = dir.path().join("atomic");
+        write_atomic(&atomic, b"x")?;
+        let mode = |p: &Path| {
+            std::fs::metadata(p)
+                .map(|m| m.permissions().mode() & 0o777)
+                .map_err(io)
+        };
+        assert_eq!(mode(&atomic)?, mode(&plain)?);
         Ok(())
     }
 

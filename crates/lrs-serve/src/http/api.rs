@@ -1,11 +1,12 @@
 //! The JSON bodies of the HTTP API.
 
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 use crate::registry::{CacheStats, TaskInfo};
 
 /// `POST /v1/predict` body.
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PredictBody {
     /// Task id; absent or `null`: the base model with the shared factor only.
@@ -19,7 +20,7 @@ pub struct PredictBody {
 }
 
 /// `POST /v1/predict` answer.
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, ToSchema)]
 pub struct PredictResponse {
     /// The task scored against (`null`: base-only).
     pub task: Option<String>,
@@ -37,7 +38,7 @@ pub struct PredictResponse {
 }
 
 /// `GET /v1/tasks` answer.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct TasksResponse {
     /// Every task file in the registry, sorted by id.
     pub tasks: Vec<TaskInfo>,
@@ -46,7 +47,7 @@ pub struct TasksResponse {
 }
 
 /// `PUT /v1/tasks/{id}` and `POST /v1/tasks/{id}/load` answer.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct TaskLoaded {
     /// The task id.
     pub id: String,
@@ -60,17 +61,35 @@ pub struct TaskLoaded {
 }
 
 /// Every error answer: `{"error": {"code": ..., "message": ...}}`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct ErrorBody {
     /// The error.
     pub error: ErrorDetail,
 }
 
 /// An error's code and message.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct ErrorDetail {
     /// Stable machine-readable code (`unknown_task`, `invalid_task_file`, …).
     pub code: String,
     /// Human-readable message.
     pub message: String,
+}
+
+/// `POST /v1/tasks/{id}/unload` answer.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct Unloaded {
+    /// The task id.
+    pub id: String,
+    /// Whether the task was in the cache.
+    pub was_loaded: bool,
+}
+
+/// `GET /healthz` answer.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct Health {
+    /// Always `"ok"` while the server answers.
+    pub status: String,
+    /// Cache occupancy.
+    pub cache: CacheStats,
 }

@@ -10,6 +10,10 @@
 //! | `POST /v1/tasks/{id}/load`, `/unload` | explicit cache control |
 //! | `GET /healthz` | `{"status": "ok", ..}` |
 //! | `GET /metrics` | Prometheus text |
+//! | `GET /openapi.json` | the OpenAPI document of these routes ([`openapi`]) |
+//!
+//! Every route is registered together with its OpenAPI operation (utoipa-axum), so the
+//! document and the router list the same routes. `docs/http-api.md` explains each one.
 //!
 //! Errors are `{"error": {"code", "message"}}` with the status of [`ServeError::status`].
 //!
@@ -31,9 +35,11 @@ use std::time::Instant;
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
 use axum::middleware::{self, Next};
 use axum::response::Response;
-use axum::routing::{get, post, put};
 use axum::Router;
 use tokio::net::TcpListener;
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::batcher::{Batcher, BatcherConfig};
 use crate::config::ServeConfig;
@@ -109,22 +115,41 @@ async fn track(State(metrics): State<Arc<Metrics>>, req: Request, next: Next) ->
     response
 }
 
+/// The document's header (title, version); the paths come from the routes.
+#[derive(OpenApi)]
+#[openapi(info(
+    title = "lrs serve",
+    description = "Predictions of many personalized tasks over one base model and shared \
+                   factor, with task-file upload and cache control."
+))]
+struct ApiDoc;
+
+/// Every route with its handler and OpenAPI operation.
+fn api_routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .routes(routes!(routes::predict))
+        .routes(routes!(routes::list_tasks))
+        .routes(routes!(routes::put_task, routes::delete_task))
+        .routes(routes!(routes::load_task))
+        .routes(routes!(routes::unload_task))
+        .routes(routes!(routes::healthz))
+        .routes(routes!(routes::metrics))
+        .routes(routes!(routes::openapi_json))
+}
+
+/// The OpenAPI document `GET /openapi.json` serves.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    api_routes().split_for_parts().1
+}
+
 /// The API router over `state`.
 pub fn router(state: AppState) -> Router {
     let metrics = state.engine.metrics().clone();
     let body_limit = state.limits.max_body_bytes;
-    Router::new()
-        .route("/v1/predict", post(routes::predict))
-        .route("/v1/tasks", get(routes::list_tasks))
-        .route(
-            "/v1/tasks/{id}",
-            put(routes::put_task).delete(routes::delete_task),
-        )
-        .route("/v1/tasks/{id}/load", post(routes::load_task))
-        .route("/v1/tasks/{id}/unload", post(routes::unload_task))
-        .route("/healthz", get(routes::healthz))
-        .route("/metrics", get(routes::metrics))
+    let (routes, doc) = api_routes().split_for_parts();
+    routes
         .fallback(routes::not_found)
+        .layer(axum::Extension(Arc::new(doc)))
         .layer(DefaultBodyLimit::max(body_limit))
         .layer(middleware::from_fn_with_state(metrics, track))
         .with_state(state)

@@ -8,7 +8,9 @@ use axum::http::header;
 use axum::response::IntoResponse;
 use axum::Json;
 
-use super::api::{PredictBody, PredictResponse, TaskLoaded, TasksResponse};
+use super::api::{
+    ErrorBody, Health, PredictBody, PredictResponse, TaskLoaded, TasksResponse, Unloaded,
+};
 use super::error::{body_error, parse_json};
 use super::AppState;
 use crate::batcher::PredictRequest;
@@ -41,6 +43,20 @@ fn loaded(task: &LoadedTask) -> TaskLoaded {
 }
 
 /// `POST /v1/predict`.
+#[utoipa::path(
+    post,
+    path = "/v1/predict",
+    tag = "predict",
+    request_body = PredictBody,
+    responses(
+        (status = 200, description = "Scores, logits and the task version that computed them", body = PredictResponse),
+        (status = 400, description = "`bad_json` (not JSON), `invalid_task_id`", body = ErrorBody),
+        (status = 404, description = "`unknown_task`", body = ErrorBody),
+        (status = 413, description = "`too_many_inputs`, `input_too_long`, `body_too_large`", body = ErrorBody),
+        (status = 422, description = "`bad_json` (wrong shape), `invalid_request`, `invalid_task_file`, `task_too_large`, `task_file_too_large`, `too_many_nonzeros`", body = ErrorBody),
+        (status = 503, description = "`overloaded`, `shutting_down`", body = ErrorBody),
+    )
+)]
 pub async fn predict(
     State(state): State<AppState>,
     body: std::result::Result<Bytes, BytesRejection>,
@@ -83,6 +99,12 @@ pub async fn predict(
 }
 
 /// `GET /v1/tasks`.
+#[utoipa::path(
+    get,
+    path = "/v1/tasks",
+    tag = "tasks",
+    responses((status = 200, description = "Task files on disk and cache occupancy", body = TasksResponse))
+)]
 pub async fn list_tasks(State(state): State<AppState>) -> Result<Json<TasksResponse>> {
     let engine = state.engine.clone();
     blocking(move || {
@@ -95,6 +117,20 @@ pub async fn list_tasks(State(state): State<AppState>) -> Result<Json<TasksRespo
 }
 
 /// `PUT /v1/tasks/{id}`: the raw task file as the body; validated, then written atomically.
+#[utoipa::path(
+    put,
+    path = "/v1/tasks/{id}",
+    tag = "tasks",
+    params(("id" = String, Path, description = "Task id, `[A-Za-z0-9_.-]{1,128}`")),
+    request_body(content = Vec<u8>, content_type = "application/octet-stream", description = "The task file's raw bytes (safetensors)"),
+    responses(
+        (status = 200, description = "Validated, written and loaded", body = TaskLoaded),
+        (status = 400, description = "`invalid_task_id`", body = ErrorBody),
+        (status = 409, description = "`too_many_tasks`", body = ErrorBody),
+        (status = 413, description = "`body_too_large`, `task_file_too_large`, `too_many_nonzeros`", body = ErrorBody),
+        (status = 422, description = "`invalid_task_file`, `task_too_large`", body = ErrorBody),
+    )
+)]
 pub async fn put_task(
     State(state): State<AppState>,
     path: std::result::Result<Path<String>, PathRejection>,
@@ -107,6 +143,17 @@ pub async fn put_task(
 }
 
 /// `DELETE /v1/tasks/{id}`: removes the file and unloads the task.
+#[utoipa::path(
+    delete,
+    path = "/v1/tasks/{id}",
+    tag = "tasks",
+    params(("id" = String, Path, description = "Task id")),
+    responses(
+        (status = 204, description = "Removed and unloaded"),
+        (status = 400, description = "`invalid_task_id`", body = ErrorBody),
+        (status = 404, description = "`unknown_task`", body = ErrorBody),
+    )
+)]
 pub async fn delete_task(
     State(state): State<AppState>,
     path: std::result::Result<Path<String>, PathRejection>,
@@ -118,6 +165,18 @@ pub async fn delete_task(
 }
 
 /// `POST /v1/tasks/{id}/load`: loads (or reloads if changed) the task now.
+#[utoipa::path(
+    post,
+    path = "/v1/tasks/{id}/load",
+    tag = "tasks",
+    params(("id" = String, Path, description = "Task id")),
+    responses(
+        (status = 200, description = "Loaded", body = TaskLoaded),
+        (status = 400, description = "`invalid_task_id`", body = ErrorBody),
+        (status = 404, description = "`unknown_task`", body = ErrorBody),
+        (status = 422, description = "`invalid_task_file`, `task_too_large`, `task_file_too_large`, `too_many_nonzeros`", body = ErrorBody),
+    )
+)]
 pub async fn load_task(
     State(state): State<AppState>,
     path: std::result::Result<Path<String>, PathRejection>,
@@ -128,24 +187,49 @@ pub async fn load_task(
 }
 
 /// `POST /v1/tasks/{id}/unload`: drops the task from the cache (the file stays).
+#[utoipa::path(
+    post,
+    path = "/v1/tasks/{id}/unload",
+    tag = "tasks",
+    params(("id" = String, Path, description = "Task id")),
+    responses(
+        (status = 200, description = "Dropped from the cache", body = Unloaded),
+        (status = 400, description = "`invalid_task_id`", body = ErrorBody),
+    )
+)]
 pub async fn unload_task(
     State(state): State<AppState>,
     path: std::result::Result<Path<String>, PathRejection>,
 ) -> Result<impl IntoResponse> {
     let id = task_id(path)?;
     let was_loaded = state.engine.registry().unload(&id);
-    Ok(Json(
-        serde_json::json!({"id": id.as_str(), "was_loaded": was_loaded}),
-    ))
+    Ok(Json(Unloaded {
+        id: id.as_str().to_string(),
+        was_loaded,
+    }))
 }
 
 /// `GET /healthz`.
+#[utoipa::path(
+    get,
+    path = "/healthz",
+    tag = "server",
+    responses((status = 200, description = "The server answers", body = Health))
+)]
 pub async fn healthz(State(state): State<AppState>) -> impl IntoResponse {
-    let stats = state.engine.registry().stats();
-    Json(serde_json::json!({"status": "ok", "cache": stats}))
+    Json(Health {
+        status: "ok".into(),
+        cache: state.engine.registry().stats(),
+    })
 }
 
 /// `GET /metrics`: Prometheus text exposition.
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    tag = "server",
+    responses((status = 200, description = "Prometheus text exposition", body = String, content_type = "text/plain"))
+)]
 pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
@@ -162,4 +246,17 @@ pub async fn not_found() -> impl IntoResponse {
         },
     };
     (axum::http::StatusCode::NOT_FOUND, Json(body))
+}
+
+/// `GET /openapi.json`: the OpenAPI document of every route, generated with them.
+#[utoipa::path(
+    get,
+    path = "/openapi.json",
+    tag = "server",
+    responses((status = 200, description = "The OpenAPI 3.1 document of this API", content_type = "application/json"))
+)]
+pub async fn openapi_json(
+    axum::Extension(doc): axum::Extension<std::sync::Arc<utoipa::openapi::OpenApi>>,
+) -> impl IntoResponse {
+    Json((*doc).clone())
 }

@@ -7,6 +7,10 @@
 //! <run>/metrics.jsonl          one RoundRecord per round
 //! <run>/eval.jsonl             per-task test metrics of the final model
 //! <run>/summary.json           the RunSummary
+//! <run>/data-report.json       rows read, loaded and rejected (by reason, with lines); tasks
+//!                              skipped and why
+//! <run>/personalized/<id>.json what `lrs personalize` fitted a new task on and held out
+//! <run>/personalize-report.json the last `lrs personalize`'s load report and row counts
 //! <run>/checkpoint/            resumable state (see trainer::Trainer::save_checkpoint)
 //! ```
 //!
@@ -124,8 +128,14 @@ impl RunDir {
             root: root.to_path_buf(),
         };
         if !run.config_path().is_file() {
-            return Err(TrainError::Checkpoint {
-                reason: format!("{} is not a run directory (no config.toml)", root.display()),
+            let what = if root.is_dir() {
+                "not a run directory (no config.toml; `lrs train --run` writes one)"
+            } else {
+                "no such run directory (`lrs train --run` creates one)"
+            };
+            return Err(TrainError::Io {
+                path: root.to_path_buf(),
+                source: std::io::Error::new(std::io::ErrorKind::NotFound, what),
             });
         }
         run.remove_stale_temps()?;
@@ -186,6 +196,11 @@ impl RunDir {
     /// `summary.json`.
     pub fn summary_path(&self) -> PathBuf {
         self.root.join("summary.json")
+    }
+
+    /// `data-report.json`.
+    pub fn data_report_path(&self) -> PathBuf {
+        self.root.join("data-report.json")
     }
 
     /// `checkpoint/`.

@@ -6,6 +6,8 @@
 
 pub mod data;
 pub mod dir;
+pub mod evaluate;
+pub mod personalized;
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -13,11 +15,13 @@ use std::time::Instant;
 use candle_core::{DType, Device};
 use lrs_nn::{BertCheckpoint, BertTokenizer, SharedFactor, TaskDelta, TaskProvenance};
 
-pub use data::{load_run_data, RunData, MOVIELENS_HINT};
+pub use data::{load_run_data, load_task_file, RunData, SkippedTask, MOVIELENS_HINT};
 pub use dir::{valid_task_id, RoundRecord, RunDir, RunSummary};
+pub use evaluate::{evaluate_run, EvalOptions, FailedTask, RunEvaluation, ScoredTask, TaskKind};
+pub use personalized::{holdout_split, PersonalizeRecord};
 
 use crate::trainer::{Evaluation, Part, TaskData, TrainConfig, TrainError, Trainer};
-use crate::{DataError, Split};
+use crate::{DataError, LoadReport, Split};
 
 /// How to seed all-MiniLM-L6-v2 when it is missing.
 pub const MINILM_HINT: &str = "seed the hf-hub cache with `bash scripts/seed-minilm.sh` \
@@ -83,6 +87,8 @@ pub type Result<T, E = RunError> = std::result::Result<T, E>;
 /// What [`train`] reports as it goes.
 #[derive(Debug)]
 pub enum Event<'a> {
+    /// The data is loaded (before the model): what was read, rejected and skipped.
+    Data(&'a RunData),
     /// Model, data and cache are ready.
     Ready {
         /// Tasks trained.
@@ -171,15 +177,32 @@ pub fn task_params(task: &TaskDelta) -> usize {
     layers + task.lora_params() + task.head.values().map(|t| t.elem_count()).sum::<usize>()
 }
 
-/// Trains `config` into `run` (from scratch, or from its latest checkpoint when `resume`),
-/// then writes the shared file, task files, per-task evaluation and summary.
+/// How [`train`] runs.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TrainOptions {
+    /// Continue from the run's latest checkpoint.
+    pub resume: bool,
+    /// Refuse data with any rejected row.
+    pub strict: bool,
+}
+
+/// Trains `config` into `run` (from scratch, or from its latest checkpoint when resuming),
+/// then writes the shared file, task files, per-task evaluation and summary. The data's
+/// load report goes to `data-report.json` ([`RunData::to_json`]).
 pub fn train(
     config: &TrainConfig,
     run: &RunDir,
-    resume: bool,
+    options: TrainOptions,
     on: &mut dyn FnMut(Event),
 ) -> Result<RunSummary> {
+    let resume = options.resume;
     let config_path = run.config_path();
+    if resume && !config_path.is_file() {
+        return Err(RunError::Invalid(format!(
+            "nothing to resume: {} holds no run (no config.toml); drop --resume to start one",
+            run.root().display()
+        )));
+    }
     if resume {
         let saved = TrainConfig::from_file(&config_path)?;
         if &saved != config {
@@ -194,8 +217,12 @@ pub fn train(
             run.root().display()
         )));
     }
-    let (ckpt, tokenizer) = resolve_model(config)?;
     let run_data = load_run_data(&config.data)?;
+    on(Event::Data(&run_data));
+    if options.strict {
+        run_data.require_clean()?;
+    }
+    let (ckpt, tokenizer) = resolve_model(config)?;
     let (mut trainer, mut data) = build(config, &ckpt, &tokenizer, &run_data.splits)?;
     data.carve_validation(config.data.validation)?;
     if resume {
@@ -207,6 +234,7 @@ pub fn train(
         let text = toml::to_string(config).map_err(|e| RunError::Invalid(e.to_string()))?;
         lrs_nn::files::atomic::write_atomic(&config_path, text.as_bytes())?;
     }
+    run.write_json(&run.data_report_path(), &run_data.to_json())?;
     on(Event::Ready {
         tasks: data.len(),
         train_rows: data.tasks.iter().map(|t| t.train.len()).sum(),
@@ -317,7 +345,10 @@ fn write_eval(run: &RunDir, e: &Evaluation) -> Result<()> {
 
 /// A trainer for `splits` whose shared parts come from `run`'s shared file (validated against
 /// the base model) and whose tasks are blank.
-fn trainer_for_run(run: &RunDir, splits: &[Split]) -> Result<(Trainer, TaskData, SharedFactor)> {
+pub(crate) fn trainer_for_run(
+    run: &RunDir,
+    splits: &[Split],
+) -> Result<(Trainer, TaskData, SharedFactor)> {
     let config = TrainConfig::from_file(&run.config_path())?;
     let (ckpt, tokenizer) = resolve_model(&config)?;
     let (trainer, data) = build(&config, &ckpt, &tokenizer, splits)?;
@@ -325,63 +356,100 @@ fn trainer_for_run(run: &RunDir, splits: &[Split]) -> Result<(Trainer, TaskData,
     Ok((trainer, data, shared))
 }
 
-/// Per-task test metrics of `run`'s task files on `data` (default: the run's own data
-/// config). Every task of the data must have a task file in the run.
-pub fn evaluate_run(run: &RunDir, data: Option<&crate::trainer::DataConfig>) -> Result<Evaluation> {
-    let config = TrainConfig::from_file(&run.config_path())?;
-    let data_cfg = data.unwrap_or(&config.data);
-    let run_data = load_run_data(data_cfg)?;
-    let (mut trainer, data, shared) = trainer_for_run(run, &run_data.splits)?;
-    let mut tasks = Vec::with_capacity(data.len());
-    let mut missing = Vec::new();
-    for t in &data.tasks {
-        let path = run.task_path(&t.task)?;
-        if path.is_file() {
-            tasks.push(trainer.model().load_task(&path, &shared)?);
-        } else {
-            missing.push(t.task.clone());
-        }
-    }
-    if !missing.is_empty() {
-        return Err(RunError::Invalid(format!(
-            "{} of {} tasks have no task file in {} (first: {}); personalize them first",
-            missing.len(),
-            data.len(),
-            run.tasks_dir().display(),
-            missing[0]
-        )));
-    }
-    trainer.install_tasks(tasks)?;
-    Ok(trainer.evaluate(&data, Part::Test)?)
+/// How [`personalize_run`] splits and checks its rows.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct PersonalizeOptions {
+    /// Share of each task's latest rows kept out of training, in `[0, 1)`, for `lrs eval`.
+    pub holdout: f64,
+    /// Refuse a file with any rejected row.
+    pub strict: bool,
 }
 
-/// Fits every task in `file` (JSONL/CSV rows `{task, text, label}`; all rows are training
-/// rows) with `run`'s shared parts frozen, and writes `tasks/<task>.safetensors` for each.
-/// Returns `(task, path)` per task.
-pub fn personalize_run(run: &RunDir, file: &Path) -> Result<Vec<(String, PathBuf)>> {
-    let loaded = match file.extension().and_then(|e| e.to_str()) {
-        Some("csv") => crate::load_csv(file)?,
-        _ => crate::load_jsonl(file)?,
-    };
+/// What [`personalize_run`] did.
+#[derive(Debug, Clone)]
+pub struct Personalized {
+    /// Per task: its id, task file, rows trained on and rows held out.
+    pub tasks: Vec<(String, PathBuf, usize, usize)>,
+    /// The file's load report.
+    pub report: LoadReport,
+    /// Scores on the held-out rows (tasks without any score zero rows).
+    pub evaluation: Evaluation,
+}
+
+/// Fits every task in `file` (JSONL/CSV rows `{task, text, label}`) with `run`'s shared parts
+/// frozen, and writes `tasks/<task>.safetensors` and `personalized/<task>.json` for each.
+/// With `holdout > 0` each task's latest rows are kept out of training ([`holdout_split`])
+/// and scored. The load report goes to `personalize-report.json` too.
+pub fn personalize_run(
+    run: &RunDir,
+    file: &Path,
+    options: PersonalizeOptions,
+) -> Result<Personalized> {
+    if !(0.0..1.0).contains(&options.holdout) {
+        return Err(RunError::Invalid(format!(
+            "--holdout {} must be at least 0 and below 1",
+            options.holdout
+        )));
+    }
+    let loaded = load_task_file(file)?;
+    if options.strict {
+        loaded.report.require_clean()?;
+    }
     let splits: Vec<Split> = loaded
         .dataset
         .tasks()
         .iter()
-        .map(|t| Split {
-            task: t.name().to_string(),
-            train: t.examples().to_vec(),
-            test: Vec::new(),
-        })
+        .map(|t| holdout_split(t, options.holdout))
         .collect();
-    Ok(personalize_splits(run, &splits)?.0)
+    let (paths, evaluation) = personalize_splits_from(run, &splits, file, options.holdout)?;
+    run.write_json(
+        &run.root().join("personalize-report.json"),
+        &serde_json::json!({
+            "file": loaded.report.to_json(),
+            "holdout": options.holdout,
+            "tasks": splits.iter().map(|s| serde_json::json!({
+                "task": s.task, "trained_rows": s.train.len(), "held_out_rows": s.test.len(),
+            })).collect::<Vec<_>>(),
+        }),
+    )?;
+    let tasks = paths
+        .into_iter()
+        .zip(&splits)
+        .map(|((task, path), s)| (task, path, s.train.len(), s.test.len()))
+        .collect();
+    Ok(Personalized {
+        tasks,
+        report: loaded.report,
+        evaluation,
+    })
 }
 
 /// Fits each split's training rows with `run`'s shared parts frozen (the task phase of every
-/// configured round, budget annealed as in training), writes its task file, and scores the
-/// split's test rows. Returns `(task, path)` per task and the test evaluation.
+/// configured round, budget annealed as in training), writes its task file and its
+/// [`PersonalizeRecord`] (the test rows held out), and scores the split's test rows. Returns
+/// `(task, path)` per task and the test evaluation.
 pub fn personalize_splits(
     run: &RunDir,
     splits: &[Split],
+) -> Result<(Vec<(String, PathBuf)>, Evaluation)> {
+    let config = TrainConfig::from_file(&run.config_path())?;
+    let source = config
+        .data
+        .path
+        .clone()
+        .unwrap_or_else(|| "movielens".into());
+    personalize_splits_from(run, splits, &source, DEFAULT_HOLDOUT)
+}
+
+/// The held-out share the evaluation protocol uses (its latest 20 % of each task).
+const DEFAULT_HOLDOUT: f64 = crate::DEFAULT_TEST_PERCENT as f64 / 100.0;
+
+/// [`personalize_splits`], recording `source` and `holdout` in each task's record.
+fn personalize_splits_from(
+    run: &RunDir,
+    splits: &[Split],
+    source: &Path,
+    holdout: f64,
 ) -> Result<(Vec<(String, PathBuf)>, Evaluation)> {
     for s in splits {
         run.task_path(&s.task)?;
@@ -400,6 +468,9 @@ pub fn personalize_splits(
         let (task, _) = trainer.personalize(&rows.task, &rows.train)?;
         let path = run.task_path(&rows.task)?;
         task.save(&path, &provenance, DType::F16)?;
+        if let Some(split) = splits.iter().find(|s| s.task == rows.task) {
+            run.write_personalize_record(&PersonalizeRecord::new(split, source, holdout))?;
+        }
         out.push((rows.task.clone(), path));
         fitted.push(task);
     }
