@@ -80,7 +80,7 @@ steps = 6
 batch_size = 16
 [task]
 steps = 4
-iht_steps = 2
+sparse_steps = 2
 EOF
   "$LRS" train --config "$WORK/$1.toml" --run "$WORK/$1" > "$WORK/$1.log" 2>&1 \
     || { cat "$WORK/$1.log"; exit 1; }

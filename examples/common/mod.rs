@@ -71,7 +71,7 @@ steps = 4
 batch_size = 8
 [task]
 steps = 4
-iht_steps = 2
+sparse_steps = 2
 "#,
         model.display().to_string(),
         data.display().to_string()
