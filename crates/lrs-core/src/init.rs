@@ -1,6 +1,7 @@
 //! Initialisation of the shared factor `U₀`.
 
-use faer::{Mat, Side};
+use faer::linalg::matmul::triangular::{self, BlockStructure};
+use faer::{Accum, Mat, MatMut, MatRef, Par, Side};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
@@ -44,19 +45,34 @@ fn method_of_moments(data: &TaskData, rank: usize) -> Result<Mat<f64>> {
         return Ok(moment_subspace_iteration(data, rank, 50));
     }
     let (d, m) = (data.dim, data.samples);
+    // Σ y² x xᵀ = Σ (|y| x)(|y| x)ᵀ: scaled rows of a few tasks at a time, then one
+    // triangular GEMM per block into the lower triangle.
     let flat = par_chunked_sum(data.tasks, d * d, |range, acc| {
-        for i in range {
-            let x = data.x_task(i);
-            let y = data.y_task(i);
-            for s in 0..m {
-                let c = y[s] * y[s];
-                for p in 0..d {
-                    let xp = c * x[(s, p)];
-                    for q in 0..=p {
-                        acc[p * d + q] += xp * x[(s, q)];
-                    }
+        let mut scaled = vec![0.0; MOMENT_BLOCK_TASKS * m * d];
+        let mut at = range.start;
+        while at < range.end {
+            let n = MOMENT_BLOCK_TASKS.min(range.end - at);
+            let rows = &data.x[at * m * d..(at + n) * m * d];
+            let ys = &data.y[at * m..(at + n) * m];
+            for ((dst, src), y) in scaled.chunks_exact_mut(d).zip(rows.chunks_exact(d)).zip(ys) {
+                let c = y.abs();
+                for (o, v) in dst.iter_mut().zip(src) {
+                    *o = c * v;
                 }
             }
+            let xs = MatRef::from_row_major_slice(&scaled[..n * m * d], n * m, d);
+            triangular::matmul(
+                MatMut::from_row_major_slice_mut(acc, d, d),
+                BlockStructure::TriangularLower,
+                Accum::Add,
+                xs.transpose(),
+                BlockStructure::Rectangular,
+                xs,
+                BlockStructure::Rectangular,
+                1.0,
+                Par::Seq,
+            );
+            at += n;
         }
     });
     let scale = 1.0 / (data.tasks * m) as f64;
@@ -74,6 +90,9 @@ fn method_of_moments(data: &TaskData, rank: usize) -> Result<Mat<f64>> {
     let vecs = evd.U();
     Ok(Mat::from_fn(d, rank, |p, a| vecs[(p, d - 1 - a)]))
 }
+
+/// Tasks whose scaled samples form one block of the moment's GEMM.
+const MOMENT_BLOCK_TASKS: usize = 16;
 
 /// Largest `d` for which the `d × d` moment is formed and eigendecomposed; above it the
 /// top eigenvectors come from subspace iteration on the implicit moment.
