@@ -23,7 +23,7 @@ use crate::shared_step::{uses_dense, SharedProblem, SharedSolver, TaskGrams};
 use crate::sparse_step::SparseStepConfig;
 use crate::synthetic::orthonormalize;
 use crate::task_kernel::TaskScratch;
-use crate::task_step::{fit_all_tasks, quick_fit_all_tasks, rescue_tasks, TaskFit};
+use crate::task_step::{quick_fit_all_tasks, rescue_tasks, TaskFit};
 
 /// Settings of AMHT-LRS.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -82,7 +82,7 @@ pub enum UStep {
 }
 
 /// Conjugate-gradient iterations of a Gauss–Newton shared step.
-pub const GN_MAX_ITERS: usize = 60;
+pub const GN_MAX_ITERS: usize = 25;
 
 /// Loosest relative residual to which a Gauss–Newton step is solved. The step is solved to
 /// `min(GN_TOL, ρ)`, `ρ` the round's relative fit residual `‖y − ŷ‖ / ‖y‖` (an inexact Newton
@@ -305,7 +305,8 @@ pub fn amht_lrs(
             thorough: true,
             ..step_cfg
         };
-        let fits = fit_all_tasks(data, u.as_ref(), &params.b, &final_cfg);
+        let mut fits = quick_fit_all_tasks(data, u.as_ref(), &params.b, &final_cfg);
+        rescue_misfits(data, u.as_ref(), &params.b, &final_cfg, &mut fits);
         for (i, f) in fits.into_iter().enumerate() {
             params.w[i * r..(i + 1) * r].copy_from_slice(&f.w);
             params.b[i * d..(i + 1) * d].copy_from_slice(&f.b);
