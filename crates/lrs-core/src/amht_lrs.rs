@@ -189,6 +189,7 @@ pub fn amht_lrs(
     let mut converged = false;
     let mut all_fit = false;
     let mut last_mse: Option<f64> = None;
+    let mut stall_rescues = 0;
     // The dense shared step reuses every task's Gram matrix: computed once, for each fold.
     let grams: Vec<Option<TaskGrams>> =
         if cfg.u_step == UStep::LeastSquares && uses_dense(cfg.solver, d, r) {
@@ -214,7 +215,9 @@ pub fn amht_lrs(
         };
         let mut fits = quick_fit_all_tasks(round_data, u.as_ref(), &params.b, &step_cfg);
         // Stalled: the last round did not halve the fit residual (no progress on U alone).
-        let stalled = last_mse.is_some_and(|prev| quick_mse(&fits) > STALL_RATIO * prev);
+        let stalled = stall_rescues < STALL_RESCUES
+            && last_mse.is_some_and(|prev| quick_mse(&fits) > STALL_RATIO * prev);
+        stall_rescues += usize::from(stalled);
         let rescued_tasks = rescue_misfits(
             round_data,
             u.as_ref(),
@@ -339,6 +342,10 @@ pub const RESCUE_OUTLIER: f64 = 10.0;
 /// A round whose warm fit leaves more than this fraction of the previous round's squared
 /// residual counts as stalled, and every uncertified task gets the rescue searches.
 pub const STALL_RATIO: f64 = 0.25;
+
+/// Rounds per fit in which a stall triggers the rescue of every uncertified task (each costs
+/// as much as many plain rounds).
+pub const STALL_RESCUES: usize = 3;
 
 /// Mean squared residual of the task fits (the scale cancels in [`STALL_RATIO`]).
 fn quick_mse(fits: &[TaskFit]) -> f64 {
