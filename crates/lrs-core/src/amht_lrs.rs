@@ -188,8 +188,6 @@ pub fn amht_lrs(
     let mut trace = Vec::new();
     let mut converged = false;
     let mut all_fit = false;
-    let mut last_mse: Option<f64> = None;
-    let mut stall_rescues = 0;
     // The dense shared step reuses every task's Gram matrix: computed once, for each fold.
     let grams: Vec<Option<TaskGrams>> =
         if cfg.u_step == UStep::LeastSquares && uses_dense(cfg.solver, d, r) {
@@ -214,18 +212,7 @@ pub fn amht_lrs(
             &folds[(round - 1) % folds.len()]
         };
         let mut fits = quick_fit_all_tasks(round_data, u.as_ref(), &params.b, &step_cfg);
-        // Stalled: the last round did not halve the fit residual (no progress on U alone).
-        let stalled = stall_rescues < STALL_RESCUES
-            && last_mse.is_some_and(|prev| quick_mse(&fits) > STALL_RATIO * prev);
-        stall_rescues += usize::from(stalled);
-        let rescued_tasks = rescue_misfits(
-            round_data,
-            u.as_ref(),
-            &params.b,
-            &step_cfg,
-            &mut fits,
-            stalled,
-        );
+        let rescued_tasks = rescue_misfits(round_data, u.as_ref(), &params.b, &step_cfg, &mut fits);
         let certified = fits.iter().filter(|f| f.certified).count();
         if 2 * certified > t {
             step_cfg.swap_passes = cfg.sparse.swap_passes;
@@ -236,7 +223,6 @@ pub fn amht_lrs(
         }
         let residuals: Vec<f64> = fits.iter().map(|f| f.residual_sq).collect();
         let train_mse = residuals.iter().sum::<f64>() / (t * round_data.samples) as f64;
-        last_mse = Some(quick_mse(&fits));
         // Every task fits its samples exactly (the residual certificate): U, w and b are a
         // solution, and the task phase just run is the best response to U.
         if certified == t && folds.is_empty() {
@@ -320,9 +306,7 @@ pub fn amht_lrs(
             ..step_cfg
         };
         let mut fits = quick_fit_all_tasks(data, u.as_ref(), &params.b, &final_cfg);
-        // Once most tasks fit, U is right: every task still misfit gets the thorough search.
-        let most_fit = 2 * fits.iter().filter(|f| f.certified).count() > t;
-        rescue_misfits(data, u.as_ref(), &params.b, &final_cfg, &mut fits, most_fit);
+        rescue_misfits(data, u.as_ref(), &params.b, &final_cfg, &mut fits);
         for (i, f) in fits.into_iter().enumerate() {
             params.w[i * r..(i + 1) * r].copy_from_slice(&f.w);
             params.b[i * d..(i + 1) * d].copy_from_slice(&f.b);
@@ -339,40 +323,21 @@ pub fn amht_lrs(
 /// task get the rescue searches even while most tasks are still uncertified.
 pub const RESCUE_OUTLIER: f64 = 10.0;
 
-/// A round whose warm fit leaves more than this fraction of the previous round's squared
-/// residual counts as stalled, and every uncertified task gets the rescue searches.
-pub const STALL_RATIO: f64 = 0.25;
-
-/// Rounds per fit in which a stall triggers the rescue of every uncertified task (each costs
-/// as much as many plain rounds).
-pub const STALL_RESCUES: usize = 3;
-
-/// Mean squared residual of the task fits (the scale cancels in [`STALL_RATIO`]).
-fn quick_mse(fits: &[TaskFit]) -> f64 {
-    fits.iter().map(|f| f.residual_sq).sum::<f64>() / fits.len() as f64
-}
-
 /// Runs the sparse step's rescue searches where they can pay: for the uncertified tasks that
 /// fit far worse (relative residual) than the round's median task. While `U` is still off
 /// every task misfits a little and a search could not tell a right support from a wrong one;
 /// once `U` is right, the tasks left with a wrong support stand out by orders of magnitude.
-/// With `all` (the fit has stalled), every uncertified task gets them.
 fn rescue_misfits(
     data: &TaskData,
     u: faer::MatRef<'_, f64>,
     warm_b: &[f64],
     cfg: &SparseStepConfig,
     fits: &mut [TaskFit],
-    all: bool,
 ) -> usize {
     let rel = |f: &TaskFit| f.residual_sq.sqrt() / f.projected_norm.max(f64::MIN_POSITIVE);
     let mut sorted: Vec<f64> = fits.iter().map(rel).collect();
     sorted.sort_by(f64::total_cmp);
-    let limit = if all {
-        0.0
-    } else {
-        RESCUE_OUTLIER * sorted[sorted.len() / 2]
-    };
+    let limit = RESCUE_OUTLIER * sorted[sorted.len() / 2];
     rescue_tasks(data, u, warm_b, cfg, fits, |_, f| rel(f) > limit)
 }
 
