@@ -7,17 +7,23 @@
 //! `Θ` is unchanged. Optionally each round sees a fresh slice of every task's samples
 //! (sample splitting), and the shared step can down-weight tasks whose fit is far worse than
 //! the typical task's (a task whose support is still wrong would otherwise pull `U` off).
+//!
+//! The fit stops as soon as every task passes the residual certificate (its fit residual is
+//! below `accept_tol · ‖y_i‖`: on noiseless data, an exact fit), or when `Θ` stops moving.
 
 use std::time::Instant;
 
 use crate::error::{ensure, Result};
+use crate::gauss_newton::GaussNewtonStep;
 use crate::init::{initial_factor, Init};
+use crate::linalg::dot;
 use crate::metrics::{relative_error, relative_theta_error};
 use crate::problem::{LrsParams, TaskData};
-use crate::shared_step::{SharedProblem, SharedSolver};
+use crate::shared_step::{uses_dense, SharedProblem, SharedSolver, TaskGrams};
 use crate::sparse_step::SparseStepConfig;
 use crate::synthetic::orthonormalize;
-use crate::task_step::fit_all_tasks;
+use crate::task_kernel::TaskScratch;
+use crate::task_step::{quick_fit_all_tasks, rescue_tasks, TaskFit};
 
 /// Settings of AMHT-LRS.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -28,7 +34,8 @@ pub struct AmhtConfig {
     pub sparse: SparseStepConfig,
     /// Maximum number of rounds `L`.
     pub max_rounds: usize,
-    /// Stop when `‖Θ_ℓ − Θ_{ℓ−1}‖_F / ‖Θ_ℓ‖_F < tol`.
+    /// Stop when `‖Θ_ℓ − Θ_{ℓ−1}‖_F / ‖Θ_ℓ‖_F < tol` (or earlier, when every task's fit
+    /// passes the residual certificate).
     pub tol: f64,
     /// Initialisation of `U`.
     pub init: Init,
@@ -37,8 +44,10 @@ pub struct AmhtConfig {
     /// Split each task's samples into this many disjoint folds and use one per round
     /// (`None`: every round sees all samples).
     pub sample_splitting: Option<usize>,
-    /// Shared-step solver.
+    /// Shared-step solver (of the least-squares update).
     pub solver: SharedSolver,
+    /// How the shared step updates `U`.
+    pub u_step: UStep,
     /// Drop from the shared step every task whose residual exceeds this multiple of the
     /// median task residual (`None`: plain least squares over all tasks).
     pub robust_cutoff: Option<f64>,
@@ -55,10 +64,34 @@ impl Default for AmhtConfig {
             seed: 0,
             sample_splitting: None,
             solver: SharedSolver::default(),
+            u_step: UStep::default(),
             robust_cutoff: Some(10.0),
         }
     }
 }
+
+/// The shared step's update of `U`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+pub enum UStep {
+    /// `U ← argmin_U Σ ω_i ‖r_i − X_i U w_i‖²` with `w`, `b` held (the alternating step).
+    LeastSquares,
+    /// A Gauss–Newton step on the objective with `w`, `b` re-fitted ([`crate::gauss_newton`]):
+    /// the same fixed points, reached in far fewer rounds.
+    #[default]
+    GaussNewton,
+}
+
+/// Conjugate-gradient iterations of a Gauss–Newton shared step.
+pub const GN_MAX_ITERS: usize = 25;
+
+/// Loosest relative residual to which a Gauss–Newton step is solved. The step is solved to
+/// `min(GN_TOL, ρ)`, `ρ` the round's relative fit residual `‖y − ŷ‖ / ‖y‖` (an inexact Newton
+/// step with that forcing term keeps the quadratic convergence), and never below
+/// [`GN_TOL_FLOOR`].
+pub const GN_TOL: f64 = 1e-2;
+
+/// Tightest relative residual of a Gauss–Newton step.
+pub const GN_TOL_FLOOR: f64 = 1e-12;
 
 /// One row of the per-round trace.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
@@ -71,6 +104,10 @@ pub struct RoundTrace {
     pub train_mse: f64,
     /// Tasks dropped from the shared step by the robust rule.
     pub dropped_tasks: usize,
+    /// Tasks whose fit passed the residual certificate this round.
+    pub certified_tasks: usize,
+    /// Tasks for which the sparse step ran its rescue searches this round.
+    pub rescued_tasks: usize,
     /// `‖Θ̂ − Θ*‖_F / ‖Θ*‖_F`, when the truth was supplied.
     pub theta_error: Option<f64>,
     /// Seconds since the start of the fit.
@@ -150,6 +187,18 @@ pub fn amht_lrs(
     let mut theta_prev = params.theta();
     let mut trace = Vec::new();
     let mut converged = false;
+    let mut all_fit = false;
+    // The dense shared step reuses every task's Gram matrix: computed once, for each fold.
+    let grams: Vec<Option<TaskGrams>> =
+        if cfg.u_step == UStep::LeastSquares && uses_dense(cfg.solver, d, r) {
+            if folds.is_empty() {
+                vec![TaskGrams::new(data)]
+            } else {
+                folds.iter().map(TaskGrams::new).collect()
+            }
+        } else {
+            Vec::new()
+        };
     // Swap search is the expensive last resort of the sparse step: worth it only once most
     // tasks fit exactly, i.e. when U is right and the remaining misfits are wrong supports.
     let mut step_cfg = SparseStepConfig {
@@ -162,7 +211,8 @@ pub fn amht_lrs(
         } else {
             &folds[(round - 1) % folds.len()]
         };
-        let fits = fit_all_tasks(round_data, u.as_ref(), &params.b, &step_cfg);
+        let mut fits = quick_fit_all_tasks(round_data, u.as_ref(), &params.b, &step_cfg);
+        let rescued_tasks = rescue_misfits(round_data, u.as_ref(), &params.b, &step_cfg, &mut fits);
         let certified = fits.iter().filter(|f| f.certified).count();
         if 2 * certified > t {
             step_cfg.swap_passes = cfg.sparse.swap_passes;
@@ -173,6 +223,24 @@ pub fn amht_lrs(
         }
         let residuals: Vec<f64> = fits.iter().map(|f| f.residual_sq).collect();
         let train_mse = residuals.iter().sum::<f64>() / (t * round_data.samples) as f64;
+        // Every task fits its samples exactly (the residual certificate): U, w and b are a
+        // solution, and the task phase just run is the best response to U.
+        if certified == t && folds.is_empty() {
+            let theta = params.theta();
+            trace.push(RoundTrace {
+                round,
+                relative_change: relative_error(&theta_prev, &theta),
+                train_mse,
+                dropped_tasks: 0,
+                certified_tasks: certified,
+                rescued_tasks,
+                theta_error: truth.map(|tr| relative_theta_error(&params, tr)),
+                elapsed_s: start.elapsed().as_secs_f64(),
+            });
+            converged = true;
+            all_fit = true;
+            break;
+        }
         let weights = robust_weights(&residuals, cfg.robust_cutoff);
         let dropped_tasks = weights.iter().filter(|w| **w == 0.0).count();
         let problem = SharedProblem {
@@ -181,8 +249,28 @@ pub fn amht_lrs(
             b: &params.b,
             weights: &weights,
             rank: r,
+            grams: grams
+                .get((round - 1) % grams.len().max(1))
+                .and_then(Option::as_ref),
         };
-        let u_ls = problem.solve(cfg.solver, u.as_ref());
+        let u_ls = match cfg.u_step {
+            UStep::LeastSquares => problem.solve(cfg.solver, u.as_ref()),
+            UStep::GaussNewton => {
+                let bases =
+                    task_bases(round_data, u.as_ref(), &fits, &weights, cfg.sparse.sparsity);
+                let step = GaussNewtonStep {
+                    data: round_data,
+                    u: u.as_ref(),
+                    w: &params.w,
+                    weights: &weights,
+                    bases: &bases,
+                };
+                let y_sq = dot(&round_data.y, &round_data.y).max(f64::MIN_POSITIVE);
+                let rho = (residuals.iter().sum::<f64>() / y_sq).sqrt();
+                let (delta, _) = step.solve(rho.clamp(GN_TOL_FLOOR, GN_TOL), GN_MAX_ITERS);
+                &u + &delta
+            }
+        };
         let (q, rmat) = orthonormalize(&u_ls);
         // U_ls w = Q (R w): keep Θ while U becomes orthonormal.
         for i in 0..t {
@@ -201,6 +289,8 @@ pub fn amht_lrs(
             relative_change,
             train_mse,
             dropped_tasks,
+            certified_tasks: certified,
+            rescued_tasks,
             theta_error: truth.map(|tr| relative_theta_error(&params, tr)),
             elapsed_s: start.elapsed().as_secs_f64(),
         });
@@ -209,21 +299,75 @@ pub fn amht_lrs(
             break;
         }
     }
-    // A last task phase so that (w, b) are the best response to the final U.
-    let final_cfg = SparseStepConfig {
-        thorough: true,
-        ..step_cfg
-    };
-    let fits = fit_all_tasks(data, u.as_ref(), &params.b, &final_cfg);
-    for (i, f) in fits.into_iter().enumerate() {
-        params.w[i * r..(i + 1) * r].copy_from_slice(&f.w);
-        params.b[i * d..(i + 1) * d].copy_from_slice(&f.b);
+    if !all_fit {
+        // A last task phase so that (w, b) are the best response to the final U.
+        let final_cfg = SparseStepConfig {
+            thorough: true,
+            ..step_cfg
+        };
+        let mut fits = quick_fit_all_tasks(data, u.as_ref(), &params.b, &final_cfg);
+        rescue_misfits(data, u.as_ref(), &params.b, &final_cfg, &mut fits);
+        for (i, f) in fits.into_iter().enumerate() {
+            params.w[i * r..(i + 1) * r].copy_from_slice(&f.w);
+            params.b[i * d..(i + 1) * d].copy_from_slice(&f.b);
+        }
     }
     Ok(AmhtResult {
         params,
         trace,
         converged,
     })
+}
+
+/// Tasks whose warm fit is this many times worse (relative residual) than the round's median
+/// task get the rescue searches even while most tasks are still uncertified.
+pub const RESCUE_OUTLIER: f64 = 10.0;
+
+/// Runs the sparse step's rescue searches where they can pay: for the uncertified tasks that
+/// fit far worse (relative residual) than the round's median task. While `U` is still off
+/// every task misfits a little and a search could not tell a right support from a wrong one;
+/// once `U` is right, the tasks left with a wrong support stand out by orders of magnitude.
+fn rescue_misfits(
+    data: &TaskData,
+    u: faer::MatRef<'_, f64>,
+    warm_b: &[f64],
+    cfg: &SparseStepConfig,
+    fits: &mut [TaskFit],
+) -> usize {
+    let rel = |f: &TaskFit| f.residual_sq.sqrt() / f.projected_norm.max(f64::MIN_POSITIVE);
+    let mut sorted: Vec<f64> = fits.iter().map(rel).collect();
+    sorted.sort_by(f64::total_cmp);
+    let limit = RESCUE_OUTLIER * sorted[sorted.len() / 2];
+    rescue_tasks(data, u, warm_b, cfg, fits, |_, f| rel(f) > limit)
+}
+
+/// Every task's basis of `range [X_i U, X_{i,S_i}]` for the Gauss–Newton step: the task
+/// phase's where it has one, computed here otherwise (empty, dropping the task, where
+/// `[X_i U, X_{i,S_i}]` is rank-deficient or the task's weight is 0).
+fn task_bases(
+    data: &TaskData,
+    u: faer::MatRef<'_, f64>,
+    fits: &[TaskFit],
+    weights: &[f64],
+    sparsity: usize,
+) -> Vec<Vec<f64>> {
+    use rayon::prelude::*;
+    let (m, d, r) = (data.samples, data.dim, u.ncols());
+    fits.par_iter()
+        .enumerate()
+        .map_init(
+            || TaskScratch::new(m, d, r, sparsity),
+            |scratch, (i, f)| {
+                if weights[i] == 0.0 || !f.basis.is_empty() {
+                    return f.basis.clone();
+                }
+                let support = crate::hard_threshold::support_of(&f.b);
+                scratch
+                    .basis(&data.x[i * m * d..(i + 1) * m * d], u, &support)
+                    .unwrap_or_default()
+            },
+        )
+        .collect()
 }
 
 /// Weight 0 for tasks whose residual exceeds `cutoff ×` the median residual (and the

@@ -3,16 +3,25 @@
 /// Indices of the `k` largest `|v_j|`, sorted increasingly. Ties go to the lower index, so
 /// the result is deterministic.
 pub fn top_k_support(v: &[f64], k: usize) -> Vec<usize> {
+    let mut out = Vec::with_capacity(k.min(v.len()));
+    top_k_support_into(v, k, &mut Vec::with_capacity(v.len()), &mut out);
+    out
+}
+
+/// [`top_k_support`] into `out`, with `idx` as scratch: no allocation once both have their
+/// capacity (`v.len()` and `k`).
+pub fn top_k_support_into(v: &[f64], k: usize, idx: &mut Vec<usize>, out: &mut Vec<usize>) {
+    out.clear();
     let k = k.min(v.len());
     if k == 0 {
-        return Vec::new();
+        return;
     }
-    let mut idx: Vec<usize> = (0..v.len()).collect();
+    idx.clear();
+    idx.extend(0..v.len());
     let key = |&j: &usize| std::cmp::Reverse(OrdF64(v[j].abs()));
     idx.select_nth_unstable_by_key(k - 1, |j| (key(j), *j));
-    idx.truncate(k);
-    idx.sort_unstable();
-    idx
+    out.extend_from_slice(&idx[..k]);
+    out.sort_unstable();
 }
 
 /// `H_k(v)`: `v` with all but its `k` largest magnitudes set to zero.

@@ -1,6 +1,9 @@
 //! Initialisation of the shared factor `U₀`.
 
-use faer::{Mat, Side};
+use faer::linalg::matmul::matmul;
+use faer::linalg::matmul::triangular::{self, BlockStructure};
+use faer::reborrow::{Reborrow, ReborrowMut};
+use faer::{Accum, Mat, MatMut, MatRef, Par, Side};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
@@ -44,19 +47,34 @@ fn method_of_moments(data: &TaskData, rank: usize) -> Result<Mat<f64>> {
         return Ok(moment_subspace_iteration(data, rank, 50));
     }
     let (d, m) = (data.dim, data.samples);
+    // Σ y² x xᵀ = Σ (|y| x)(|y| x)ᵀ: scaled rows of a few tasks at a time, then one
+    // triangular GEMM per block into the lower triangle.
     let flat = par_chunked_sum(data.tasks, d * d, |range, acc| {
-        for i in range {
-            let x = data.x_task(i);
-            let y = data.y_task(i);
-            for s in 0..m {
-                let c = y[s] * y[s];
-                for p in 0..d {
-                    let xp = c * x[(s, p)];
-                    for q in 0..=p {
-                        acc[p * d + q] += xp * x[(s, q)];
-                    }
+        let mut scaled = vec![0.0; MOMENT_BLOCK_TASKS * m * d];
+        let mut at = range.start;
+        while at < range.end {
+            let n = MOMENT_BLOCK_TASKS.min(range.end - at);
+            let rows = &data.x[at * m * d..(at + n) * m * d];
+            let ys = &data.y[at * m..(at + n) * m];
+            for ((dst, src), y) in scaled.chunks_exact_mut(d).zip(rows.chunks_exact(d)).zip(ys) {
+                let c = y.abs();
+                for (o, v) in dst.iter_mut().zip(src) {
+                    *o = c * v;
                 }
             }
+            let xs = MatRef::from_row_major_slice(&scaled[..n * m * d], n * m, d);
+            triangular::matmul(
+                MatMut::from_row_major_slice_mut(acc, d, d),
+                BlockStructure::TriangularLower,
+                Accum::Add,
+                xs.transpose(),
+                BlockStructure::Rectangular,
+                xs,
+                BlockStructure::Rectangular,
+                1.0,
+                Par::Seq,
+            );
+            at += n;
         }
     });
     let scale = 1.0 / (data.tasks * m) as f64;
@@ -75,6 +93,9 @@ fn method_of_moments(data: &TaskData, rank: usize) -> Result<Mat<f64>> {
     Ok(Mat::from_fn(d, rank, |p, a| vecs[(p, d - 1 - a)]))
 }
 
+/// Tasks whose scaled samples form one block of the moment's GEMM.
+const MOMENT_BLOCK_TASKS: usize = 16;
+
 /// Largest `d` for which the `d × d` moment is formed and eigendecomposed; above it the
 /// top eigenvectors come from subspace iteration on the implicit moment.
 pub const DENSE_MOMENT_MAX_DIM: usize = 512;
@@ -85,31 +106,64 @@ pub const DENSE_MOMENT_MAX_DIM: usize = 512;
 /// the spectral gap large enough for a few dozen iterations.
 fn moment_subspace_iteration(data: &TaskData, rank: usize, iters: usize) -> Mat<f64> {
     let (d, m) = (data.dim, data.samples);
-    let n = (data.tasks * m) as f64;
-    let shift = data.y.iter().map(|y| y * y).sum::<f64>() / n;
+    let n_total = (data.tasks * m) as f64;
+    let shift = data.y.iter().map(|y| y * y).sum::<f64>() / n_total;
     let mut v = random_orthonormal(d, rank, &mut ChaCha8Rng::seed_from_u64(0x6d6f6d));
+    // Blocks of about 256 KiB of samples, so that the second product reads them from cache.
+    let block = (SUBSPACE_BLOCK_VALUES / (m * d)).clamp(1, MOMENT_BLOCK_TASKS);
     for _ in 0..iters {
+        // Per block of tasks: X V (GEMM), rows scaled by y²/n, then Xᵀ (that) (GEMM).
         let flat = par_chunked_sum(data.tasks, d * rank, |range, acc| {
-            for i in range {
-                let x = data.x_task(i);
-                let y = data.y_task(i);
-                for (s, ys) in y.iter().enumerate() {
-                    let row = x.row(s);
-                    let c = ys * ys / n;
+            let mut xv = Mat::<f64>::zeros(block * m, rank);
+            let mut at = range.start;
+            while at < range.end {
+                let n = block.min(range.end - at);
+                let rows =
+                    MatRef::from_row_major_slice(&data.x[at * m * d..(at + n) * m * d], n * m, d);
+                let mut part = xv.as_mut().subrows_mut(0, n * m);
+                matmul(
+                    part.rb_mut(),
+                    Accum::Replace,
+                    rows,
+                    v.as_ref(),
+                    1.0,
+                    Par::Seq,
+                );
+                for (s, y) in data.y[at * m..(at + n) * m].iter().enumerate() {
+                    let c = y * y / n_total;
                     for a in 0..rank {
-                        let proj: f64 = (0..d).map(|p| row[p] * v[(p, a)]).sum::<f64>() * c;
-                        for p in 0..d {
-                            acc[p * rank + a] += proj * row[p];
-                        }
+                        part[(s, a)] *= c;
                     }
                 }
+                matmul(
+                    MatMut::from_row_major_slice_mut(acc, d, rank),
+                    Accum::Add,
+                    rows.transpose(),
+                    part.rb(),
+                    1.0,
+                    Par::Seq,
+                );
+                at += n;
             }
         });
         let mv = Mat::<f64>::from_fn(d, rank, |p, a| flat[p * rank + a] - shift * v[(p, a)]);
-        v = crate::synthetic::orthonormalize(&mv).0;
+        let next = crate::synthetic::orthonormalize(&mv).0;
+        // Stop once the subspace no longer moves: ‖V' − V Vᵀ V'‖_F.
+        let overlap = v.transpose() * &next;
+        let moved = (&next - &v * &overlap).norm_l2();
+        v = next;
+        if moved < SUBSPACE_TOL {
+            break;
+        }
     }
     v
 }
+
+/// Values of `X` per block of the subspace iteration (256 KiB of f64).
+const SUBSPACE_BLOCK_VALUES: usize = 1 << 15;
+
+/// Subspace movement below which the subspace iteration stops.
+const SUBSPACE_TOL: f64 = 1e-9;
 
 #[cfg(test)]
 mod tests {

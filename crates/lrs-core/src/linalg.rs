@@ -69,7 +69,51 @@ pub fn mat_t_vec(a: MatRef<'_, f64>, x: &[f64]) -> Vec<f64> {
 
 /// Euclidean norm.
 pub fn norm2(v: &[f64]) -> f64 {
-    v.iter().map(|a| a * a).sum::<f64>().sqrt()
+    dot(v, v).sqrt()
+}
+
+/// `aᵀ b` over the common length, with four independent partial sums (so the compiler can
+/// keep several multiply-adds in flight; the summation order is fixed, so it is deterministic).
+#[inline]
+pub fn dot(a: &[f64], b: &[f64]) -> f64 {
+    let n = a.len().min(b.len());
+    let (a, b) = (&a[..n], &b[..n]);
+    let mut acc = [0.0f64; 4];
+    let (ca, cb) = (a.chunks_exact(4), b.chunks_exact(4));
+    let (ra, rb) = (ca.remainder(), cb.remainder());
+    for (x, y) in ca.zip(cb) {
+        for l in 0..4 {
+            acc[l] += x[l] * y[l];
+        }
+    }
+    let tail: f64 = ra.iter().zip(rb).map(|(x, y)| x * y).sum();
+    (acc[0] + acc[2]) + (acc[1] + acc[3]) + tail
+}
+
+/// `out ← alpha · A x` (`accumulate`: `out ← out + alpha · A x`) through faer's SIMD kernels,
+/// for any layout of `A` (pass `a.transpose()` for `Aᵀ x`).
+pub fn gemv(out: &mut [f64], a: MatRef<'_, f64>, x: &[f64], alpha: f64, accumulate: bool) {
+    let n = out.len();
+    faer::linalg::matmul::matmul(
+        faer::MatMut::from_column_major_slice_mut(out, n, 1),
+        if accumulate {
+            faer::Accum::Add
+        } else {
+            faer::Accum::Replace
+        },
+        a,
+        MatRef::from_column_major_slice(x, a.ncols(), 1),
+        alpha,
+        faer::Par::Seq,
+    );
+}
+
+/// `y ← y + alpha · x` over the common length.
+#[inline]
+pub fn axpy(alpha: f64, x: &[f64], y: &mut [f64]) {
+    for (yi, xi) in y.iter_mut().zip(x) {
+        *yi += alpha * xi;
+    }
 }
 
 /// Tasks per chunk in [`par_chunked_sum`]; fixed so results do not depend on the thread count.

@@ -7,9 +7,12 @@
 //! Cholesky; large `dr` runs conjugate gradient on the matrix-free operator
 //! `V ↦ Σ_i ω_i X_iᵀ (X_i V w_i) w_iᵀ`, which costs `O(t(md + dr))` per application.
 
-use faer::{Mat, MatRef};
+use faer::linalg::matmul::matmul;
+use faer::linalg::matmul::triangular::{self, BlockStructure};
+use faer::{Accum, Mat, MatMut, MatRef, Par, Side};
+use rayon::prelude::*;
 
-use crate::linalg::{mat_from_row_major, mat_t_vec, mat_vec, par_chunked_sum, solve_spd};
+use crate::linalg::{axpy, dot, gemv, mat_from_row_major, par_chunked_sum, solve_spd};
 use crate::problem::TaskData;
 
 /// Conjugate-gradient iterations per shared step. Warm-started from the previous `U`, a round
@@ -36,6 +39,60 @@ impl Default for SharedSolver {
     }
 }
 
+/// Largest number of values (`t·d²`) that [`TaskGrams`] holds: 256 MiB.
+pub const GRAM_CACHE_MAX: usize = 1 << 25;
+
+/// Every task's Gram matrix `X_iᵀX_i`, computed once per fit and reused by every dense shared
+/// step (`[t, d, d]`, each full and symmetric).
+pub struct TaskGrams {
+    dim: usize,
+    values: Vec<f64>,
+}
+
+impl TaskGrams {
+    /// The Gram matrices of `data`'s tasks, or `None` when they would exceed
+    /// [`GRAM_CACHE_MAX`] values.
+    pub fn new(data: &TaskData) -> Option<Self> {
+        let (t, d) = (data.tasks, data.dim);
+        if t.saturating_mul(d * d) > GRAM_CACHE_MAX {
+            return None;
+        }
+        let mut values = vec![0.0; t * d * d];
+        values
+            .par_chunks_mut(d * d)
+            .enumerate()
+            .for_each(|(i, g)| task_gram(data.x_task(i), g));
+        Some(Self { dim: d, values })
+    }
+
+    /// `X_iᵀX_i`, `[d, d]`.
+    pub fn gram(&self, i: usize) -> &[f64] {
+        let dd = self.dim * self.dim;
+        &self.values[i * dd..(i + 1) * dd]
+    }
+}
+
+/// `XᵀX` of an `[m, d]` design into `out` (`[d, d]`, both triangles), by a triangular GEMM.
+fn task_gram(x: MatRef<'_, f64>, out: &mut [f64]) {
+    let d = x.ncols();
+    triangular::matmul(
+        MatMut::from_row_major_slice_mut(out, d, d),
+        BlockStructure::TriangularLower,
+        Accum::Replace,
+        x.transpose(),
+        BlockStructure::Rectangular,
+        x,
+        BlockStructure::Rectangular,
+        1.0,
+        Par::Seq,
+    );
+    for p in 0..d {
+        for q in 0..p {
+            out[q * d + p] = out[p * d + q];
+        }
+    }
+}
+
 /// Inputs of the shared step.
 pub struct SharedProblem<'a> {
     /// The tasks' data.
@@ -48,119 +105,161 @@ pub struct SharedProblem<'a> {
     pub weights: &'a [f64],
     /// Rank `r`.
     pub rank: usize,
+    /// The tasks' Gram matrices, when cached (speeds up [`SharedProblem::assemble`]).
+    pub grams: Option<&'a TaskGrams>,
 }
 
 impl SharedProblem<'_> {
-    fn r_task(&self, i: usize) -> Vec<f64> {
-        let d = self.data.dim;
-        let xb = mat_vec(self.data.x_task(i), &self.b[i * d..(i + 1) * d]);
-        self.data
-            .y_task(i)
-            .iter()
-            .zip(xb)
-            .map(|(y, v)| y - v)
-            .collect()
-    }
-
     fn w_task(&self, i: usize) -> &[f64] {
         &self.w[i * self.rank..(i + 1) * self.rank]
     }
 
-    /// Right-hand side `Σ_i ω_i X_iᵀ r_i w_iᵀ` as a `[d, r]` matrix.
-    pub fn rhs(&self) -> Mat<f64> {
-        let (d, r) = (self.data.dim, self.rank);
-        let flat = par_chunked_sum(self.data.tasks, d * r, |range, acc| {
+    fn x_rows(&self, i: usize) -> &[f64] {
+        let len = self.data.samples * self.data.dim;
+        &self.data.x[i * len..(i + 1) * len]
+    }
+
+    /// Right-hand side `Σ_i ω_i X_iᵀ r_i w_iᵀ` (`r_i = y_i − X_i b_i`), `[d, r]` row-major.
+    fn rhs_flat(&self) -> Vec<f64> {
+        let (d, r, m) = (self.data.dim, self.rank, self.data.samples);
+        par_chunked_sum(self.data.tasks, d * r, |range, acc| {
+            let (mut res, mut g) = (vec![0.0; m], vec![0.0; d]);
             for i in range {
                 if self.weights[i] == 0.0 {
                     continue;
                 }
-                let g = mat_t_vec(self.data.x_task(i), &self.r_task(i));
-                let w = self.w_task(i);
-                for p in 0..d {
-                    for a in 0..r {
-                        acc[p * r + a] += self.weights[i] * g[p] * w[a];
+                let x = self.x_rows(i);
+                let b = &self.b[i * d..(i + 1) * d];
+                res.copy_from_slice(self.data.y_task(i));
+                for (p, &bp) in b.iter().enumerate().filter(|(_, v)| **v != 0.0) {
+                    for (s, rs) in res.iter_mut().enumerate() {
+                        *rs -= x[s * d + p] * bp;
                     }
                 }
+                gemv(&mut g, self.data.x_task(i).transpose(), &res, 1.0, false);
+                add_outer(acc, &g, self.w_task(i), self.weights[i]);
             }
-        });
-        mat_from_row_major(&flat, d, r)
+        })
+    }
+
+    /// Right-hand side `Σ_i ω_i X_iᵀ r_i w_iᵀ` as a `[d, r]` matrix.
+    pub fn rhs(&self) -> Mat<f64> {
+        mat_from_row_major(&self.rhs_flat(), self.data.dim, self.rank)
+    }
+
+    /// `out = Σ_i ω_i X_iᵀ X_i V w_i w_iᵀ` for `V` and `out` `[d, r]` row-major.
+    fn apply_flat(&self, v: &[f64]) -> Vec<f64> {
+        let (d, r, m) = (self.data.dim, self.rank, self.data.samples);
+        par_chunked_sum(self.data.tasks, d * r, |range, acc| {
+            let (mut vw, mut xv, mut g) = (vec![0.0; d], vec![0.0; m], vec![0.0; d]);
+            for i in range {
+                if self.weights[i] == 0.0 {
+                    continue;
+                }
+                let w = self.w_task(i);
+                for (p, o) in vw.iter_mut().enumerate() {
+                    *o = dot(&v[p * r..(p + 1) * r], w);
+                }
+                let x = self.data.x_task(i);
+                gemv(&mut xv, x, &vw, 1.0, false);
+                gemv(&mut g, x.transpose(), &xv, 1.0, false);
+                add_outer(acc, &g, w, self.weights[i]);
+            }
+        })
     }
 
     /// The operator `V ↦ Σ_i ω_i X_iᵀ X_i V w_i w_iᵀ`.
     pub fn apply(&self, v: MatRef<'_, f64>) -> Mat<f64> {
         let (d, r) = (self.data.dim, self.rank);
-        let flat = par_chunked_sum(self.data.tasks, d * r, |range, acc| {
-            for i in range {
-                if self.weights[i] == 0.0 {
-                    continue;
-                }
+        let flat: Vec<f64> = (0..d)
+            .flat_map(|p| (0..r).map(move |a| v[(p, a)]))
+            .collect();
+        mat_from_row_major(&self.apply_flat(&flat), d, r)
+    }
+
+    /// `(Σ ω_i w_ia w_ib)` for every pair `a ≤ b`, `[t, pairs]` row-major, with the pairs.
+    fn pair_weights(&self) -> (Vec<(usize, usize)>, Vec<f64>) {
+        let r = self.rank;
+        let pairs: Vec<(usize, usize)> = (0..r).flat_map(|a| (a..r).map(move |b| (a, b))).collect();
+        let coef = (0..self.data.tasks)
+            .flat_map(|i| {
                 let w = self.w_task(i);
-                let vw: Vec<f64> = (0..d)
-                    .map(|p| (0..r).map(|a| v[(p, a)] * w[a]).sum())
-                    .collect();
-                let x = self.data.x_task(i);
-                let g = mat_t_vec(x, &mat_vec(x, &vw));
-                for p in 0..d {
-                    for a in 0..r {
-                        acc[p * r + a] += self.weights[i] * g[p] * w[a];
+                let om = self.weights[i];
+                pairs.iter().map(move |&(a, b)| om * w[a] * w[b])
+            })
+            .collect();
+        (pairs, coef)
+    }
+
+    /// The blocks `Σ_i ω_i w_ia w_ib X_iᵀX_i` for every pair `a ≤ b`, `[pairs, d²]`.
+    fn blocks(&self, n_pairs: usize, coef: &[f64]) -> Vec<f64> {
+        let (t, d) = (self.data.tasks, self.data.dim);
+        let dd = d * d;
+        match self.grams {
+            Some(g) => {
+                // One GEMM, (pairs × t)·(t × d²), split over column blocks of d².
+                let lhs = MatRef::from_row_major_slice(coef, t, n_pairs);
+                let rhs = MatRef::from_row_major_slice(&g.values, t, dd);
+                let mut out = vec![0.0; n_pairs * dd];
+                let cols = BLOCK_COLS.min(dd);
+                let dst = MatMut::from_column_major_slice_mut(&mut out, dd, n_pairs);
+                let parts: Vec<(usize, MatMut<'_, f64>)> = {
+                    let mut v = Vec::new();
+                    let mut rest = dst;
+                    let mut at = 0;
+                    while rest.nrows() > 0 {
+                        let n = cols.min(rest.nrows());
+                        let (head, tail) = rest.split_at_row_mut(n);
+                        v.push((at, head));
+                        rest = tail;
+                        at += n;
+                    }
+                    v
+                };
+                parts.into_par_iter().for_each(|(at, dst)| {
+                    let n = dst.nrows();
+                    matmul(
+                        dst,
+                        Accum::Replace,
+                        rhs.subcols(at, n).transpose(),
+                        lhs,
+                        1.0,
+                        Par::Seq,
+                    );
+                });
+                out
+            }
+            None => par_chunked_sum(t, n_pairs * dd, |range, acc| {
+                let mut gram = vec![0.0; dd];
+                for i in range {
+                    if self.weights[i] == 0.0 {
+                        continue;
+                    }
+                    task_gram(self.data.x_task(i), &mut gram);
+                    for (n, block) in acc.chunks_exact_mut(dd).enumerate() {
+                        let c = coef[i * n_pairs + n];
+                        if c != 0.0 {
+                            axpy(c, &gram, block);
+                        }
                     }
                 }
-            }
-        });
-        mat_from_row_major(&flat, d, r)
+            }),
+        }
     }
 
     /// The assembled `dr × dr` operator (column-major `vec` of `U`).
     pub fn assemble(&self) -> Mat<f64> {
-        let (d, r, m) = (self.data.dim, self.rank, self.data.samples);
-        let pairs: Vec<(usize, usize)> = (0..r).flat_map(|a| (a..r).map(move |b| (a, b))).collect();
-        // Accumulate Σ ω w_a w_b G_i for every pair a ≤ b; each block is symmetric, so only
-        // its lower triangle is summed and mirrored afterwards.
-        let flat = par_chunked_sum(self.data.tasks, pairs.len() * d * d, |range, acc| {
-            let mut gram = vec![0.0; d * d];
-            for i in range {
-                if self.weights[i] == 0.0 {
-                    continue;
-                }
-                let x = self.data.x_task(i);
-                gram.iter_mut().for_each(|g| *g = 0.0);
-                for s in 0..m {
-                    for p in 0..d {
-                        let xp = x[(s, p)];
-                        if xp == 0.0 {
-                            continue;
-                        }
-                        let row = &mut gram[p * d..p * d + p + 1];
-                        for (q, g) in row.iter_mut().enumerate() {
-                            *g += xp * x[(s, q)];
-                        }
-                    }
-                }
-                let w = self.w_task(i);
-                for (n, &(a, b)) in pairs.iter().enumerate() {
-                    let c = self.weights[i] * w[a] * w[b];
-                    if c == 0.0 {
-                        continue;
-                    }
-                    let block = &mut acc[n * d * d..(n + 1) * d * d];
-                    for p in 0..d {
-                        for q in 0..=p {
-                            block[p * d + q] += c * gram[p * d + q];
-                        }
-                    }
-                }
-            }
-        });
+        let (d, r) = (self.data.dim, self.rank);
+        let (pairs, coef) = self.pair_weights();
+        let flat = self.blocks(pairs.len(), &coef);
         let mut h = Mat::<f64>::zeros(d * r, d * r);
         for (n, &(a, b)) in pairs.iter().enumerate() {
             let block = &flat[n * d * d..(n + 1) * d * d];
-            for p in 0..d {
-                for q in 0..=p {
-                    let v = block[p * d + q];
-                    for (ra, rb) in [(a, b), (b, a)] {
-                        h[(ra * d + p, rb * d + q)] = v;
-                        h[(ra * d + q, rb * d + p)] = v;
-                    }
+            for q in 0..d {
+                for p in 0..d {
+                    let v = block[q * d + p];
+                    h[(a * d + p, b * d + q)] = v;
+                    h[(b * d + q, a * d + p)] = v;
                 }
             }
         }
@@ -171,60 +270,164 @@ impl SharedProblem<'_> {
     pub fn solve_dense(&self) -> Mat<f64> {
         let (d, r) = (self.data.dim, self.rank);
         let h = self.assemble();
-        let rhs = self.rhs();
-        let vec_rhs = Mat::<f64>::from_fn(d * r, 1, |n, _| rhs[(n % d, n / d)]);
+        let rhs = self.rhs_flat();
+        let vec_rhs = Mat::<f64>::from_fn(d * r, 1, |n, _| rhs[(n % d) * r + n / d]);
         let sol = solve_spd(&h, &vec_rhs);
         Mat::from_fn(d, r, |p, a| sol[(a * d + p, 0)])
     }
 
-    /// Solves by conjugate gradient from `start`, to relative residual `tol` or `max_iter`
-    /// iterations. Returns the solution and the number of iterations.
+    /// Solves by (preconditioned) conjugate gradient from `start`, to relative residual `tol`
+    /// or `max_iter` iterations. Returns the solution and the number of iterations.
     pub fn solve_cg(&self, start: MatRef<'_, f64>, tol: f64, max_iter: usize) -> (Mat<f64>, usize) {
-        let dot = |a: &Mat<f64>, b: &Mat<f64>| -> f64 {
-            let mut s = 0.0;
-            for j in 0..a.ncols() {
-                for i in 0..a.nrows() {
-                    s += a[(i, j)] * b[(i, j)];
-                }
-            }
-            s
-        };
-        let rhs = self.rhs();
-        let rhs_norm = dot(&rhs, &rhs).sqrt().max(f64::MIN_POSITIVE);
-        let mut x = start.to_owned();
-        let mut res = &rhs - self.apply(x.as_ref());
-        let mut p = res.clone();
-        let mut rr = dot(&res, &res);
-        let mut iters = 0;
-        while iters < max_iter && rr.sqrt() > tol * rhs_norm {
-            let ap = self.apply(p.as_ref());
-            let pap = dot(&p, &ap);
-            if pap <= 0.0 {
-                break;
-            }
-            let alpha = rr / pap;
-            x += alpha * &p;
-            res -= alpha * &ap;
-            let rr_next = dot(&res, &res);
-            p = &res + (rr_next / rr) * &p;
-            rr = rr_next;
-            iters += 1;
-        }
-        (x, iters)
+        let (d, r) = (self.data.dim, self.rank);
+        let x0: Vec<f64> = (0..d)
+            .flat_map(|p| (0..r).map(move |a| start[(p, a)]))
+            .collect();
+        let precond = kronecker_preconditioner(self.data, self.w, self.weights, r);
+        let (x, iters) = pcg(
+            |v| self.apply_flat(v),
+            |res, out| apply_kronecker(precond.as_ref(), res, r, out),
+            &self.rhs_flat(),
+            x0,
+            tol,
+            max_iter,
+        );
+        (mat_from_row_major(&x, d, r), iters)
     }
 
     /// Solves with the chosen solver; `start` warm-starts conjugate gradient.
     pub fn solve(&self, solver: SharedSolver, start: MatRef<'_, f64>) -> Mat<f64> {
-        let dr = self.data.dim * self.rank;
-        let dense = match solver {
-            SharedSolver::Auto { dense_max } => dr <= dense_max,
-            SharedSolver::Dense => true,
-            SharedSolver::ConjugateGradient => false,
-        };
-        if dense {
+        if self.uses_dense(solver) {
             self.solve_dense()
         } else {
-            self.solve_cg(start, 1e-13, CG_MAX_ITERS.min(4 * dr)).0
+            self.solve_cg(
+                start,
+                1e-13,
+                CG_MAX_ITERS.min(4 * self.data.dim * self.rank),
+            )
+            .0
+        }
+    }
+
+    /// Whether `solver` takes the dense path on this problem.
+    pub fn uses_dense(&self, solver: SharedSolver) -> bool {
+        uses_dense(solver, self.data.dim, self.rank)
+    }
+}
+
+/// Whether `solver` takes the dense path for dimension `d` and rank `r`.
+pub fn uses_dense(solver: SharedSolver, d: usize, r: usize) -> bool {
+    match solver {
+        SharedSolver::Auto { dense_max } => d * r <= dense_max,
+        SharedSolver::Dense => true,
+        SharedSolver::ConjugateGradient => false,
+    }
+}
+
+/// The Kronecker preconditioner `D ⊗ K` of conjugate gradient on `[d, r]` unknowns:
+/// `K = Σ ω_i w_i w_iᵀ` and `D` the diagonal of `Σ_i X_iᵀX_i`, which is the shared operator
+/// itself when every `X_iᵀX_i` is the same diagonal matrix. Returns `(1/D, K⁻¹)`; `None` if
+/// `K` is singular.
+pub(crate) fn kronecker_preconditioner(
+    data: &TaskData,
+    w: &[f64],
+    weights: &[f64],
+    r: usize,
+) -> Option<(Vec<f64>, Mat<f64>)> {
+    use faer::linalg::solvers::Solve;
+    let (d, m) = (data.dim, data.samples);
+    let flat = par_chunked_sum(data.tasks, d + r * r, |range, acc| {
+        let (diag, k) = acc.split_at_mut(d);
+        for i in range {
+            let x = &data.x[i * m * d..(i + 1) * m * d];
+            for row in x.chunks_exact(d) {
+                for (o, v) in diag.iter_mut().zip(row) {
+                    *o += v * v;
+                }
+            }
+            let wi = &w[i * r..(i + 1) * r];
+            add_outer(k, wi, wi, weights[i]);
+        }
+    });
+    let inv_diag: Vec<f64> = flat[..d]
+        .iter()
+        .map(|&v| if v > 0.0 { 1.0 / v } else { 1.0 })
+        .collect();
+    let k = mat_from_row_major(&flat[d..], r, r);
+    let llt = k.llt(Side::Lower).ok()?;
+    Some((inv_diag, llt.solve(Mat::<f64>::identity(r, r))))
+}
+
+/// `out = D⁻¹ res K⁻¹` for `res` `[d, r]` row-major (a copy of `res` without a preconditioner).
+pub(crate) fn apply_kronecker(
+    precond: Option<&(Vec<f64>, Mat<f64>)>,
+    res: &[f64],
+    r: usize,
+    out: &mut Vec<f64>,
+) {
+    out.clear();
+    match precond {
+        Some((inv_diag, kinv)) => {
+            for (p, row) in res.chunks_exact(r).enumerate() {
+                for a in 0..r {
+                    let v: f64 = (0..r).map(|b| row[b] * kinv[(b, a)]).sum();
+                    out.push(v * inv_diag[p]);
+                }
+            }
+        }
+        None => out.extend_from_slice(res),
+    }
+}
+
+/// Preconditioned conjugate gradient for `H x = rhs` from `x`, until `‖rhs − H x‖ ≤
+/// tol·‖rhs‖` or `max_iter` iterations; returns the solution and the iterations taken.
+pub(crate) fn pcg(
+    apply: impl Fn(&[f64]) -> Vec<f64>,
+    precondition: impl Fn(&[f64], &mut Vec<f64>),
+    rhs: &[f64],
+    mut x: Vec<f64>,
+    tol: f64,
+    max_iter: usize,
+) -> (Vec<f64>, usize) {
+    let rhs_norm = dot(rhs, rhs).sqrt().max(f64::MIN_POSITIVE);
+    let hx = apply(&x);
+    let mut res: Vec<f64> = rhs.iter().zip(&hx).map(|(b, h)| b - h).collect();
+    let mut zres = Vec::with_capacity(res.len());
+    precondition(&res, &mut zres);
+    let mut p = zres.clone();
+    let mut rz = dot(&res, &zres);
+    let mut iters = 0;
+    while iters < max_iter && dot(&res, &res).sqrt() > tol * rhs_norm {
+        let ap = apply(&p);
+        let pap = dot(&p, &ap);
+        if !(pap > 0.0 && rz > 0.0) {
+            break;
+        }
+        let alpha = rz / pap;
+        axpy(alpha, &p, &mut x);
+        axpy(-alpha, &ap, &mut res);
+        precondition(&res, &mut zres);
+        let rz_next = dot(&res, &zres);
+        let beta = rz_next / rz;
+        for (pi, zi) in p.iter_mut().zip(&zres) {
+            *pi = zi + beta * *pi;
+        }
+        rz = rz_next;
+        iters += 1;
+    }
+    (x, iters)
+}
+
+/// Columns of `d²` per parallel piece of the cached-Gram assembly.
+const BLOCK_COLS: usize = 2048;
+
+/// `acc[p, a] += c · g[p] · w[a]` (`acc` `[len(g), len(w)]` row-major).
+pub(crate) fn add_outer(acc: &mut [f64], g: &[f64], w: &[f64], c: f64) {
+    let r = w.len();
+    for (p, &gp) in g.iter().enumerate() {
+        let s = c * gp;
+        for (o, &wa) in acc[p * r..(p + 1) * r].iter_mut().zip(w) {
+            *o += s * wa;
         }
     }
 }

@@ -1,12 +1,18 @@
 //! The task phase of one AMHT-LRS round: every task, in parallel, fits its sparse part `b_i`
 //! (HTP with `U` projected out) and then its coordinates `w_i = argmin ‖y_i − X_i b_i − X_i U w‖`.
+//!
+//! The warm-started HTP runs in [`crate::task_kernel`] (per-thread scratch, no allocation per
+//! task); the rescue searches of [`ProjectedTask::solve`] (cold start, OMP, swaps, basis
+//! pursuit, random restarts) run only for the tasks whose warm fit is not certified, and only
+//! when the caller asks for them ([`rescue_tasks`]).
 
 use faer::MatRef;
 use rayon::prelude::*;
 
-use crate::linalg::{lstsq, mat_vec};
+use crate::linalg::{lstsq, mat_vec, norm2};
 use crate::problem::TaskData;
 use crate::sparse_step::{ProjectedTask, SparseStepConfig};
+use crate::task_kernel::TaskScratch;
 
 /// Result of the task phase for one task.
 #[derive(Debug, Clone)]
@@ -19,20 +25,84 @@ pub struct TaskFit {
     pub residual_sq: f64,
     /// Whether the residual is below `accept_tol · ‖y_i‖` (an exact fit on noiseless data).
     pub certified: bool,
+    /// `‖P y_i‖` with `U`'s directions projected out: the sparse step accepts a support
+    /// without rescue when the residual is below `accept_tol` times this.
+    pub projected_norm: f64,
+    /// Whether the rescue searches ran for this task.
+    pub rescued: bool,
+    /// Orthonormal basis of `range [X_i U, X_{i,S}]` (`[r + |S|, m]`, column after column),
+    /// for the Gauss–Newton shared step; empty where the fit took the general path.
+    pub basis: Vec<f64>,
 }
 
-/// Fits one task given `U` and a warm start for `b_i`.
-pub fn fit_task(
+impl TaskFit {
+    /// Whether the sparse step would try its rescue searches on this fit.
+    pub fn needs_rescue(&self, cfg: &SparseStepConfig) -> bool {
+        cfg.sparsity > 0 && self.residual_sq.sqrt() > cfg.accept_tol * self.projected_norm
+    }
+}
+
+/// Warm-started HTP and `w` for one task, without rescue; `xs` holds `x` row-major.
+#[allow(clippy::too_many_arguments)]
+fn quick_fit(
+    x: MatRef<'_, f64>,
+    xs: &[f64],
+    y: &[f64],
+    u: MatRef<'_, f64>,
+    warm_b: &[f64],
+    cfg: &SparseStepConfig,
+    scratch: &mut TaskScratch,
+) -> TaskFit {
+    let (m, d, r) = (x.nrows(), x.ncols(), u.ncols());
+    let mut b = vec![0.0; d];
+    let mut w = vec![0.0; r];
+    let eta = cfg.step_scale / m as f64;
+    let fast = scratch.fit(
+        xs,
+        y,
+        u,
+        warm_b,
+        cfg.sparsity,
+        eta,
+        cfg.inner_steps,
+        &mut b,
+        &mut w,
+    );
+    match fast {
+        Some(k) => TaskFit {
+            w,
+            b,
+            residual_sq: k.residual_sq,
+            certified: k.residual_sq.sqrt() <= cfg.accept_tol * norm2(y),
+            projected_norm: k.z_norm,
+            rescued: false,
+            basis: scratch.fitted_basis(),
+        },
+        None => {
+            let quick = SparseStepConfig {
+                restarts: false,
+                ..cfg.clone()
+            };
+            general_fit(x, y, u, warm_b, &quick, false)
+        }
+    }
+}
+
+/// The sparse step on the general path ([`ProjectedTask`]), then `w` by least squares.
+fn general_fit(
     x: MatRef<'_, f64>,
     y: &[f64],
     u: MatRef<'_, f64>,
     warm_b: &[f64],
     cfg: &SparseStepConfig,
+    rescued: bool,
 ) -> TaskFit {
-    let b = if cfg.sparsity == 0 {
-        vec![0.0; x.ncols()]
+    let (b, projected_norm) = if cfg.sparsity == 0 {
+        let p = ProjectedTask::new(x, y, u);
+        (vec![0.0; x.ncols()], norm2(&p.z))
     } else {
-        ProjectedTask::new(x, y, u).solve(warm_b, cfg)
+        let p = ProjectedTask::new(x, y, u);
+        (p.solve(warm_b, cfg), norm2(&p.z))
     };
     let xb = mat_vec(x, &b);
     let rest: Vec<f64> = y.iter().zip(&xb).map(|(p, q)| p - q).collect();
@@ -44,33 +114,135 @@ pub fn fit_task(
         .zip(&fitted)
         .map(|(p, q)| (p - q) * (p - q))
         .sum();
-    let certified = residual_sq.sqrt() <= cfg.accept_tol * crate::linalg::norm2(y);
+    let certified = residual_sq.sqrt() <= cfg.accept_tol * norm2(y);
     TaskFit {
         w,
         b,
         residual_sq,
         certified,
+        projected_norm,
+        rescued,
+        basis: Vec::new(),
     }
 }
 
-/// Runs [`fit_task`] over all tasks in parallel (deterministic: each task is independent).
+/// Runs the rescue searches for a task whose quick fit is not certified; keeps the better.
+fn rescue(
+    x: MatRef<'_, f64>,
+    y: &[f64],
+    u: MatRef<'_, f64>,
+    warm_b: &[f64],
+    cfg: &SparseStepConfig,
+    quick: TaskFit,
+) -> TaskFit {
+    let full = general_fit(x, y, u, warm_b, cfg, true);
+    if full.residual_sq < quick.residual_sq {
+        full
+    } else {
+        TaskFit {
+            rescued: true,
+            ..quick
+        }
+    }
+}
+
+/// Fits one task given `U` and a warm start for `b_i`: warm HTP, then the rescue searches when
+/// the fit is not certified (and `cfg.restarts` is on).
+pub fn fit_task(
+    x: MatRef<'_, f64>,
+    y: &[f64],
+    u: MatRef<'_, f64>,
+    warm_b: &[f64],
+    cfg: &SparseStepConfig,
+) -> TaskFit {
+    let mut scratch = TaskScratch::new(x.nrows(), x.ncols(), u.ncols(), cfg.sparsity);
+    let xs: Vec<f64> = (0..x.nrows())
+        .flat_map(|s| (0..x.ncols()).map(move |p| x[(s, p)]))
+        .collect();
+    let quick = quick_fit(x, &xs, y, u, warm_b, cfg, &mut scratch);
+    if cfg.restarts && quick.needs_rescue(cfg) {
+        rescue(x, y, u, warm_b, cfg, quick)
+    } else {
+        quick
+    }
+}
+
+/// Warm HTP and `w` for every task in parallel, without rescue (deterministic: each task is
+/// independent, and each thread's scratch is fully rewritten per task).
+pub fn quick_fit_all_tasks(
+    data: &TaskData,
+    u: MatRef<'_, f64>,
+    warm_b: &[f64],
+    cfg: &SparseStepConfig,
+) -> Vec<TaskFit> {
+    let (m, d, r) = (data.samples, data.dim, u.ncols());
+    (0..data.tasks)
+        .into_par_iter()
+        .map_init(
+            || TaskScratch::new(m, d, r, cfg.sparsity),
+            |scratch, i| {
+                quick_fit(
+                    data.x_task(i),
+                    &data.x[i * m * d..(i + 1) * m * d],
+                    data.y_task(i),
+                    u,
+                    &warm_b[i * d..(i + 1) * d],
+                    cfg,
+                    scratch,
+                )
+            },
+        )
+        .collect()
+}
+
+/// Runs the rescue searches (when `cfg.restarts` is on) for the tasks `select` picks among
+/// those whose fit needs one; returns how many ran.
+pub fn rescue_tasks(
+    data: &TaskData,
+    u: MatRef<'_, f64>,
+    warm_b: &[f64],
+    cfg: &SparseStepConfig,
+    fits: &mut [TaskFit],
+    select: impl Fn(usize, &TaskFit) -> bool + Sync,
+) -> usize {
+    if !cfg.restarts {
+        return 0;
+    }
+    let d = data.dim;
+    let picked: Vec<usize> = fits
+        .iter()
+        .enumerate()
+        .filter(|(i, f)| f.needs_rescue(cfg) && select(*i, f))
+        .map(|(i, _)| i)
+        .collect();
+    let rescued: Vec<TaskFit> = picked
+        .par_iter()
+        .map(|&i| {
+            rescue(
+                data.x_task(i),
+                data.y_task(i),
+                u,
+                &warm_b[i * d..(i + 1) * d],
+                cfg,
+                fits[i].clone(),
+            )
+        })
+        .collect();
+    for (&i, f) in picked.iter().zip(rescued) {
+        fits[i] = f;
+    }
+    picked.len()
+}
+
+/// [`fit_task`] over all tasks in parallel: warm HTP everywhere, rescue for every task left
+/// uncertified.
 pub fn fit_all_tasks(
     data: &TaskData,
     u: MatRef<'_, f64>,
     warm_b: &[f64],
     cfg: &SparseStepConfig,
 ) -> Vec<TaskFit> {
-    let d = data.dim;
-    (0..data.tasks)
-        .into_par_iter()
-        .map(|i| {
-            fit_task(
-                data.x_task(i),
-                data.y_task(i),
-                u,
-                &warm_b[i * d..(i + 1) * d],
-                cfg,
-            )
-        })
-        .collect()
+    let mut fits = quick_fit_all_tasks(data, u, warm_b, cfg);
+    rescue_tasks(data, u, warm_b, cfg, &mut fits, |_, _| true);
+    fits
 }

@@ -1,7 +1,7 @@
 //! End-to-end recovery on the instance of the issue: d=100, r=5, k=5, t=500, m=80.
 //! Fewer samples than dimensions, so per-task least squares cannot succeed.
 
-use lrs_core::{fit, AmhtConfig, Method, SparseStepConfig, SyntheticSpec};
+use lrs_core::{amht_lrs, fit, AmhtConfig, Method, SparseStepConfig, SyntheticSpec, UStep};
 
 fn config(rank: usize, k: usize) -> AmhtConfig {
     AmhtConfig {
@@ -77,4 +77,31 @@ fn noisy_recovery_is_within_a_small_constant_of_the_oracle() {
     );
     let s = ra.support.unwrap();
     assert!(s.precision > 0.99 && s.recall > 0.99, "support {s:?}");
+}
+
+#[test]
+fn gauss_newton_and_least_squares_u_steps_reach_the_same_exact_fit() {
+    let inst = spec(0.0).generate().unwrap();
+    let truth = inst.truth.as_ref();
+    let run = |u_step: UStep| {
+        let cfg = AmhtConfig {
+            u_step,
+            ..config(5, 5)
+        };
+        let f = amht_lrs(&inst.train, &cfg, truth).unwrap();
+        let err = lrs_core::metrics::relative_theta_error(&f.params, truth.unwrap());
+        let last = f.trace.last().unwrap().clone();
+        (err, f.trace.len(), last)
+    };
+    let (gn_err, gn_rounds, gn_last) = run(UStep::GaussNewton);
+    let (ls_err, ls_rounds, ls_last) = run(UStep::LeastSquares);
+    assert!(gn_err < 1e-8 && ls_err < 1e-8, "errors {gn_err}, {ls_err}");
+    // Both stop on the residual certificate: every task fits.
+    assert_eq!(gn_last.certified_tasks, 500);
+    assert_eq!(ls_last.certified_tasks, 500);
+    // Gauss–Newton converges quadratically, least squares linearly.
+    assert!(
+        2 * gn_rounds < ls_rounds,
+        "Gauss-Newton {gn_rounds} rounds, least squares {ls_rounds}"
+    );
 }

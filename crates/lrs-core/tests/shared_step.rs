@@ -1,6 +1,6 @@
 //! The dense and matrix-free shared steps solve the same least-squares problem.
 
-use lrs_core::shared_step::SharedProblem;
+use lrs_core::shared_step::{SharedProblem, TaskGrams};
 use lrs_core::SyntheticSpec;
 
 #[test]
@@ -34,6 +34,7 @@ fn conjugate_gradient_and_dense_normal_equations_agree() {
         b: &truth.b,
         weights: &weights,
         rank: 3,
+        grams: None,
     };
     let dense = problem.solve_dense();
     let zero = faer::Mat::<f64>::zeros(40, 3);
@@ -43,6 +44,14 @@ fn conjugate_gradient_and_dense_normal_equations_agree() {
         diff < 1e-10,
         "relative difference {diff} after {iters} CG iterations"
     );
+    // The cached Gram matrices assemble the same operator.
+    let grams = TaskGrams::new(&inst.train).unwrap();
+    let cached = SharedProblem {
+        grams: Some(&grams),
+        ..problem
+    };
+    let h_diff = (cached.assemble() - problem.assemble()).norm_l2() / problem.assemble().norm_l2();
+    assert!(h_diff < 1e-13, "cached assembly differs by {h_diff}");
     // The dense solution satisfies the normal equations.
     let resid = (problem.apply(dense.as_ref()) - problem.rhs()).norm_l2() / problem.rhs().norm_l2();
     assert!(resid < 1e-10, "normal-equation residual {resid}");

@@ -7,7 +7,9 @@ use std::path::PathBuf;
 use anyhow::Context;
 use clap::{Args, Subcommand};
 use lrs_core::data_file::{read_instance, write_instance, write_params};
-use lrs_core::{fit, AmhtConfig, Init, Method, SharedSolver, SparseStepConfig, SyntheticSpec};
+use lrs_core::{
+    fit, AmhtConfig, Init, Method, SharedSolver, SparseStepConfig, SyntheticSpec, UStep,
+};
 use serde_json::json;
 
 use crate::commands::sweep::{run_sweep, SweepArgs};
@@ -109,6 +111,10 @@ pub struct SolverArgs {
     /// Shared-step solver: auto (dense when d·r ≤ 2048), dense or cg.
     #[arg(long, default_value = "auto", value_parser = ["auto", "dense", "cg"])]
     pub solver: String,
+    /// U update of the shared step: gauss-newton (w, b re-fitted) or ls (alternating least
+    /// squares, w and b held).
+    #[arg(long, default_value = "gauss-newton", value_parser = ["gauss-newton", "ls"])]
+    pub u_step: String,
     /// Drop tasks with residual above this multiple of the median from the U-step (0 = off).
     #[arg(long, default_value_t = 10.0)]
     pub robust_cutoff: f64,
@@ -139,6 +145,11 @@ impl SolverArgs {
                 "dense" => SharedSolver::Dense,
                 "cg" => SharedSolver::ConjugateGradient,
                 _ => SharedSolver::default(),
+            },
+            u_step: if self.u_step == "ls" {
+                UStep::LeastSquares
+            } else {
+                UStep::GaussNewton
             },
             robust_cutoff: (self.robust_cutoff > 0.0).then_some(self.robust_cutoff),
         }
@@ -264,16 +275,25 @@ fn fit_cmd(a: FitArgs) -> anyhow::Result<()> {
     }
     if a.trace {
         println!(
-            "{:>5} {:>12} {:>12} {:>8} {:>12} {:>8}",
-            "round", "rel_change", "train_mse", "dropped", "theta_err", "time_s"
+            "{:>5} {:>12} {:>12} {:>8} {:>9} {:>8} {:>12} {:>8}",
+            "round",
+            "rel_change",
+            "train_mse",
+            "dropped",
+            "certified",
+            "rescued",
+            "theta_err",
+            "time_s"
         );
         for t in &result.trace {
             println!(
-                "{:>5} {:>12.3e} {:>12.3e} {:>8} {:>12} {:>8.3}",
+                "{:>5} {:>12.3e} {:>12.3e} {:>8} {:>9} {:>8} {:>12} {:>8.3}",
                 t.round,
                 t.relative_change,
                 t.train_mse,
                 t.dropped_tasks,
+                t.certified_tasks,
+                t.rescued_tasks,
                 t.theta_error
                     .map(|e| format!("{e:.3e}"))
                     .unwrap_or_else(|| "-".into()),
