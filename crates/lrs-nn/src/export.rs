@@ -101,5 +101,21 @@ pub fn export_peft_dir(
     Ok((staged.commit()?, adapter))
 }
 
+/// Errors unless every module `task` adapts (sparse, core or LoRA) has a shared factor.
+fn check_task_modules(shared: &SharedFactor, task: &TaskDelta) -> Result<()> {
+    match task
+        .layers
+        .keys()
+        .chain(task.lora.keys())
+        .find(|m| !shared.layers.contains_key(*m))
+    {
+        Some(m) => Err(NnError::Invalid(format!(
+            "task {} adapts {m}, which the shared factor does not",
+            task.task_id
+        ))),
+        None => Ok(()),
+    }
+}
+
 #[cfg(test)]
 mod tests;

@@ -99,6 +99,15 @@ fn precision_recall(found: &[u32], planted: &[u32]) -> (f64, f64) {
     )
 }
 
+/// Mean per-task test AUC.
+fn test_auc(t: &Trainer, data: &TaskData) -> f64 {
+    t.evaluate(data, Part::Test)
+        .expect("eval")
+        .mean_auc()
+        .expect("auc")
+        .0
+}
+
 /// Sets the shared head to a fixed seeded vector so logits vary from row to row.
 fn set_head(t: &Trainer, rng: &mut ChaCha20Rng) {
     let vars = t.model().shared_vars().expect("shared vars");
@@ -155,13 +164,7 @@ fn the_sparse_fit_learns_a_planted_encoder_delta() {
     // The student: same base and head, S = 0, three rounds of the task phase (budget 3K → K).
     let mut student = trainer(&f, config(), &labelled);
     set_head(&student, &mut ChaCha20Rng::seed_from_u64(5));
-    let auc = |t: &Trainer| {
-        t.evaluate(&labelled, Part::Test)
-            .expect("eval")
-            .mean_auc()
-            .expect("auc")
-            .0
-    };
+    let auc = |t: &Trainer| test_auc(t, &labelled);
     let base = auc(&student);
     for _ in 0..3 {
         student.round(&labelled).expect("round");
@@ -224,13 +227,7 @@ fn a_sparse_task_head_learns_a_planted_head_delta() {
     );
     let mut student = trainer(&f, cfg, &labelled);
     set_head(&student, &mut ChaCha20Rng::seed_from_u64(5));
-    let auc = |t: &Trainer| {
-        t.evaluate(&labelled, Part::Test)
-            .expect("eval")
-            .mean_auc()
-            .expect("auc")
-            .0
-    };
+    let auc = |t: &Trainer| test_auc(t, &labelled);
     let base = auc(&student);
     for _ in 0..3 {
         student.round(&labelled).expect("round");

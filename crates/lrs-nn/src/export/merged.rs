@@ -53,17 +53,7 @@ pub fn export_merged(
         .into());
     }
     if let Some(task) = task {
-        if let Some(m) = task
-            .layers
-            .keys()
-            .chain(task.lora.keys())
-            .find(|m| !shared.layers.contains_key(*m))
-        {
-            return Err(NnError::Invalid(format!(
-                "task {} adapts {m}, which the shared factor does not",
-                task.task_id
-            )));
-        }
+        super::check_task_modules(shared, task)?;
     }
     let parsed = Parsed::new(base_weights, &bytes)?;
     let meta = parsed.meta.clone();

@@ -44,17 +44,7 @@ fn cpu_f32(t: &Tensor) -> Result<Tensor> {
 /// The adapter of `shared` (with `task`'s core and LoRA parts folded in, when given).
 pub fn peft_adapter(shared: &SharedFactor, task: Option<&TaskDelta>) -> Result<PeftAdapter> {
     if let Some(task) = task {
-        if let Some(m) = task
-            .layers
-            .keys()
-            .chain(task.lora.keys())
-            .find(|m| !shared.layers.contains_key(*m))
-        {
-            return Err(NnError::Invalid(format!(
-                "task {} adapts {m}, which the shared factor does not",
-                task.task_id
-            )));
-        }
+        super::check_task_modules(shared, task)?;
     }
     let mut tensors = Vec::new();
     let mut rank_pattern = BTreeMap::new();
