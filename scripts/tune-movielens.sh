@@ -39,8 +39,10 @@ variant() {
     done
     if [ ! -f "$OUT/$name/summary.json" ]; then
         rm -rf "${OUT:?}/$name"
+        # Its per-round lines (which include test AUC) go to a log, not to the screen.
         "$LRS" train --config "$cfg" --run "$OUT/$name" --shots "$SHOTS" \
-            --max-tasks "$TASKS" --rounds "$ROUNDS" >/dev/null
+            --max-tasks "$TASKS" --rounds "$ROUNDS" >"$OUT/$name.log" 2>&1 ||
+            { tail -5 "$OUT/$name.log" >&2; exit 1; }
     fi
 }
 
