@@ -36,20 +36,18 @@ fn fixture() -> Fixture {
         DType::F32,
     )
     .unwrap();
-    for (j, (name, var)) in model
-        .shared_vars()
-        .unwrap()
-        .data()
-        .lock()
-        .unwrap()
-        .iter()
-        .enumerate()
-    {
+    let shared_vars = model.shared_vars().unwrap();
+    let data = shared_vars.data().lock().unwrap();
+    // Sorted by name, so each `U` gets the same seed in every process.
+    let mut named: Vec<_> = data.iter().collect();
+    named.sort_by(|x, y| x.0.cmp(y.0));
+    for (j, (name, var)) in named.into_iter().enumerate() {
         if name.ends_with("lrs_u") {
             var.set(&lrs_nn::testing::seeded_tensor(var.dims(), 0.0, 0.3, 10 + j as u64).unwrap())
                 .unwrap();
         }
     }
+    drop(data);
     let mut shared = model
         .shared_factor(Some(serde_json::json!({"epsilon": 8.0, "delta": 1e-5})))
         .unwrap();

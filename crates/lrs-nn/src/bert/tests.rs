@@ -12,7 +12,7 @@ use crate::hub::BertCheckpoint;
 use crate::layer_delta::{LayerDelta, SparsePart};
 use crate::sparse_delta::hard_threshold;
 use crate::task_batch::TaskBatch;
-use crate::testing::{random_weights, tiny_config, write_checkpoint};
+use crate::testing::{random_weights, seeded_tensor, tiny_config, write_checkpoint};
 use crate::TaskDelta;
 
 fn input(dev: &Device) -> BertInput {
@@ -63,15 +63,38 @@ fn max_diff(a: &Tensor, b: &Tensor) -> f64 {
         .unwrap()
 }
 
-/// Random `U` for every adapted layer (a fresh model has `U = 0`, which hides `V`'s and `w`'s
+/// N(`mean`, `std`²) draws of `shape` from the ChaCha20 stream keyed by `seed`, as `dtype` on
+/// `device`.
+fn seeded(
+    shape: &[usize],
+    mean: f32,
+    std: f32,
+    seed: u64,
+    dtype: DType,
+    device: &Device,
+) -> Tensor {
+    seeded_tensor(shape, mean, std, seed)
+        .and_then(|t| Ok(t.to_device(device)?.to_dtype(dtype)?))
+        .unwrap()
+}
+
+/// Seeded `U` for every adapted layer (a fresh model has `U = 0`, which hides `V`'s and `w`'s
 /// gradients and makes the adapter a no-op).
 fn randomize_shared(vm: &VarMap) {
-    for (name, var) in vm.data().lock().unwrap().iter() {
-        let t = Tensor::randn(0f64, 0.3, var.shape(), var.device())
-            .unwrap()
-            .to_dtype(var.dtype())
-            .unwrap();
+    let data = vm.data().lock().unwrap();
+    // Sorted by name, so each `U` gets the same seed in every process.
+    let mut named: Vec<_> = data.iter().collect();
+    named.sort_by(|a, b| a.0.cmp(b.0));
+    for (j, (name, var)) in named.into_iter().enumerate() {
         if name.ends_with("lrs_u") {
+            let t = seeded(
+                var.dims(),
+                0.0,
+                0.3,
+                1000 + j as u64,
+                var.dtype(),
+                var.device(),
+            );
             var.set(&t).unwrap();
         }
     }
@@ -80,15 +103,12 @@ fn randomize_shared(vm: &VarMap) {
 fn random_task(model: &BertModel, id: &str, k: usize, seed_shift: f64) -> TaskDelta {
     let opts = model.lrs_options().unwrap();
     let mut t = TaskDelta::new(id, opts.rank);
-    for (name, (o, i)) in model.adapted_modules() {
-        let w = (Tensor::randn(1f64, 0.5, opts.rank, model.device()).unwrap() + seed_shift)
-            .unwrap()
-            .to_dtype(model.dtype())
-            .unwrap();
-        let dense = Tensor::randn(0f64, 0.3, (o, i), model.device())
-            .unwrap()
-            .to_dtype(model.dtype())
-            .unwrap();
+    let (dtype, device) = (model.dtype(), model.device());
+    for (j, (name, (o, i))) in model.adapted_modules().into_iter().enumerate() {
+        // Each task (`seed_shift`) and module draws from its own stream.
+        let seed = 2000 + 100 * seed_shift as u64 + 2 * j as u64;
+        let w = (seeded(&[opts.rank], 1.0, 0.5, seed, dtype, device) + seed_shift).unwrap();
+        let dense = seeded(&[o, i], 0.0, 0.3, seed + 1, dtype, device);
         t.layers.insert(
             name,
             LayerDelta {
@@ -193,9 +213,10 @@ fn every_trainable_variable_receives_a_gradient() {
     // Two tasks training at once: w and a dense S scratch on every adapted layer.
     let mut tasks = [TaskDelta::new("a", 3), TaskDelta::new("b", 3)];
     let mut task_vars = Vec::new();
-    for t in tasks.iter_mut() {
-        for (name, shape) in model.adapted_modules() {
-            let w = Var::from_tensor(&Tensor::randn(1f32, 0.3, 3, &dev).unwrap()).unwrap();
+    for (ti, t) in tasks.iter_mut().enumerate() {
+        for (j, (name, shape)) in model.adapted_modules().into_iter().enumerate() {
+            let seed = 3000 + 100 * ti as u64 + j as u64;
+            let w = Var::from_tensor(&seeded(&[3], 1.0, 0.3, seed, DType::F32, &dev)).unwrap();
             let mut d = LayerDelta {
                 w: Some(w.as_tensor().clone()),
                 sparse: SparsePart::None,
@@ -264,7 +285,7 @@ fn full_model_gradients_match_finite_differences() {
     task.layers.insert(name.into(), d);
     let x = input(&dev);
     let batch = TaskBatch::single(&task, 3, &dev).unwrap();
-    let probe = Tensor::randn(0f64, 1.0, (3, 6, cfg.hidden_size), &dev).unwrap();
+    let probe = seeded(&[3, 6, cfg.hidden_size], 0.0, 1.0, 4000, DType::F64, &dev);
     let loss_t = || {
         model
             .forward_t(&x, Some(&batch), false)
