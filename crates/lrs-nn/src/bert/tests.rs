@@ -12,7 +12,7 @@ use crate::hub::BertCheckpoint;
 use crate::layer_delta::{LayerDelta, SparsePart};
 use crate::sparse_delta::hard_threshold;
 use crate::task_batch::TaskBatch;
-use crate::testing::{random_weights, seeded_tensor, tiny_config, write_checkpoint};
+use crate::testing::{seeded_tensor, seeded_weights, tiny_config, write_seeded_checkpoint};
 use crate::TaskDelta;
 
 fn input(dev: &Device) -> BertInput {
@@ -78,6 +78,20 @@ fn seeded(
         .unwrap()
 }
 
+/// [`seeded_weights`] of `cfg` from `seed`, as `dtype` on `device`.
+fn weights_as(
+    cfg: &crate::bert::config::BertConfig,
+    dtype: DType,
+    device: &Device,
+    seed: u64,
+) -> HashMap<String, Tensor> {
+    seeded_weights(cfg, seed)
+        .unwrap()
+        .into_iter()
+        .map(|(k, t)| (k, t.to_device(device).unwrap().to_dtype(dtype).unwrap()))
+        .collect()
+}
+
 /// Seeded `U` for every adapted layer (a fresh model has `U = 0`, which hides `V`'s and `w`'s
 /// gradients and makes the adapter a no-op).
 fn randomize_shared(vm: &VarMap) {
@@ -123,7 +137,7 @@ fn random_task(model: &BertModel, id: &str, k: usize, seed_shift: f64) -> TaskDe
 #[test]
 fn lrs_model_without_adapters_is_bit_identical_to_plain() {
     let dir = tempfile::tempdir().unwrap();
-    write_checkpoint(dir.path(), &tiny_config(), "").unwrap();
+    write_seeded_checkpoint(dir.path(), &tiny_config(), 1).unwrap();
     let ckpt = BertCheckpoint::from_dir(dir.path()).unwrap();
     let dev = Device::Cpu;
     let plain = BertModel::load(&ckpt, None, &dev, DType::F32).unwrap();
@@ -169,11 +183,7 @@ fn lrs_model_without_adapters_is_bit_identical_to_plain() {
 fn dropout_is_active_in_training_and_identity_in_eval() {
     let dev = Device::Cpu;
     let cfg = tiny_config();
-    let base = VarBuilder::from_tensors(
-        random_weights(&cfg, DType::F32, &dev).unwrap(),
-        DType::F32,
-        &dev,
-    );
+    let base = VarBuilder::from_tensors(weights_as(&cfg, DType::F32, &dev, 1), DType::F32, &dev);
     let model = BertModel::new(&cfg, base, None).unwrap();
     let x = input(&dev);
     let e1 = model.forward_t(&x, None, false).unwrap();
@@ -195,11 +205,7 @@ fn dropout_is_active_in_training_and_identity_in_eval() {
 fn every_trainable_variable_receives_a_gradient() {
     let dev = Device::Cpu;
     let cfg = tiny_config();
-    let base = VarBuilder::from_tensors(
-        random_weights(&cfg, DType::F32, &dev).unwrap(),
-        DType::F32,
-        &dev,
-    );
+    let base = VarBuilder::from_tensors(weights_as(&cfg, DType::F32, &dev, 2), DType::F32, &dev);
     let shared = VarMap::new();
     let opts = LrsOptions::bert_default(3);
     let model = BertModel::new(&cfg, base, Some((&opts, &shared))).unwrap();
@@ -264,11 +270,7 @@ fn every_trainable_variable_receives_a_gradient() {
 fn full_model_gradients_match_finite_differences() {
     let dev = Device::Cpu;
     let cfg = tiny_config();
-    let base = VarBuilder::from_tensors(
-        random_weights(&cfg, DType::F64, &dev).unwrap(),
-        DType::F64,
-        &dev,
-    );
+    let base = VarBuilder::from_tensors(weights_as(&cfg, DType::F64, &dev, 3), DType::F64, &dev);
     let shared = VarMap::new();
     let opts = LrsOptions::bert_default(2);
     let model = BertModel::new(&cfg, base, Some((&opts, &shared))).unwrap();
@@ -340,7 +342,7 @@ fn full_model_gradients_match_finite_differences() {
 fn mixed_task_batch_equals_per_row_merged_models() {
     let dev = Device::Cpu;
     let cfg = tiny_config();
-    let weights = random_weights(&cfg, DType::F32, &dev).unwrap();
+    let weights = weights_as(&cfg, DType::F32, &dev, 4);
     let shared = VarMap::new();
     let opts = LrsOptions::bert_default(4);
     let model = BertModel::new(
@@ -410,7 +412,7 @@ fn forward_from_a_cached_prefix_equals_the_full_forward_at_every_resume_point() 
     use super::prefix::{PrefixState, ResumePoint};
     let dev = Device::Cpu;
     let cfg = tiny_config();
-    let weights = random_weights(&cfg, DType::F32, &dev).unwrap();
+    let weights = weights_as(&cfg, DType::F32, &dev, 5);
     let cases: [(&[&str], Option<ResumePoint>); 5] = [
         (
             &["query", "value"],
@@ -501,7 +503,7 @@ fn forward_from_a_cached_prefix_equals_the_full_forward_at_every_resume_point() 
 fn every_adapter_variable_gets_a_gradient_through_forward_from() {
     let dev = Device::Cpu;
     let cfg = tiny_config();
-    let weights = random_weights(&cfg, DType::F32, &dev).unwrap();
+    let weights = weights_as(&cfg, DType::F32, &dev, 6);
     let shared = VarMap::new();
     let opts = LrsOptions {
         target_modules: vec!["encoder.layer.1.output.dense".into()],
@@ -551,7 +553,7 @@ fn every_adapter_variable_gets_a_gradient_through_forward_from() {
 /// factor; the var map owning `U`, `V` comes along.
 fn random_lrs_model(dev: &Device) -> (BertModel, VarMap) {
     let cfg = tiny_config();
-    let weights = random_weights(&cfg, DType::F32, dev).unwrap();
+    let weights = weights_as(&cfg, DType::F32, dev, 7);
     let shared = VarMap::new();
     let opts = LrsOptions::bert_default(4);
     let model = BertModel::new(
