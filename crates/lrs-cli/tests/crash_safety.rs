@@ -1,4 +1,4 @@
-//! Crash safety (issue 7): the real `lrs` binary is SIGKILLed in the middle of writing
+//! Crash safety: the real `lrs` binary is SIGKILLed in the middle of writing
 //! checkpoints, run files, task files and uploaded task files, on a tiny seeded BERT and
 //! generated data; after every kill each file on disk must be its old or its new complete
 //! version and load, and the work must then finish exactly as if never interrupted.

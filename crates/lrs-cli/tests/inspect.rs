@@ -2,7 +2,7 @@
 
 use std::process::Command;
 
-use candle_core::{DType, Device, Tensor};
+use candle_core::{DType, Device};
 use lrs_nn::{
     hard_threshold, BertCheckpoint, BertModel, LayerDelta, LrsOptions, SparsePart, TaskDelta,
     TaskProvenance,
@@ -22,11 +22,15 @@ fn inspect(path: &std::path::Path) -> serde_json::Value {
     serde_json::from_slice(&out.stdout).unwrap()
 }
 
-/// A tiny random BERT with rank-4 adapters, its checkpoint written under `root/base`.
+/// A tiny seeded BERT with rank-4 adapters, its checkpoint written under `root/base`.
 fn tiny_model(root: &std::path::Path) -> BertModel {
     std::fs::create_dir(root.join("base")).unwrap();
-    lrs_nn::testing::write_checkpoint(&root.join("base"), &lrs_nn::testing::tiny_config(), "")
-        .unwrap();
+    lrs_nn::testing::write_seeded_checkpoint(
+        &root.join("base"),
+        &lrs_nn::testing::tiny_config(),
+        1,
+    )
+    .unwrap();
     let ckpt = BertCheckpoint::from_dir(&root.join("base")).unwrap();
     BertModel::load(
         &ckpt,
@@ -46,7 +50,7 @@ fn inspect_reports_format_nnz_and_hashes() {
     let shared_sha = shared.save(&root.join("shared.safetensors")).unwrap();
     let mut task = TaskDelta::new("alice", 4);
     let (name, (o, n)) = model.adapted_modules().into_iter().next().unwrap();
-    let dense = Tensor::randn(0f32, 1.0, (o, n), &Device::Cpu).unwrap();
+    let dense = lrs_nn::testing::seeded_tensor(&[o, n], 0.0, 1.0, 2).unwrap();
     task.layers.insert(
         name,
         LayerDelta {

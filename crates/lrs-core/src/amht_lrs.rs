@@ -1,5 +1,5 @@
 //! AMHT-LRS: alternating minimisation with hard thresholding for `Θ = U W + B`
-//! (DESIGN.md §1, Pal et al. 2024).
+//! (docs/DESIGN.md §Linear setting, Pal et al. 2024).
 //!
 //! Each round: the task phase fits every `b_i` (HTP with `U` projected out) and `w_i`
 //! ([`crate::task_step`]); the shared phase refits `U` by least squares over all tasks

@@ -1,6 +1,6 @@
 //! `lrs-core`: the linear instance of low-rank + sparse multi-task learning,
 //! `y_ij = <x_ij, U w_i + b_i> + z_ij`, solved by AMHT-LRS, with the baselines and metrics
-//! to judge it (DESIGN.md §1).
+//! to judge it (docs/DESIGN.md §Linear setting).
 //!
 //! ```
 //! use lrs_core::{amht_lrs, AmhtConfig, SyntheticSpec, SparseStepConfig};

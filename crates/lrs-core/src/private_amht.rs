@@ -1,5 +1,5 @@
 //! Private AMHT-LRS: user-level, joint differential privacy for the shared factor `U`
-//! (DESIGN.md §1 "Private AMHT-LRS"; Jain, Rush, Smith, Song & Thakurta 2021,
+//! (docs/DESIGN.md §Private mode; Jain, Rush, Smith, Song & Thakurta 2021,
 //! "Differentially private model personalization").
 //!
 //! Only `U` is released. Each round `ℓ = 1..L`:
@@ -160,7 +160,7 @@ pub fn default_step_size(samples: usize) -> f64 {
     1.0 / samples.max(1) as f64
 }
 
-/// What the release of `U` guarantees (DESIGN.md §2's `dp` metadata).
+/// What the release of `U` guarantees (the shared file's `dp` metadata, docs/FORMATS.md).
 pub type PrivacyReport = lrs_privacy::guarantee::Guarantee;
 
 /// One released round.

@@ -4,8 +4,8 @@
 //! Given `U`, task `i` solves `min_b ‖A b − z‖` over `k`-sparse `b`, with `A = P X_i`,
 //! `z = P y_i` and `P = I − Q Qᵀ` the projector off `range(X_i U)` (so the unknown `w_i` drops
 //! out). One HTP step is `S ← supp H_k(b − η Aᵀ(A b − z))`, then `b ← argmin_{supp b ⊆ S}`.
-//! The step is on the restricted-isometry scale `η = c/m` (DESIGN.md §1): `1/‖A‖²` would be
-//! `(1+√(d/m))²` times smaller and stall on a wrong support.
+//! The step is on the restricted-isometry scale `η = c/m` (docs/DESIGN.md §Linear setting):
+//! `1/‖A‖²` would be `(1+√(d/m))²` times smaller and stall on a wrong support.
 //!
 //! In the noiseless case a zero residual certifies the support (for `m − r > 2k`, generically
 //! unique), so when the warm start ends with a residual above `accept_tol·‖z‖` the step also

@@ -1,4 +1,4 @@
-//! End-to-end recovery on the instance of the issue: d=100, r=5, k=5, t=500, m=80.
+//! End-to-end recovery on the reference instance: d=100, r=5, k=5, t=500, m=80.
 //! Fewer samples than dimensions, so per-task least squares cannot succeed.
 
 use lrs_core::{amht_lrs, fit, AmhtConfig, Method, SparseStepConfig, SyntheticSpec, UStep};

@@ -1,5 +1,5 @@
 //! Error types: [`NnError`] for everything the crate does, [`FileError`] for reading and
-//! writing the shared/task file formats (DESIGN.md §2). Both name the file and tensor at fault.
+//! writing the shared/task file formats (docs/FORMATS.md). Both name the file and tensor at fault.
 
 use std::path::PathBuf;
 

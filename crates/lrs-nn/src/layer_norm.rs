@@ -53,21 +53,22 @@ pub fn layer_norm(size: usize, eps: f64, vb: VarBuilder) -> candle_core::Result<
 #[cfg(test)]
 mod tests {
     use super::*;
-    use candle_core::{Device, Var};
+    use candle_core::Var;
+
+    /// N(0, 1) draws from the ChaCha20 stream keyed by `seed` (f32, CPU).
+    fn seeded(shape: &[usize], seed: u64) -> Tensor {
+        crate::testing::seeded_tensor(shape, 0.0, 1.0, seed).expect("seeded tensor")
+    }
 
     #[test]
     fn matches_candle_and_passes_gradients() -> candle_core::Result<()> {
-        let dev = Device::Cpu;
-        let x = Var::from_tensor(&Tensor::randn(0f32, 1.0, (2, 3, 8), &dev)?)?;
-        let (g, b) = (
-            Tensor::randn(0f32, 1.0, 8, &dev)?,
-            Tensor::randn(0f32, 1.0, 8, &dev)?,
-        );
+        let x = Var::from_tensor(&seeded(&[2, 3, 8], 1))?;
+        let (g, b) = (seeded(&[8], 2), seeded(&[8], 3));
         let ours = LayerNorm::new(g.clone(), b.clone(), 1e-12).forward(&x)?;
         let fused = candle_nn::LayerNorm::new(g, b, 1e-12).forward(&x)?;
         let diff = (&ours - fused)?.abs()?.max_all()?.to_scalar::<f32>()?;
         assert!(diff < 1e-5, "{diff}");
-        let probe = Tensor::randn(0f32, 1.0, (2, 3, 8), &dev)?;
+        let probe = seeded(&[2, 3, 8], 4);
         let grads = (ours * probe)?.sum_all()?.backward()?;
         let gx = grads.get(&x).expect("gradient reaches the input");
         assert!(gx.abs()?.sum_all()?.to_scalar::<f32>()? > 0.0);

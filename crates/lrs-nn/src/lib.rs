@@ -1,4 +1,4 @@
-//! Candle layers for low-rank + sparse personalization (DESIGN.md §1 "Deep setting").
+//! Candle layers for low-rank + sparse personalization (docs/DESIGN.md §The model).
 //!
 //! Every adapted linear layer of a frozen BERT computes
 //! `y = x W0ᵀ + b0 + s·((x V) ⊙ w_task) Uᵀ + x S_taskᵀ` ([`LrsLinear`]): `U`, `V` shared by all

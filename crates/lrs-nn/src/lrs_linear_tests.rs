@@ -12,10 +12,11 @@ use crate::TaskDelta;
 
 const NAME: &str = "encoder.layer.0.attention.self.query";
 
-fn randn(shape: &[usize], dev: &Device, dtype: DType) -> Tensor {
-    Tensor::randn(0f64, 1.0, shape, dev)
-        .and_then(|t| t.to_dtype(dtype))
-        .expect("randn")
+/// N(0, 1) draws of `shape` from the ChaCha20 stream keyed by `seed`, as `dtype` on `dev`.
+fn seeded(shape: &[usize], dev: &Device, dtype: DType, seed: u64) -> Tensor {
+    crate::testing::seeded_tensor(shape, 0.0, 1.0, seed)
+        .and_then(|t| Ok(t.to_device(dev)?.to_dtype(dtype)?))
+        .expect("seeded tensor")
 }
 
 /// Checks `d loss / d var` from autograd against central finite differences.
@@ -58,12 +59,12 @@ fn gradients_match_finite_differences() {
     let dev = Device::Cpu;
     let dt = DType::F64;
     let (out_dim, in_dim, r) = (4, 5, 3);
-    let u = Var::from_tensor(&randn(&[out_dim, r], &dev, dt)).unwrap();
-    let v = Var::from_tensor(&randn(&[in_dim, r], &dev, dt)).unwrap();
+    let u = Var::from_tensor(&seeded(&[out_dim, r], &dev, dt, 1)).unwrap();
+    let v = Var::from_tensor(&seeded(&[in_dim, r], &dev, dt, 2)).unwrap();
     let layer = LrsLinear::new(
         NAME,
-        randn(&[out_dim, in_dim], &dev, dt),
-        Some(randn(&[out_dim], &dev, dt)),
+        seeded(&[out_dim, in_dim], &dev, dt, 3),
+        Some(seeded(&[out_dim], &dev, dt, 4)),
         Some(LowRank::new(
             u.as_tensor().clone(),
             v.as_tensor().clone(),
@@ -72,10 +73,10 @@ fn gradients_match_finite_differences() {
     );
     // Task 0 trains: w and a dense S scratch. Task 1 is served: w and sparse S with values
     // held in a Var, so the gradient through the gather/scatter path is checked too.
-    let w0 = Var::from_tensor(&randn(&[r], &dev, dt)).unwrap();
-    let s0 = Var::from_tensor(&randn(&[out_dim, in_dim], &dev, dt)).unwrap();
-    let w1 = Var::from_tensor(&randn(&[r], &dev, dt)).unwrap();
-    let sparse1 = hard_threshold(&randn(&[out_dim, in_dim], &dev, dt), 6).unwrap();
+    let w0 = Var::from_tensor(&seeded(&[r], &dev, dt, 5)).unwrap();
+    let s0 = Var::from_tensor(&seeded(&[out_dim, in_dim], &dev, dt, 6)).unwrap();
+    let w1 = Var::from_tensor(&seeded(&[r], &dev, dt, 7)).unwrap();
+    let sparse1 = hard_threshold(&seeded(&[out_dim, in_dim], &dev, dt, 8), 6).unwrap();
     let vals1 = Var::from_tensor(sparse1.values()).unwrap();
     let sparse1 = SparseDelta::new(
         out_dim,
@@ -100,8 +101,8 @@ fn gradients_match_finite_differences() {
             sparse: SparsePart::Sparse(sparse1),
         },
     );
-    let x = randn(&[3, 2, in_dim], &dev, dt);
-    let probe = randn(&[3, 2, out_dim], &dev, dt);
+    let x = seeded(&[3, 2, in_dim], &dev, dt, 9);
+    let probe = seeded(&[3, 2, out_dim], &dev, dt, 10);
     let batch = TaskBatch::new(vec![&t0, &t1], &[1, 0, 1], &dev).unwrap();
     let loss_t = || {
         layer
@@ -166,11 +167,11 @@ fn mixed_task_batch_equals_per_row_merged_weights() {
     let (out_dim, in_dim, r) = (6, 8, 3);
     let layer = LrsLinear::new(
         NAME,
-        randn(&[out_dim, in_dim], &dev, dt),
-        Some(randn(&[out_dim], &dev, dt)),
+        seeded(&[out_dim, in_dim], &dev, dt, 11),
+        Some(seeded(&[out_dim], &dev, dt, 12)),
         Some(LowRank::new(
-            randn(&[out_dim, r], &dev, dt),
-            randn(&[in_dim, r], &dev, dt),
+            seeded(&[out_dim, r], &dev, dt, 13),
+            seeded(&[in_dim, r], &dev, dt, 14),
             0.5,
         )),
     );
@@ -179,12 +180,14 @@ fn mixed_task_batch_equals_per_row_merged_weights() {
         let sparse = if k == 0 {
             SparsePart::None
         } else {
-            SparsePart::Sparse(hard_threshold(&randn(&[out_dim, in_dim], &dev, dt), k).unwrap())
+            SparsePart::Sparse(
+                hard_threshold(&seeded(&[out_dim, in_dim], &dev, dt, 150 + k as u64), k).unwrap(),
+            )
         };
         t.layers.insert(
             NAME.into(),
             LayerDelta {
-                w: with_w.then(|| randn(&[r], &dev, dt)),
+                w: with_w.then(|| seeded(&[r], &dev, dt, 160 + k as u64)),
                 sparse,
             },
         );
@@ -197,7 +200,7 @@ fn mixed_task_batch_equals_per_row_merged_weights() {
         TaskDelta::new("none", r),
     );
     let rows = [&a, &b, &a, &c, &empty, &b];
-    let x = randn(&[rows.len(), 4, in_dim], &dev, dt);
+    let x = seeded(&[rows.len(), 4, in_dim], &dev, dt, 17);
     let got = layer
         .forward_tasks(&x, &TaskBatch::per_row(&rows, &dev).unwrap())
         .unwrap();
@@ -212,7 +215,7 @@ fn mixed_task_batch_equals_per_row_merged_weights() {
         .unwrap();
     assert!(diff <= 1e-5, "max abs diff {diff}");
     // A single task over the whole batch takes the no-gather path; same answer.
-    let x2 = randn(&[3, 4, in_dim], &dev, dt);
+    let x2 = seeded(&[3, 4, in_dim], &dev, dt, 18);
     let got = layer
         .forward_tasks(&x2, &TaskBatch::single(&a, 3, &dev).unwrap())
         .unwrap();
@@ -232,12 +235,12 @@ fn mixed_task_batch_equals_per_row_merged_weights() {
 fn without_adapter_it_is_exactly_the_plain_linear() {
     let dev = Device::Cpu;
     let (w, b) = (
-        randn(&[6, 8], &dev, DType::F32),
-        randn(&[6], &dev, DType::F32),
+        seeded(&[6, 8], &dev, DType::F32, 19),
+        seeded(&[6], &dev, DType::F32, 20),
     );
     let plain = candle_nn::Linear::new(w.clone(), Some(b.clone()));
     let layer = LrsLinear::new(NAME, w, Some(b), None);
-    let x = randn(&[2, 5, 8], &dev, DType::F32);
+    let x = seeded(&[2, 5, 8], &dev, DType::F32, 21);
     let empty = TaskDelta::new("none", 0);
     let want = plain
         .forward(&x)
@@ -294,9 +297,11 @@ fn builder_names_mirror_the_checkpoint() {
     );
 }
 
-/// A served sparse part from a dense draw, for the LoRA tests below.
-fn sparse_part(out_dim: usize, in_dim: usize, k: usize, dt: DType) -> SparsePart {
-    SparsePart::Sparse(hard_threshold(&randn(&[out_dim, in_dim], &Device::Cpu, dt), k).unwrap())
+/// A served sparse part from a seeded dense draw, for the LoRA tests below.
+fn sparse_part(out_dim: usize, in_dim: usize, k: usize, dt: DType, seed: u64) -> SparsePart {
+    SparsePart::Sparse(
+        hard_threshold(&seeded(&[out_dim, in_dim], &Device::Cpu, dt, seed), k).unwrap(),
+    )
 }
 
 #[test]
@@ -306,20 +311,20 @@ fn lora_gradients_reach_a_and_b() {
     let (out_dim, in_dim, r, r_l) = (4, 5, 2, 3);
     let layer = LrsLinear::new(
         NAME,
-        randn(&[out_dim, in_dim], &dev, dt),
-        Some(randn(&[out_dim], &dev, dt)),
+        seeded(&[out_dim, in_dim], &dev, dt, 23),
+        Some(seeded(&[out_dim], &dev, dt, 24)),
         Some(LowRank::new(
-            randn(&[out_dim, r], &dev, dt),
-            randn(&[in_dim, r], &dev, dt),
+            seeded(&[out_dim, r], &dev, dt, 25),
+            seeded(&[in_dim, r], &dev, dt, 26),
             0.7,
         )),
     );
     // Task 0 has LoRA only (trainable A, B); task 1 has LoRA and a sparse part, so the LoRA
     // term is checked both alone and summed with S, on gathered row groups.
-    let a0 = Var::from_tensor(&randn(&[r_l, in_dim], &dev, dt)).unwrap();
-    let b0 = Var::from_tensor(&randn(&[out_dim, r_l], &dev, dt)).unwrap();
-    let a1 = Var::from_tensor(&randn(&[2, in_dim], &dev, dt)).unwrap();
-    let b1 = Var::from_tensor(&randn(&[out_dim, 2], &dev, dt)).unwrap();
+    let a0 = Var::from_tensor(&seeded(&[r_l, in_dim], &dev, dt, 27)).unwrap();
+    let b0 = Var::from_tensor(&seeded(&[out_dim, r_l], &dev, dt, 28)).unwrap();
+    let a1 = Var::from_tensor(&seeded(&[2, in_dim], &dev, dt, 29)).unwrap();
+    let b1 = Var::from_tensor(&seeded(&[out_dim, 2], &dev, dt, 30)).unwrap();
     let mut t0 = TaskDelta::new("a", r);
     t0.lora.insert(
         NAME.into(),
@@ -329,16 +334,16 @@ fn lora_gradients_reach_a_and_b() {
     t1.layers.insert(
         NAME.into(),
         LayerDelta {
-            w: Some(randn(&[r], &dev, dt)),
-            sparse: sparse_part(out_dim, in_dim, 4, dt),
+            w: Some(seeded(&[r], &dev, dt, 31)),
+            sparse: sparse_part(out_dim, in_dim, 4, dt, 22),
         },
     );
     t1.lora.insert(
         NAME.into(),
         LoraPart::new(a1.as_tensor().clone(), b1.as_tensor().clone(), 0.5),
     );
-    let x = randn(&[3, 2, in_dim], &dev, dt);
-    let probe = randn(&[3, 2, out_dim], &dev, dt);
+    let x = seeded(&[3, 2, in_dim], &dev, dt, 32);
+    let probe = seeded(&[3, 2, out_dim], &dev, dt, 33);
     let batch = TaskBatch::new(vec![&t0, &t1], &[1, 0, 1], &dev).unwrap();
     let loss_t = || {
         layer
@@ -397,17 +402,17 @@ fn lora_sparse_and_plain_tasks_mix_row_by_row() {
     let dt = DType::F32;
     let (out_dim, in_dim, r) = (6, 8, 3);
     let (w0, b0) = (
-        randn(&[out_dim, in_dim], &dev, dt),
-        randn(&[out_dim], &dev, dt),
+        seeded(&[out_dim, in_dim], &dev, dt, 34),
+        seeded(&[out_dim], &dev, dt, 35),
     );
     let shared = LowRank::new(
-        randn(&[out_dim, r], &dev, dt),
-        randn(&[in_dim, r], &dev, dt),
+        seeded(&[out_dim, r], &dev, dt, 36),
+        seeded(&[in_dim, r], &dev, dt, 37),
         0.5,
     );
     let lora = LoraPart::from_alpha(
-        randn(&[2, in_dim], &dev, dt),
-        randn(&[out_dim, 2], &dev, dt),
+        seeded(&[2, in_dim], &dev, dt, 38),
+        seeded(&[out_dim, 2], &dev, dt, 39),
         4.0,
     );
     let mut with_lora = TaskDelta::new("lora", r);
@@ -416,8 +421,8 @@ fn lora_sparse_and_plain_tasks_mix_row_by_row() {
     sparse.layers.insert(
         NAME.into(),
         LayerDelta {
-            w: Some(randn(&[r], &dev, dt)),
-            sparse: sparse_part(out_dim, in_dim, 5, dt),
+            w: Some(seeded(&[r], &dev, dt, 40)),
+            sparse: sparse_part(out_dim, in_dim, 5, dt, 43),
         },
     );
     let mut both = sparse.clone();
@@ -425,8 +430,8 @@ fn lora_sparse_and_plain_tasks_mix_row_by_row() {
     both.lora.insert(
         NAME.into(),
         LoraPart::new(
-            randn(&[3, in_dim], &dev, dt),
-            randn(&[out_dim, 3], &dev, dt),
+            seeded(&[3, in_dim], &dev, dt, 41),
+            seeded(&[out_dim, 3], &dev, dt, 42),
             0.25,
         ),
     );
@@ -437,7 +442,7 @@ fn lora_sparse_and_plain_tasks_mix_row_by_row() {
     // The per-task LoRA baseline has no shared path; the same tasks also run on an LRS layer.
     for low_rank in [None, Some(shared)] {
         let layer = LrsLinear::new(NAME, w0.clone(), Some(b0.clone()), low_rank.clone());
-        let x = randn(&[rows.len(), 4, in_dim], &dev, dt);
+        let x = seeded(&[rows.len(), 4, in_dim], &dev, dt, 43);
         let got = layer
             .forward_tasks(&x, &TaskBatch::per_row(&rows, &dev).unwrap())
             .unwrap();

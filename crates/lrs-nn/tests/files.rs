@@ -22,8 +22,12 @@ fn fixture() -> Fixture {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().to_path_buf();
     std::fs::create_dir(root.join("base")).unwrap();
-    lrs_nn::testing::write_checkpoint(&root.join("base"), &lrs_nn::testing::tiny_config(), "")
-        .unwrap();
+    lrs_nn::testing::write_seeded_checkpoint(
+        &root.join("base"),
+        &lrs_nn::testing::tiny_config(),
+        1,
+    )
+    .unwrap();
     let ckpt = BertCheckpoint::from_dir(&root.join("base")).unwrap();
     let model = BertModel::load(
         &ckpt,
@@ -32,20 +36,27 @@ fn fixture() -> Fixture {
         DType::F32,
     )
     .unwrap();
-    for (name, var) in model.shared_vars().unwrap().data().lock().unwrap().iter() {
+    let shared_vars = model.shared_vars().unwrap();
+    let data = shared_vars.data().lock().unwrap();
+    // Sorted by name, so each `U` gets the same seed in every process.
+    let mut named: Vec<_> = data.iter().collect();
+    named.sort_by(|x, y| x.0.cmp(y.0));
+    for (j, (name, var)) in named.into_iter().enumerate() {
         if name.ends_with("lrs_u") {
-            var.set(&Tensor::randn(0f32, 0.3, var.shape(), &Device::Cpu).unwrap())
+            var.set(&lrs_nn::testing::seeded_tensor(var.dims(), 0.0, 0.3, 10 + j as u64).unwrap())
                 .unwrap();
         }
     }
+    drop(data);
     let mut shared = model
         .shared_factor(Some(serde_json::json!({"epsilon": 8.0, "delta": 1e-5})))
         .unwrap();
     let shared_sha = shared.save(&root.join("shared.safetensors")).unwrap();
     let mut task = TaskDelta::new("alice", 4);
     for (i, (name, (o, n))) in model.adapted_modules().into_iter().enumerate() {
-        let dense = Tensor::randn(0f32, 1.0, (o, n), &Device::Cpu).unwrap();
-        let w = (i % 2 == 0).then(|| Tensor::randn(1f32, 0.5, 4, &Device::Cpu).unwrap());
+        let dense = lrs_nn::testing::seeded_tensor(&[o, n], 0.0, 1.0, 100 + 2 * i as u64).unwrap();
+        let w = (i % 2 == 0)
+            .then(|| lrs_nn::testing::seeded_tensor(&[4], 1.0, 0.5, 101 + 2 * i as u64).unwrap());
         task.layers.insert(
             name,
             LayerDelta {

@@ -29,8 +29,12 @@ fn fixture() -> Fixture {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().to_path_buf();
     std::fs::create_dir(root.join("base")).unwrap();
-    lrs_nn::testing::write_checkpoint(&root.join("base"), &lrs_nn::testing::tiny_config(), "")
-        .unwrap();
+    lrs_nn::testing::write_seeded_checkpoint(
+        &root.join("base"),
+        &lrs_nn::testing::tiny_config(),
+        1,
+    )
+    .unwrap();
     let ckpt = BertCheckpoint::from_dir(&root.join("base")).unwrap();
     let model = BertModel::load(
         &ckpt,
@@ -44,11 +48,14 @@ fn fixture() -> Fixture {
     let mut task = TaskDelta::new("carol", 4);
     for (i, (name, (o, n))) in model.adapted_modules().into_iter().enumerate() {
         if i % 3 == 0 {
-            let dense = Tensor::randn(0f32, 1.0, (o, n), &Device::Cpu).unwrap();
+            let dense =
+                lrs_nn::testing::seeded_tensor(&[o, n], 0.0, 1.0, 100 + 4 * i as u64).unwrap();
             task.layers.insert(
                 name.clone(),
                 LayerDelta {
-                    w: Some(Tensor::randn(1f32, 0.5, 4, &Device::Cpu).unwrap()),
+                    w: Some(
+                        lrs_nn::testing::seeded_tensor(&[4], 1.0, 0.5, 101 + 4 * i as u64).unwrap(),
+                    ),
                     sparse: SparsePart::Sparse(hard_threshold(&dense, 5 + i).unwrap()),
                 },
             );
@@ -58,8 +65,10 @@ fn fixture() -> Fixture {
             task.lora.insert(
                 name,
                 LoraPart::from_alpha(
-                    Tensor::randn(0f32, 0.5, (r_l, n), &Device::Cpu).unwrap(),
-                    Tensor::randn(0f32, 0.5, (o, r_l), &Device::Cpu).unwrap(),
+                    lrs_nn::testing::seeded_tensor(&[r_l, n], 0.0, 0.5, 102 + 4 * i as u64)
+                        .unwrap(),
+                    lrs_nn::testing::seeded_tensor(&[o, r_l], 0.0, 0.5, 103 + 4 * i as u64)
+                        .unwrap(),
                     ALPHA,
                 ),
             );

@@ -1,6 +1,7 @@
 //! A run's privacy guarantee: which accountant composes its subsampled-Gaussian steps, the σ
 //! that meets a target `(ε, δ)`, and the report a released artefact carries (the `dp`
-//! metadata of DESIGN.md §2). Shared by private AMHT-LRS and private deep training.
+//! metadata of the shared file, docs/FORMATS.md). Shared by private AMHT-LRS and private deep
+//! training.
 
 use serde::{Deserialize, Serialize};
 

@@ -1,5 +1,5 @@
 //! Differential-privacy accounting, noise calibration and the Gaussian mechanism for
-//! lrs's private training (DESIGN.md §1, "Private AMHT-LRS"): each round releases a clipped
+//! lrs's private training (docs/DESIGN.md §Private mode): each round releases a clipped
 //! sum of per-user contributions plus Gaussian noise, over Poisson-sampled users.
 //!
 //! * [`RdpAccountant`] — Rényi DP of the Poisson-subsampled Gaussian ([`rdp`]), composed

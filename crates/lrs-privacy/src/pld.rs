@@ -652,8 +652,8 @@ mod tests {
         acc.epsilon(delta).unwrap()
     }
 
-    /// microsoft/prv_accountant figures (Opacus `tests/prv_accountant.py`, δ = 1e-6; the four
-    /// REFERENCE-NUMBERS.md entries first). They are prv_accountant's *upper* bound with
+    /// microsoft/prv_accountant figures (Opacus `tests/prv_accountant.py`, δ = 1e-6; the
+    /// project's four reference entries first). They are prv_accountant's *upper* bound with
     /// `eps_error = 0.01`, `δ_err = δ/1000`, which is what this accountant reports.
     /// Required: 0.5 % relative; observed ≤ 1e-6, so 1e-5 is asserted as a regression guard.
     const MSR_VALUES: [(f64, f64, u64, f64); 17] = [

@@ -1,4 +1,4 @@
-//! Serving many personalized tasks from one base model (DESIGN.md §3).
+//! Serving many personalized tasks from one base model (docs/DESIGN.md §Serving).
 //!
 //! One process holds the frozen base BERT, the shared low-rank factor and a registry of task
 //! files ([`TaskRegistry`]: lazy loading, reload on change, an LRU cache bounded in bytes). A

@@ -95,14 +95,14 @@ impl Fixture {
     }
 }
 
-/// Writes a tiny random BERT checkpoint (`lrs_nn::testing::tiny_config`: `config.json`,
+/// Writes a tiny seeded BERT checkpoint (`lrs_nn::testing::tiny_config`: `config.json`,
 /// `model.safetensors`) and a word-level `tokenizer.json` into `dir` (created). Returns the
 /// tokenizer's path. Texts for it are words `w4` … `w99`.
 pub fn write_tiny_checkpoint(dir: &std::path::Path) -> Result<PathBuf> {
     let io = |file: PathBuf| move |source| ServeError::Io { file, source };
     std::fs::create_dir_all(dir).map_err(io(dir.to_path_buf()))?;
     let cfg = lrs_nn::testing::tiny_config();
-    lrs_nn::testing::write_checkpoint(dir, &cfg, "")?;
+    lrs_nn::testing::write_seeded_checkpoint(dir, &cfg, 1)?;
     let tokenizer = dir.join("tokenizer.json");
     std::fs::write(&tokenizer, word_level_tokenizer(cfg.vocab_size))
         .map_err(io(tokenizer.clone()))?;

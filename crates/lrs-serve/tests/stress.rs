@@ -1,4 +1,4 @@
-//! The load test in CI size (issue 7, part 3): 64 concurrent clients over 1 100 distinct tasks
+//! The load test in CI size: 64 concurrent clients over 1 100 distinct tasks
 //! on a tiny BERT, a cache a quarter the size of the task set, while tasks are uploaded,
 //! replaced and deleted. Bounded by request count (and a deadline). `lrs bench load` runs the
 //! same driver at full size.

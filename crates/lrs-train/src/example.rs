@@ -4,8 +4,8 @@ use serde::{Deserialize, Serialize};
 
 /// A labelled text for one task (one user, in MovieLens terms).
 ///
-/// Labels are binary in the evaluation protocol (DESIGN.md §4): `1.0` positive, `0.0`
-/// negative; see [`Example::is_positive`]. The timestamp, when present, orders a task's rows
+/// Labels are binary in the evaluation protocol (docs/DESIGN.md §Data protocol): `1.0` positive,
+/// `0.0` negative; see [`Example::is_positive`]. The timestamp, when present, orders a task's rows
 /// for the train/test split ([`crate::split`]).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Example {

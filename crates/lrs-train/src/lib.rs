@@ -1,5 +1,6 @@
-//! Many-task data for lrs training (DESIGN.md §4): rows `{task, text, label}` grouped by task,
-//! loaded from JSONL, CSV or MovieLens-100k, and split per task by the evaluation protocol.
+//! Many-task data for lrs training (docs/DESIGN.md §Data protocol): rows `{task, text, label}`
+//! grouped by task, loaded from JSONL, CSV or MovieLens-100k, and split per task by the evaluation
+//! protocol.
 //!
 //! * [`Example`] — one labelled text of one task; [`TaskDataset`] — examples grouped by task,
 //!   in a deterministic task order ([`task_order`]).

@@ -1,6 +1,6 @@
-//! MovieLens-100k as many-task data (DESIGN.md §4): users are tasks, each rating is an example
-//! with text `"<title> (<year>) | <genres>"`, label `1` when the rating is ≥ 4 (else `0`) and
-//! the rating's timestamp.
+//! MovieLens-100k as many-task data (docs/DESIGN.md §Data protocol): users are tasks, each rating
+//! is an example with text `"<title> (<year>) | <genres>"`, label `1` when the rating is ≥ 4 (else
+//! `0`) and the rating's timestamp.
 //!
 //! Two on-disk layouts are read, and give identical examples:
 //! * canonical GroupLens: `u.data` (`user item rating timestamp`, tab-separated) and `u.item`

@@ -1,4 +1,4 @@
-//! The evaluation split (DESIGN.md §4), so numbers compare with REFERENCE-NUMBERS.md: per task,
+//! The evaluation split (docs/DESIGN.md §Data protocol), the same for every method: per task,
 //! order rows by timestamp; the latest `test_percent` % (rounded down, at least one row) are
 //! the test set; the train set is `shots` rows drawn uniformly without replacement from the
 //! earlier rest (all of it when it has fewer). Scores average over tasks whose test set holds

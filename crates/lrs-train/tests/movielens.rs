@@ -1,6 +1,6 @@
 //! End to end on the real MovieLens-100k, as seeded by `scripts/seed-movielens.sh` into
 //! `$LRS_DATA/ml-100k` (default `~/.cache/lrs/data/ml-100k`). Fails, never skips, when the data
-//! is missing: the protocol numbers in DESIGN.md §4 rest on it.
+//! is missing: the protocol numbers in docs/DESIGN.md §Data protocol rest on it.
 
 use std::path::PathBuf;
 
@@ -78,8 +78,8 @@ fn protocol_split_scores_811_users() {
                 let rest = task.examples().len() - split.test.len();
                 assert_eq!(split.train.len(), shots.min(rest), "user {}", split.task);
             }
-            // DESIGN.md §4: the score averages over the 811 users whose test set holds both
-            // labels (latest ⌊20 %⌋ by timestamp, ties in file order).
+            // docs/DESIGN.md §Data protocol: the score averages over the 811 users whose test set
+            // holds both labels (latest ⌊20 %⌋ by timestamp, ties in file order).
             assert_eq!(
                 with_both_test_labels(&splits).count(),
                 811,

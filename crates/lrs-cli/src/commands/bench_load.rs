@@ -1,4 +1,4 @@
-//! `lrs bench load`: the load test (issue 7) at full size against an in-process server on
+//! `lrs bench load`: the load test at full size against an in-process server on
 //! loopback — concurrent clients over ≥ 1 000 distinct tasks while tasks are uploaded,
 //! replaced and deleted, with a task cache smaller than the task set. Every answer is checked
 //! against the version of the task it names; prints requests, errors by status, wrong

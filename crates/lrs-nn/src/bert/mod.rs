@@ -31,7 +31,7 @@ pub struct LrsOptions {
 }
 
 impl LrsOptions {
-    /// The four BERT targets of DESIGN.md §1 with rank `r` and `s = 1`.
+    /// The four BERT targets of docs/DESIGN.md §The model with rank `r` and `s = 1`.
     pub fn bert_default(rank: usize) -> Self {
         Self {
             target_modules: [

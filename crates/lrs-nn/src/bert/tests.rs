@@ -12,7 +12,7 @@ use crate::hub::BertCheckpoint;
 use crate::layer_delta::{LayerDelta, SparsePart};
 use crate::sparse_delta::hard_threshold;
 use crate::task_batch::TaskBatch;
-use crate::testing::{random_weights, tiny_config, write_checkpoint};
+use crate::testing::{seeded_tensor, seeded_weights, tiny_config, write_seeded_checkpoint};
 use crate::TaskDelta;
 
 fn input(dev: &Device) -> BertInput {
@@ -63,15 +63,52 @@ fn max_diff(a: &Tensor, b: &Tensor) -> f64 {
         .unwrap()
 }
 
-/// Random `U` for every adapted layer (a fresh model has `U = 0`, which hides `V`'s and `w`'s
+/// N(`mean`, `std`²) draws of `shape` from the ChaCha20 stream keyed by `seed`, as `dtype` on
+/// `device`.
+fn seeded(
+    shape: &[usize],
+    mean: f32,
+    std: f32,
+    seed: u64,
+    dtype: DType,
+    device: &Device,
+) -> Tensor {
+    seeded_tensor(shape, mean, std, seed)
+        .and_then(|t| Ok(t.to_device(device)?.to_dtype(dtype)?))
+        .unwrap()
+}
+
+/// [`seeded_weights`] of `cfg` from `seed`, as `dtype` on `device`.
+fn weights_as(
+    cfg: &crate::bert::config::BertConfig,
+    dtype: DType,
+    device: &Device,
+    seed: u64,
+) -> HashMap<String, Tensor> {
+    seeded_weights(cfg, seed)
+        .unwrap()
+        .into_iter()
+        .map(|(k, t)| (k, t.to_device(device).unwrap().to_dtype(dtype).unwrap()))
+        .collect()
+}
+
+/// Seeded `U` for every adapted layer (a fresh model has `U = 0`, which hides `V`'s and `w`'s
 /// gradients and makes the adapter a no-op).
 fn randomize_shared(vm: &VarMap) {
-    for (name, var) in vm.data().lock().unwrap().iter() {
-        let t = Tensor::randn(0f64, 0.3, var.shape(), var.device())
-            .unwrap()
-            .to_dtype(var.dtype())
-            .unwrap();
+    let data = vm.data().lock().unwrap();
+    // Sorted by name, so each `U` gets the same seed in every process.
+    let mut named: Vec<_> = data.iter().collect();
+    named.sort_by(|a, b| a.0.cmp(b.0));
+    for (j, (name, var)) in named.into_iter().enumerate() {
         if name.ends_with("lrs_u") {
+            let t = seeded(
+                var.dims(),
+                0.0,
+                0.3,
+                1000 + j as u64,
+                var.dtype(),
+                var.device(),
+            );
             var.set(&t).unwrap();
         }
     }
@@ -80,15 +117,12 @@ fn randomize_shared(vm: &VarMap) {
 fn random_task(model: &BertModel, id: &str, k: usize, seed_shift: f64) -> TaskDelta {
     let opts = model.lrs_options().unwrap();
     let mut t = TaskDelta::new(id, opts.rank);
-    for (name, (o, i)) in model.adapted_modules() {
-        let w = (Tensor::randn(1f64, 0.5, opts.rank, model.device()).unwrap() + seed_shift)
-            .unwrap()
-            .to_dtype(model.dtype())
-            .unwrap();
-        let dense = Tensor::randn(0f64, 0.3, (o, i), model.device())
-            .unwrap()
-            .to_dtype(model.dtype())
-            .unwrap();
+    let (dtype, device) = (model.dtype(), model.device());
+    for (j, (name, (o, i))) in model.adapted_modules().into_iter().enumerate() {
+        // Each task (`seed_shift`) and module draws from its own stream.
+        let seed = 2000 + 100 * seed_shift as u64 + 2 * j as u64;
+        let w = (seeded(&[opts.rank], 1.0, 0.5, seed, dtype, device) + seed_shift).unwrap();
+        let dense = seeded(&[o, i], 0.0, 0.3, seed + 1, dtype, device);
         t.layers.insert(
             name,
             LayerDelta {
@@ -103,7 +137,7 @@ fn random_task(model: &BertModel, id: &str, k: usize, seed_shift: f64) -> TaskDe
 #[test]
 fn lrs_model_without_adapters_is_bit_identical_to_plain() {
     let dir = tempfile::tempdir().unwrap();
-    write_checkpoint(dir.path(), &tiny_config(), "").unwrap();
+    write_seeded_checkpoint(dir.path(), &tiny_config(), 1).unwrap();
     let ckpt = BertCheckpoint::from_dir(dir.path()).unwrap();
     let dev = Device::Cpu;
     let plain = BertModel::load(&ckpt, None, &dev, DType::F32).unwrap();
@@ -149,11 +183,7 @@ fn lrs_model_without_adapters_is_bit_identical_to_plain() {
 fn dropout_is_active_in_training_and_identity_in_eval() {
     let dev = Device::Cpu;
     let cfg = tiny_config();
-    let base = VarBuilder::from_tensors(
-        random_weights(&cfg, DType::F32, &dev).unwrap(),
-        DType::F32,
-        &dev,
-    );
+    let base = VarBuilder::from_tensors(weights_as(&cfg, DType::F32, &dev, 1), DType::F32, &dev);
     let model = BertModel::new(&cfg, base, None).unwrap();
     let x = input(&dev);
     let e1 = model.forward_t(&x, None, false).unwrap();
@@ -175,11 +205,7 @@ fn dropout_is_active_in_training_and_identity_in_eval() {
 fn every_trainable_variable_receives_a_gradient() {
     let dev = Device::Cpu;
     let cfg = tiny_config();
-    let base = VarBuilder::from_tensors(
-        random_weights(&cfg, DType::F32, &dev).unwrap(),
-        DType::F32,
-        &dev,
-    );
+    let base = VarBuilder::from_tensors(weights_as(&cfg, DType::F32, &dev, 2), DType::F32, &dev);
     let shared = VarMap::new();
     let opts = LrsOptions::bert_default(3);
     let model = BertModel::new(&cfg, base, Some((&opts, &shared))).unwrap();
@@ -193,9 +219,10 @@ fn every_trainable_variable_receives_a_gradient() {
     // Two tasks training at once: w and a dense S scratch on every adapted layer.
     let mut tasks = [TaskDelta::new("a", 3), TaskDelta::new("b", 3)];
     let mut task_vars = Vec::new();
-    for t in tasks.iter_mut() {
-        for (name, shape) in model.adapted_modules() {
-            let w = Var::from_tensor(&Tensor::randn(1f32, 0.3, 3, &dev).unwrap()).unwrap();
+    for (ti, t) in tasks.iter_mut().enumerate() {
+        for (j, (name, shape)) in model.adapted_modules().into_iter().enumerate() {
+            let seed = 3000 + 100 * ti as u64 + j as u64;
+            let w = Var::from_tensor(&seeded(&[3], 1.0, 0.3, seed, DType::F32, &dev)).unwrap();
             let mut d = LayerDelta {
                 w: Some(w.as_tensor().clone()),
                 sparse: SparsePart::None,
@@ -243,11 +270,7 @@ fn every_trainable_variable_receives_a_gradient() {
 fn full_model_gradients_match_finite_differences() {
     let dev = Device::Cpu;
     let cfg = tiny_config();
-    let base = VarBuilder::from_tensors(
-        random_weights(&cfg, DType::F64, &dev).unwrap(),
-        DType::F64,
-        &dev,
-    );
+    let base = VarBuilder::from_tensors(weights_as(&cfg, DType::F64, &dev, 3), DType::F64, &dev);
     let shared = VarMap::new();
     let opts = LrsOptions::bert_default(2);
     let model = BertModel::new(&cfg, base, Some((&opts, &shared))).unwrap();
@@ -264,7 +287,7 @@ fn full_model_gradients_match_finite_differences() {
     task.layers.insert(name.into(), d);
     let x = input(&dev);
     let batch = TaskBatch::single(&task, 3, &dev).unwrap();
-    let probe = Tensor::randn(0f64, 1.0, (3, 6, cfg.hidden_size), &dev).unwrap();
+    let probe = seeded(&[3, 6, cfg.hidden_size], 0.0, 1.0, 4000, DType::F64, &dev);
     let loss_t = || {
         model
             .forward_t(&x, Some(&batch), false)
@@ -319,7 +342,7 @@ fn full_model_gradients_match_finite_differences() {
 fn mixed_task_batch_equals_per_row_merged_models() {
     let dev = Device::Cpu;
     let cfg = tiny_config();
-    let weights = random_weights(&cfg, DType::F32, &dev).unwrap();
+    let weights = weights_as(&cfg, DType::F32, &dev, 4);
     let shared = VarMap::new();
     let opts = LrsOptions::bert_default(4);
     let model = BertModel::new(
@@ -389,7 +412,7 @@ fn forward_from_a_cached_prefix_equals_the_full_forward_at_every_resume_point() 
     use super::prefix::{PrefixState, ResumePoint};
     let dev = Device::Cpu;
     let cfg = tiny_config();
-    let weights = random_weights(&cfg, DType::F32, &dev).unwrap();
+    let weights = weights_as(&cfg, DType::F32, &dev, 5);
     let cases: [(&[&str], Option<ResumePoint>); 5] = [
         (
             &["query", "value"],
@@ -480,7 +503,7 @@ fn forward_from_a_cached_prefix_equals_the_full_forward_at_every_resume_point() 
 fn every_adapter_variable_gets_a_gradient_through_forward_from() {
     let dev = Device::Cpu;
     let cfg = tiny_config();
-    let weights = random_weights(&cfg, DType::F32, &dev).unwrap();
+    let weights = weights_as(&cfg, DType::F32, &dev, 6);
     let shared = VarMap::new();
     let opts = LrsOptions {
         target_modules: vec!["encoder.layer.1.output.dense".into()],
@@ -530,7 +553,7 @@ fn every_adapter_variable_gets_a_gradient_through_forward_from() {
 /// factor; the var map owning `U`, `V` comes along.
 fn random_lrs_model(dev: &Device) -> (BertModel, VarMap) {
     let cfg = tiny_config();
-    let weights = random_weights(&cfg, DType::F32, dev).unwrap();
+    let weights = weights_as(&cfg, DType::F32, dev, 7);
     let shared = VarMap::new();
     let opts = LrsOptions::bert_default(4);
     let model = BertModel::new(

@@ -1,4 +1,4 @@
-//! The file formats of DESIGN.md §2: [`shared_factor`] (`shared.safetensors`) and
+//! The file formats of docs/FORMATS.md: [`shared_factor`] (`shared.safetensors`) and
 //! [`task_delta`] (`<task_id>.safetensors`), written atomically ([`atomic`]) and read strictly.
 
 pub mod atomic;

@@ -1,4 +1,4 @@
-//! `lrs bench serve`'s measurements (DESIGN.md §5 "Serving"): throughput and latency of
+//! `lrs bench serve`'s measurements (docs/DESIGN.md §Serving): throughput and latency of
 //! mixed-task batches vs base-only ([`throughput`]), task load time vs task files on disk and
 //! loaded ([`load`]), memory per loaded task, in process or against a running server
 //! ([`http_client`]); and `lrs bench load`'s load test with verified answers ([`stress`]).

@@ -1,5 +1,5 @@
 //! The run's data: load the configured source, split each task by the evaluation protocol
-//! (DESIGN.md §4) and keep the tasks whose test set holds both labels.
+//! (docs/DESIGN.md §Data protocol) and keep the tasks whose test set holds both labels.
 
 use std::path::{Path, PathBuf};
 

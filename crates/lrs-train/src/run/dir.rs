@@ -2,7 +2,7 @@
 //!
 //! ```text
 //! <run>/config.toml            the run's config (eval and personalize rebuild from it)
-//! <run>/shared.safetensors     U, V and the shared head (DESIGN.md §2)
+//! <run>/shared.safetensors     U, V and the shared head (docs/FORMATS.md)
 //! <run>/tasks/<id>.safetensors one task file per task (f16 values)
 //! <run>/metrics.jsonl          one RoundRecord per round
 //! <run>/eval.jsonl             per-task test metrics of the final model

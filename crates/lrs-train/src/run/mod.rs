@@ -1,4 +1,4 @@
-//! A whole training run on disk (issue 5): load the model and data a [`TrainConfig`] names,
+//! A whole training run on disk: load the model and data a [`TrainConfig`] names,
 //! train with [`Trainer`] for its rounds with checkpoints, write the [`RunDir`] outputs
 //! (shared file, one task file per task, metrics, summary); evaluate a run; personalize new
 //! tasks against a run's shared file. The `lrs train|eval|personalize` commands are thin

@@ -34,7 +34,7 @@ use serde::{Deserialize, Serialize};
 
 use super::error::{Result, TrainError};
 
-/// Which parameters a run trains (DESIGN.md §1; the baselines of issue 5).
+/// Which parameters a run trains (LRS and its baselines, docs/DESIGN.md §The model).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "kebab-case")]
 pub enum Method {
@@ -277,7 +277,7 @@ pub enum DataSource {
     File,
 }
 
-/// The run's data and its evaluation split (DESIGN.md §4).
+/// The run's data and its evaluation split (docs/DESIGN.md §Data protocol).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct DataConfig {

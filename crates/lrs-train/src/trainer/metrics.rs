@@ -1,4 +1,5 @@
-//! Per-task scores: ROC AUC (the protocol's score, DESIGN.md §4), accuracy and mean loss.
+//! Per-task scores: ROC AUC (the protocol's score, docs/DESIGN.md §Data protocol), accuracy and
+//! mean loss.
 
 use serde::{Deserialize, Serialize};
 

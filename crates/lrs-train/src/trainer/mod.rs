@@ -1,7 +1,7 @@
-//! The alternating LRS trainer (DESIGN.md §1 "Training", issue 5): rounds of a *shared phase*
-//! (AdamW on `U`, `V` and the shared head over mixed-task minibatches, per-task parts fixed)
-//! and a *task phase* (per task: AdamW on `w` and the task head, then the sparse part
-//! `S` with a per-layer budget annealed down to `k`; shared parts fixed).
+//! The alternating LRS trainer (docs/DESIGN.md §Training, docs/training.md): rounds of a *shared
+//! phase* (AdamW on `U`, `V` and the shared head over mixed-task minibatches, per-task parts fixed)
+//! and a *task phase* (per task: AdamW on `w` and the task head, then the sparse part `S` with a
+//! per-layer budget annealed down to `k`; shared parts fixed).
 //!
 //! * [`TrainConfig`] — the run's TOML config; [`Method`] picks LRS or a baseline.
 //! * [`TaskData`] — tasks' train/test splits tokenized once ([`TextEncoder`], implemented by

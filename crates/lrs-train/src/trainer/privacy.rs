@@ -1,4 +1,5 @@
-//! Private training (issue 8): user-level differential privacy for the shared parameters.
+//! Private training (docs/DESIGN.md §Private mode): user-level differential privacy for the shared
+//! parameters.
 //!
 //! In private mode the shared phase is DP-SGD with the *user* as the privacy unit. Each step
 //! Poisson-samples users (rate `q`), computes each sampled user's gradient of the trained

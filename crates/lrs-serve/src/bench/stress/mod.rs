@@ -6,7 +6,7 @@
 //! - a 200 names the task version that computed it (`task_sha256`); that version must be one
 //!   uploaded for *this* task and current at some time during the request ([`history`]), and
 //!   every logit must match the version's own logit for that text, computed afterwards by a
-//!   second engine with the version alone in its batch ([`reference`]);
+//!   second engine with the version alone in its batch ([`mod@reference`]);
 //! - a 404 must be explained by the task's absence at some time during the request;
 //! - anything else (5xx, another 4xx, no answer) is an error.
 //!
