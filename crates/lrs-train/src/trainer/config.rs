@@ -232,7 +232,7 @@ impl Default for SharedPhaseConfig {
 }
 
 /// The task phase: per task, AdamW on `w` and the task head, then the sparse part `S`:
-/// support by accumulated squared gradient, values by AdamW on the support.
+/// support by Gauss–Newton gain (grow) and saliency (drop), values by AdamW on the support.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct TaskPhaseConfig {
@@ -245,8 +245,8 @@ pub struct TaskPhaseConfig {
     pub sparse_steps: usize,
     /// The sparse values' AdamW learning rate.
     pub sparse_lr: f64,
-    /// Share of each layer's budget re-chosen by score every round (the rest kept by value
-    /// magnitude); 0 only grows the support to the budget and prunes it by value.
+    /// Share of each layer's budget re-chosen by gain every round (the rest kept by
+    /// saliency); 0 only grows the support to the budget and prunes it by saliency.
     pub regrow: f64,
     /// Non-zeros of the per-task head weight (a k-sparse per-task logistic regression on the
     /// pooled embedding); 0 keeps the head dense. Needs a task head.

@@ -52,10 +52,11 @@ impl EntryScores {
 
     /// What zeroing the entries at `indices` with `values` costs: `h·x²/2`.
     fn saliency(&self, indices: &[u32], values: &[f32]) -> Vec<f32> {
+        let floor = self.floor();
         indices
             .iter()
             .zip(values)
-            .map(|(&i, v)| 0.5 * self.curvature[i as usize].max(self.floor()) * v * v)
+            .map(|(&i, v)| 0.5 * self.curvature[i as usize].max(floor) * v * v)
             .collect()
     }
 

@@ -2,7 +2,7 @@
 //! 1. AdamW on the core `w` (every adapted layer) and the task head, on the task's full
 //!    training set — with [`TaskPhaseConfig::head_nnz`](super::TaskPhaseConfig) set, the
 //!    head is a k-sparse delta whose support is chosen first, as for `S`;
-//! 2. the sparse parts `S` ([`super::sparse_fit`]): support by accumulated squared gradient at
+//! 2. the sparse parts `S` ([`super::sparse_fit`]): support by Gauss–Newton gain and saliency at
 //!    the round's annealed budget ([`SparsityConfig::k_at_round`]), values by AdamW on it.
 //!
 //! A task's new parts are built on a copy and copied out of their vars at the end, so the
