@@ -3,10 +3,14 @@
 //! candle-nn 0.11's fused `LayerNorm` has no backward pass: anything upstream of it (every
 //! adapted layer below the last norm) would silently receive no gradient.
 //! `y = (x − mean) / sqrt(var + eps) · γ + β` over the last dimension (biased variance, as in
-//! PyTorch / HF BERT).
+//! PyTorch / HF BERT). f32 CPU inputs take the fused kernel
+//! ([`FusedLayerNorm`](crate::fused::layer_norm::FusedLayerNorm), one pass each way); other
+//! dtypes and devices the composite of candle ops.
 
 use candle_core::{DType, Module, Tensor, D};
 use candle_nn::VarBuilder;
+
+use crate::fused::layer_norm::FusedLayerNorm;
 
 /// Autograd-friendly layer norm over the last dimension.
 #[derive(Debug, Clone)]
@@ -14,17 +18,25 @@ pub struct LayerNorm {
     weight: Tensor,
     bias: Tensor,
     eps: f64,
+    fused: Option<FusedLayerNorm>,
 }
 
 impl LayerNorm {
     /// From `γ [h]`, `β [h]` and `eps`.
     pub fn new(weight: Tensor, bias: Tensor, eps: f64) -> Self {
-        Self { weight, bias, eps }
+        let fused = (crate::fused::fusable(&weight) && crate::fused::fusable(&bias))
+            .then(|| FusedLayerNorm::new(&weight, &bias, eps).ok())
+            .flatten();
+        Self {
+            weight,
+            bias,
+            eps,
+            fused,
+        }
     }
-}
 
-impl Module for LayerNorm {
-    fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
+    /// The composite of candle ops (any dtype and device).
+    pub fn forward_composite(&self, x: &Tensor) -> candle_core::Result<Tensor> {
         let dtype = x.dtype();
         let internal = match dtype {
             DType::F16 | DType::BF16 => DType::F32,
@@ -38,6 +50,15 @@ impl Module for LayerNorm {
             .to_dtype(dtype)?
             .broadcast_mul(&self.weight)?
             .broadcast_add(&self.bias)
+    }
+}
+
+impl Module for LayerNorm {
+    fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
+        match &self.fused {
+            Some(op) if crate::fused::fusable(x) => op.forward(x),
+            _ => self.forward_composite(x),
+        }
     }
 }
 

@@ -47,6 +47,7 @@ mod csr;
 pub mod error;
 pub mod export;
 pub mod files;
+pub mod fused;
 pub mod hub;
 pub mod layer_delta;
 pub mod layer_norm;

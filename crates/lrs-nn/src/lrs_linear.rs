@@ -29,6 +29,8 @@
 use candle_core::{CpuStorage, Module, Storage, Tensor, D};
 use candle_nn::{Init, VarBuilder};
 
+use crate::fused::adapted_linear::AdaptedLinear;
+use crate::fused::frozen_linear::FrozenLinear;
 use crate::layer_delta::{LayerDelta, SparsePart};
 use crate::lora_part::LoraPart;
 use crate::multi_task_sparse::{self, MultiTaskSparse};
@@ -60,11 +62,14 @@ impl LowRank {
 }
 
 /// A linear layer `y = x W0ᵀ + b0` plus the optional LRS paths. With no [`LowRank`] and no task
-/// delta for its name it runs exactly the ops of [`candle_nn::Linear`].
+/// delta for its name it computes what [`candle_nn::Linear`] does; on f32 CPU tensors the base
+/// product is the fused [`FrozenLinear`] (one 2-D product, no gradient for the frozen `W0`).
 #[derive(Debug, Clone)]
 pub struct LrsLinear {
     name: String,
     base: candle_nn::Linear,
+    /// The base product as one fused op, when `W0` is f32 on the CPU.
+    frozen: Option<FrozenLinear>,
     low_rank: Option<LowRank>,
 }
 
@@ -77,10 +82,38 @@ impl LrsLinear {
         bias: Option<Tensor>,
         low_rank: Option<LowRank>,
     ) -> Self {
+        let frozen = crate::fused::fusable(&weight)
+            .then(|| FrozenLinear::new(&weight, bias.as_ref()).ok())
+            .flatten();
         Self {
             name: name.into(),
             base: candle_nn::Linear::new(weight, bias),
+            frozen,
             low_rank,
+        }
+    }
+
+    /// The fused base product, when `W0` is f32 on the CPU.
+    pub(crate) fn frozen_op(&self) -> Option<&FrozenLinear> {
+        self.frozen.as_ref()
+    }
+
+    /// Whether this layer computes only `x W0ᵀ + b0` for every row of `tasks`: no shared
+    /// factor, and no task in the batch carries a part for it.
+    pub(crate) fn is_plain_for(&self, tasks: Option<&TaskBatch>) -> bool {
+        self.low_rank.is_none()
+            && tasks.is_none_or(|t| {
+                t.tasks()
+                    .iter()
+                    .all(|d| !d.layers.contains_key(&self.name) && !d.lora.contains_key(&self.name))
+            })
+    }
+
+    /// `x W0ᵀ + b0`: the fused op for f32 CPU inputs, else candle's `Linear`.
+    fn base_forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
+        match &self.frozen {
+            Some(op) if crate::fused::fusable(x) => op.forward(x),
+            _ => self.base.forward(x),
         }
     }
 
@@ -107,6 +140,71 @@ impl LrsLinear {
     /// `(out, in)`.
     pub fn shape(&self) -> candle_core::Result<(usize, usize)> {
         self.base.weight().dims2()
+    }
+
+    /// `x W0ᵀ + b0 + s · ((x V) ⊙ w_row) Uᵀ`: one fused op on f32 CPU inputs whose task cores
+    /// are not being trained, else candle's ops.
+    fn shared_forward(
+        &self,
+        x: &Tensor,
+        lr: &LowRank,
+        tasks: &TaskBatch,
+        deltas: &[Option<&LayerDelta>],
+    ) -> candle_core::Result<Tensor> {
+        // Inference records no autograd graph: `U`, `V` are training variables, and an op
+        // on a variable keeps its inputs alive, so every intermediate of the forward pass
+        // would stay resident until its output is dropped. Detaching shares the storage.
+        let (u, v) = if tasks.is_inference() {
+            (lr.u.detach(), lr.v.detach())
+        } else {
+            (lr.u.clone(), lr.v.clone())
+        };
+        let batch = x.dim(0)?;
+        let with_w = deltas.iter().any(|d| d.is_some_and(|d| d.w.is_some()));
+        // `[batch, r]`: each row's task core (ones for tasks without one).
+        let w_rows = || -> candle_core::Result<Tensor> {
+            let ones = Tensor::ones(lr.rank(), x.dtype(), x.device())?;
+            let per_task = deltas
+                .iter()
+                .map(|d| d.and_then(|d| d.w.clone()).unwrap_or_else(|| ones.clone()))
+                .collect::<Vec<_>>();
+            Tensor::stack(&per_task, 0)?.index_select(tasks.row_task(), 0)
+        };
+        let trains_w = deltas
+            .iter()
+            .any(|d| d.and_then(|d| d.w.as_ref()).is_some_and(Tensor::track_op));
+        if let (Some(base), true, false) = (&self.frozen, crate::fused::fusable(x), trains_w) {
+            let (out_dim, in_dim) = self.shape()?;
+            let tokens = x.elem_count() / (batch * in_dim).max(1);
+            let scale = if with_w {
+                (w_rows()?
+                    .reshape((batch, 1, lr.rank()))?
+                    .broadcast_as((batch, tokens, lr.rank()))?
+                    .reshape((batch * tokens, lr.rank()))?
+                    * lr.scale)?
+            } else {
+                Tensor::full(lr.scale as f32, (batch * tokens, lr.rank()), x.device())?
+            };
+            let mut shape = x.dims().to_vec();
+            if let Some(last) = shape.last_mut() {
+                *last = out_dim;
+            }
+            let x2 = x.contiguous()?.reshape((batch * tokens, in_dim))?;
+            return AdaptedLinear::new(base, scale)?
+                .forward(&x2, &u, &v)?
+                .reshape(shape);
+        }
+        let y = self.base_forward(x)?;
+        // Scale the narrow `[.., r]` activations, not the wide output.
+        let mut h = (matmul_last(x, &v)? * lr.scale)?;
+        if with_w {
+            // [batch, r] → [batch, 1, .., 1, r] to broadcast over the middle dimensions.
+            let mut shape = vec![1usize; h.rank()];
+            shape[0] = batch;
+            shape[h.rank() - 1] = lr.rank();
+            h = h.broadcast_mul(&w_rows()?.reshape(shape)?)?;
+        }
+        y + matmul_last(&h, &u.t()?)?
     }
 
     /// Adds `x Sᵀ` of every row with its own task's sparse part to `y`, in one
@@ -181,7 +279,6 @@ impl LrsLinear {
     /// task group over the touched columns/rows only, and so does a task's [`LoraPart`]
     /// (`s_l · (x Aᵀ) Bᵀ`, from [`crate::TaskDelta::lora`]).
     pub fn forward_tasks(&self, x: &Tensor, tasks: &TaskBatch) -> candle_core::Result<Tensor> {
-        let mut y = self.base.forward(x)?;
         let batch = x.dim(0)?;
         if batch != tasks.batch() {
             candle_core::bail!(
@@ -195,32 +292,10 @@ impl LrsLinear {
             .iter()
             .map(|t| t.layers.get(&self.name))
             .collect();
-        if let Some(lr) = &self.low_rank {
-            // Inference records no autograd graph: `U`, `V` are training variables, and an op
-            // on a variable keeps its inputs alive, so every intermediate of the forward pass
-            // would stay resident until its output is dropped. Detaching shares the storage.
-            let (u, v) = if tasks.is_inference() {
-                (lr.u.detach(), lr.v.detach())
-            } else {
-                (lr.u.clone(), lr.v.clone())
-            };
-            // Scale the narrow `[.., r]` activations, not the wide output.
-            let mut h = (matmul_last(x, &v)? * lr.scale)?;
-            if deltas.iter().any(|d| d.is_some_and(|d| d.w.is_some())) {
-                let ones = Tensor::ones(lr.rank(), h.dtype(), h.device())?;
-                let per_task = deltas
-                    .iter()
-                    .map(|d| d.and_then(|d| d.w.clone()).unwrap_or_else(|| ones.clone()))
-                    .collect::<Vec<_>>();
-                let w_rows = Tensor::stack(&per_task, 0)?.index_select(tasks.row_task(), 0)?;
-                // [batch, r] → [batch, 1, .., 1, r] to broadcast over the middle dimensions.
-                let mut shape = vec![1usize; h.rank()];
-                shape[0] = batch;
-                shape[h.rank() - 1] = lr.rank();
-                h = h.broadcast_mul(&w_rows.reshape(shape)?)?;
-            }
-            y = (y + matmul_last(&h, &u.t()?)?)?;
-        }
+        let mut y = match &self.low_rank {
+            None => self.base_forward(x)?,
+            Some(lr) => self.shared_forward(x, lr, tasks, &deltas)?,
+        };
         // Nothing to differentiate (inference, or a frozen input with stored sparse parts):
         // every group's sparse part in one pass over the batch.
         let inference = tasks.is_inference();
@@ -300,7 +375,7 @@ pub(crate) fn matmul_last(x: &Tensor, m: &Tensor) -> candle_core::Result<Tensor>
 impl Module for LrsLinear {
     /// Base plus the shared path with `w = 1` and no sparse part (no task).
     fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
-        let y = self.base.forward(x)?;
+        let y = self.base_forward(x)?;
         match &self.low_rank {
             None => Ok(y),
             Some(lr) => {

@@ -6,6 +6,7 @@ use candle_nn::{Dropout, Module};
 
 use super::config::BertConfig;
 use super::{apply, Builder};
+use crate::fused::attention::Attention;
 use crate::layer_norm::{layer_norm, LayerNorm};
 use crate::lrs_linear::LrsLinear;
 use crate::task_batch::TaskBatch;
@@ -19,6 +20,7 @@ pub struct BertAttention {
     output: LrsLinear,
     norm: LayerNorm,
     heads: usize,
+    probs_dropout_p: f32,
     probs_dropout: Dropout,
     hidden_dropout: Dropout,
 }
@@ -35,6 +37,7 @@ impl BertAttention {
             output: o.pp("dense").linear(h, h)?,
             norm: layer_norm(h, cfg.layer_norm_eps, o.base.pp("LayerNorm"))?,
             heads: cfg.num_attention_heads,
+            probs_dropout_p: cfg.attention_probs_dropout_prob,
             probs_dropout: Dropout::new(cfg.attention_probs_dropout_prob),
             hidden_dropout: Dropout::new(cfg.hidden_dropout_prob),
         })
@@ -55,6 +58,17 @@ impl BertAttention {
     ) -> candle_core::Result<Tensor> {
         let (b, s, h) = x.dims3()?;
         let d = h / self.heads;
+        if crate::fused::fusable(x) && !(train && self.probs_dropout_p > 0.0) {
+            let op = Attention::new(self.heads, 1.0 / (d as f64).sqrt(), mask_bias)?;
+            let q = apply(&self.query, x, tasks)?;
+            let k = apply(&self.key, x, tasks)?;
+            let v = apply(&self.value, x, tasks)?;
+            let ctx = op.forward(&q, &k, &v)?;
+            let out = self
+                .hidden_dropout
+                .forward_t(&apply(&self.output, &ctx, tasks)?, train)?;
+            return self.norm.forward(&(out + x)?);
+        }
         let split = |t: Tensor| -> candle_core::Result<Tensor> {
             t.reshape((b, s, self.heads, d))?
                 .transpose(1, 2)?

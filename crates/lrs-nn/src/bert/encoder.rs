@@ -7,6 +7,7 @@ use candle_nn::{Dropout, Module};
 use super::attention::BertAttention;
 use super::config::{BertConfig, HiddenAct};
 use super::{apply, Builder};
+use crate::fused::frozen_ffn::FrozenFfn;
 use crate::layer_norm::{layer_norm, LayerNorm};
 use crate::lrs_linear::LrsLinear;
 use crate::task_batch::TaskBatch;
@@ -63,14 +64,38 @@ impl BertLayer {
         tasks: Option<&TaskBatch>,
         train: bool,
     ) -> candle_core::Result<Tensor> {
+        if let Some(ffn) = self.frozen_ffn(a, tasks) {
+            let out = self.dropout.forward_t(&ffn.forward(a)?, train)?;
+            return self.norm.forward(&(out + a)?);
+        }
         let inner = self.ffn_inner(a, tasks)?;
         self.forward_from_ffn_output(&inner, a, tasks, train)
+    }
+
+    /// The whole feed-forward block as one fused op, when neither of its linears is adapted
+    /// for this batch and the input is f32 on the CPU.
+    fn frozen_ffn(&self, a: &Tensor, tasks: Option<&TaskBatch>) -> Option<FrozenFfn> {
+        let plain = self.act == HiddenAct::Gelu
+            && crate::fused::fusable(a)
+            && self.intermediate.is_plain_for(tasks)
+            && self.output.is_plain_for(tasks);
+        match (
+            plain,
+            self.intermediate.frozen_op(),
+            self.output.frozen_op(),
+        ) {
+            (true, Some(inner), Some(outer)) => Some(FrozenFfn::new(inner, outer)),
+            _ => None,
+        }
     }
 
     /// `GELU(intermediate.dense(a))`: `[b, s, i]`, the input of `output.dense`.
     pub fn ffn_inner(&self, a: &Tensor, tasks: Option<&TaskBatch>) -> candle_core::Result<Tensor> {
         let inner = apply(&self.intermediate, a, tasks)?;
         match self.act {
+            HiddenAct::Gelu if crate::fused::fusable(&inner) => {
+                crate::fused::gelu::FusedGelu::forward(&inner)
+            }
             HiddenAct::Gelu => inner.gelu_erf(),
             HiddenAct::GeluNew => inner.gelu(),
             HiddenAct::Relu => inner.relu(),
