@@ -218,6 +218,10 @@ pub struct SharedPhaseConfig {
     pub weight_decay: f64,
     /// Rows per minibatch (drawn across all tasks).
     pub batch_size: usize,
+    /// Length bucketing: each shuffled pool of `length_buckets × batch_size` rows is sorted by
+    /// token count and cut into minibatches (served in shuffled order), so a minibatch pads to
+    /// rows of similar length. `0` or `1`: plain shuffled minibatches.
+    pub length_buckets: usize,
 }
 
 impl Default for SharedPhaseConfig {
@@ -227,6 +231,7 @@ impl Default for SharedPhaseConfig {
             lr: 1e-3,
             weight_decay: 0.0,
             batch_size: 32,
+            length_buckets: 8,
         }
     }
 }

@@ -43,16 +43,18 @@ impl Trainer {
             return Ok(None);
         }
         let size = self.config.shared.batch_size.min(pairs.len());
-        pairs.shuffle(&mut self.rng);
+        let buckets = self.config.shared.length_buckets;
+        let len = |&(t, j): &(usize, usize)| data.tasks[t].train[j].ids.len();
+        let mut batches = minibatches(&mut pairs, size, buckets, &len, &mut self.rng);
         let (mut cursor, mut total) = (0, 0.0);
         let device = self.model.device().clone();
         for _ in 0..steps {
-            if cursor + size > pairs.len() {
-                pairs.shuffle(&mut self.rng);
+            if cursor == batches.len() {
+                batches = minibatches(&mut pairs, size, buckets, &len, &mut self.rng);
                 cursor = 0;
             }
-            let chunk = &pairs[cursor..cursor + size];
-            cursor += size;
+            let chunk = &batches[cursor];
+            cursor += 1;
             // Distinct tasks in order of first appearance; each row points at its task.
             let mut present: Vec<usize> = Vec::new();
             let mut row_task = Vec::with_capacity(size);
@@ -79,5 +81,62 @@ impl Trainer {
             total += f64::from(loss.to_scalar::<f32>()?);
         }
         Ok(Some(total / steps as f64))
+    }
+}
+
+/// One epoch of minibatches of `size` rows: `pairs` shuffled, then (with `buckets` > 1) each
+/// pool of `buckets × size` consecutive rows sorted by `len` and cut into minibatches, whose
+/// order is shuffled again, so rows of similar length share a minibatch but every epoch and
+/// every minibatch's place in it stay random. A last partial minibatch is dropped, as before.
+fn minibatches<T: Copy>(
+    pairs: &mut [T],
+    size: usize,
+    buckets: usize,
+    len: &dyn Fn(&T) -> usize,
+    rng: &mut impl rand::Rng,
+) -> Vec<Vec<T>> {
+    pairs.shuffle(rng);
+    let size = size.max(1);
+    let mut out: Vec<Vec<T>> = Vec::with_capacity(pairs.len() / size);
+    for pool in pairs.chunks(size * buckets.max(1)) {
+        let mut pool = pool.to_vec();
+        if buckets > 1 {
+            pool.sort_by_key(len);
+        }
+        out.extend(pool.chunks_exact(size).map(<[T]>::to_vec));
+    }
+    if buckets > 1 {
+        out.shuffle(rng);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use rand::SeedableRng;
+
+    use super::minibatches;
+
+    #[test]
+    fn buckets_cover_each_row_once_per_epoch_and_pad_less() {
+        let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(7);
+        let mut rows: Vec<usize> = (0..256).collect();
+        let len = |&r: &usize| 5 + (r * 37) % 23; // lengths 5..27, interleaved
+        let padded = |batches: &[Vec<usize>]| -> usize {
+            batches
+                .iter()
+                .map(|b| b.iter().map(len).max().unwrap_or(0) * b.len())
+                .sum()
+        };
+        let plain = minibatches(&mut rows, 16, 1, &len, &mut rng);
+        let bucketed = minibatches(&mut rows, 16, 8, &len, &mut rng);
+        for batches in [&plain, &bucketed] {
+            assert_eq!(batches.len(), 16);
+            let mut seen: Vec<usize> = batches.iter().flatten().copied().collect();
+            seen.sort_unstable();
+            assert_eq!(seen, (0..256).collect::<Vec<_>>());
+        }
+        let (p, b) = (padded(&plain), padded(&bucketed));
+        assert!(b * 10 < p * 8, "bucketed {b} padded tokens vs plain {p}");
     }
 }

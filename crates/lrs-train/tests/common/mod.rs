@@ -79,6 +79,7 @@ pub fn tiny_config_toml(method: Method) -> TrainConfig {
             lr: 1e-2,
             weight_decay: 0.0,
             batch_size: 8,
+            ..Default::default()
         },
         task: lrs_train::trainer::TaskPhaseConfig {
             steps: 8,
