@@ -93,6 +93,17 @@ fn run() -> anyhow::Result<()> {
         std::env::set_var("CANDLE_NUM_THREADS", "1");
     }
     let cli = Cli::parse();
+    let runs_model = match &cli.command {
+        Command::Serve(_) => false,
+        Command::Bench(b) => !matches!(
+            b,
+            commands::bench::BenchCommand::Load(_) | commands::bench::BenchCommand::Serve(_)
+        ),
+        _ => true,
+    };
+    if runs_model {
+        allocator::keep_freed_memory();
+    }
     match cli.command {
         Command::Linear(cmd) => commands::linear::run(cmd),
         Command::Privacy(cmd) => commands::privacy::run(cmd),
