@@ -1,4 +1,5 @@
-//! `lrs bench linear`: fit time of AMHT-LRS vs number of tasks and vs dimension.
+//! `lrs bench linear`: fit time of AMHT-LRS vs number of tasks and vs dimension; the other
+//! benchmarks' entry points.
 
 use std::time::Instant;
 
@@ -17,6 +18,8 @@ pub enum BenchCommand {
     Serve(crate::commands::bench_serve::BenchServeArgs),
     /// Load test: concurrent clients over many tasks while tasks change; every answer checked.
     Load(crate::commands::bench_load::BenchLoadArgs),
+    /// Training: rows/s of one shared-phase step, optionally beside PyTorch + PEFT.
+    Train(crate::commands::bench_train::BenchTrainArgs),
 }
 
 /// Arguments of `lrs bench linear`.
@@ -59,6 +62,7 @@ pub fn run(cmd: BenchCommand) -> anyhow::Result<()> {
         BenchCommand::Linear(a) => bench_linear(a),
         BenchCommand::Serve(a) => crate::commands::bench_serve::run(a),
         BenchCommand::Load(a) => crate::commands::bench_load::run(a),
+        BenchCommand::Train(a) => crate::commands::bench_train::run(a),
     }
 }
 

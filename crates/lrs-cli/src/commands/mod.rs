@@ -3,6 +3,7 @@
 pub mod bench;
 pub mod bench_load;
 pub mod bench_serve;
+pub mod bench_train;
 pub mod data_report;
 pub mod eval;
 pub mod export;

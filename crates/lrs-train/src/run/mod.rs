@@ -127,8 +127,8 @@ pub fn resolve_model(config: &TrainConfig) -> Result<(BertCheckpoint, BertTokeni
     Ok((ckpt, tokenizer))
 }
 
-/// A trainer for `splits` with the run's model (f32, CPU).
-fn build(
+/// A trainer for `splits` with the run's model (f32, CPU), and the splits tokenized.
+pub fn build_trainer(
     config: &TrainConfig,
     ckpt: &BertCheckpoint,
     tokenizer: &BertTokenizer,
@@ -223,7 +223,7 @@ pub fn train(
         run_data.require_clean()?;
     }
     let (ckpt, tokenizer) = resolve_model(config)?;
-    let (mut trainer, mut data) = build(config, &ckpt, &tokenizer, &run_data.splits)?;
+    let (mut trainer, mut data) = build_trainer(config, &ckpt, &tokenizer, &run_data.splits)?;
     data.carve_validation(config.data.validation)?;
     if resume {
         if let Some(dir) = Trainer::latest_checkpoint(&run.checkpoint_dir())? {
@@ -351,7 +351,7 @@ pub(crate) fn trainer_for_run(
 ) -> Result<(Trainer, TaskData, SharedFactor)> {
     let config = TrainConfig::from_file(&run.config_path())?;
     let (ckpt, tokenizer) = resolve_model(&config)?;
-    let (trainer, data) = build(&config, &ckpt, &tokenizer, splits)?;
+    let (trainer, data) = build_trainer(&config, &ckpt, &tokenizer, splits)?;
     let shared = trainer.model().load_shared(&run.shared_path())?;
     Ok((trainer, data, shared))
 }
