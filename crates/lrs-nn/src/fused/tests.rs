@@ -3,7 +3,9 @@
 
 use candle_core::{Tensor, Var, D};
 
+use super::adapted_linear::AdaptedLinear;
 use super::attention::Attention;
+use super::frozen_ffn::FrozenFfn;
 use super::frozen_linear::FrozenLinear;
 use super::gelu::FusedGelu;
 use super::layer_norm::FusedLayerNorm;
@@ -243,6 +245,93 @@ fn gelu_matches_candle_and_its_gradient() -> candle_core::Result<()> {
         &[Some(go.clone())],
         &probe,
         "gelu",
+    );
+    Ok(())
+}
+
+#[test]
+fn adapted_linear_matches_the_composite_and_its_three_gradients() -> candle_core::Result<()> {
+    let (tokens, din, dout, r) = (6, 7, 5, 3);
+    let (w0, b0) = (seeded(&[dout, din], 30), seeded(&[dout], 31));
+    let scale = (seeded(&[tokens, r], 32) * 0.5)?;
+    let vars: Vec<Var> = [[tokens, din], [dout, r], [din, r]]
+        .iter()
+        .enumerate()
+        .map(|(i, s)| Var::from_tensor(&seeded(s, 33 + i as u64)))
+        .collect::<candle_core::Result<_>>()?;
+    let (x, u, v) = (
+        vars[0].as_tensor(),
+        vars[1].as_tensor(),
+        vars[2].as_tensor(),
+    );
+    let base = FrozenLinear::new(&w0, Some(&b0))?;
+    let op = AdaptedLinear::new(&base, scale.clone())?;
+    let ours = op.clone().forward(x, u, v)?;
+    let reference =
+        (x.matmul(&w0.t()?)?.broadcast_add(&b0)? + (x.matmul(v)? * &scale)?.matmul(&u.t()?)?)?;
+    assert!(max_diff(&ours, &reference) < 1e-5);
+    let probe = seeded(&[tokens, dout], 36);
+    let g_ours = (&ours * &probe)?.sum_all()?.backward()?;
+    let g_ref = (&reference * &probe)?.sum_all()?.backward()?;
+    let mut grads = Vec::new();
+    for var in &vars {
+        let (go, gr) = (
+            g_ours.get(var).expect("grad"),
+            g_ref.get(var).expect("grad"),
+        );
+        assert!(max_abs(go) > 1e-3, "a zero gradient");
+        assert!(max_diff(go, gr) < 1e-4, "{}", max_diff(go, gr));
+        grads.push(Some(go.clone()));
+    }
+    let f = |xs: &[Tensor]| op.clone().forward(&xs[0], &xs[1], &xs[2]).expect("forward");
+    let xs: Vec<Tensor> = vars.iter().map(|v| v.as_tensor().clone()).collect();
+    check_directional(&f, &xs, &grads, &probe, "adapted linear");
+    Ok(())
+}
+
+#[test]
+fn frozen_ffn_matches_the_composite_and_its_input_gradient() -> candle_core::Result<()> {
+    let (h, i) = (6, 10);
+    let (w1, b1, w2, b2) = (
+        seeded(&[i, h], 40),
+        seeded(&[i], 41),
+        seeded(&[h, i], 42),
+        seeded(&[h], 43),
+    );
+    let (inner, outer) = (
+        FrozenLinear::new(&w1, Some(&b1))?,
+        FrozenLinear::new(&w2, Some(&b2))?,
+    );
+    let a = Var::from_tensor(&seeded(&[2, 4, h], 44))?;
+    let ours = FrozenFfn::new(&inner, &outer).forward(&a)?;
+    let reference = a
+        .broadcast_matmul(&w1.t()?)?
+        .broadcast_add(&b1)?
+        .gelu_erf()?
+        .broadcast_matmul(&w2.t()?)?
+        .broadcast_add(&b2)?;
+    assert_eq!(ours.dims(), &[2, 4, h]);
+    assert!(
+        max_diff(&ours, &reference) < 1e-4,
+        "{}",
+        max_diff(&ours, &reference)
+    );
+    let probe = seeded(&[2, 4, h], 45);
+    let g_ours = (&ours * &probe)?.sum_all()?.backward()?;
+    let g_ref = (&reference * &probe)?.sum_all()?.backward()?;
+    let (go, gr) = (g_ours.get(&a).expect("da"), g_ref.get(&a).expect("da"));
+    assert!(max_diff(go, gr) < 1e-4, "{}", max_diff(go, gr));
+    let f = |xs: &[Tensor]| {
+        FrozenFfn::new(&inner, &outer)
+            .forward(&xs[0])
+            .expect("forward")
+    };
+    check_directional(
+        &f,
+        &[a.as_tensor().clone()],
+        &[Some(go.clone())],
+        &probe,
+        "ffn",
     );
     Ok(())
 }
