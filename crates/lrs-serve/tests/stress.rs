@@ -20,6 +20,7 @@ fn concurrent_clients_get_only_answers_of_the_task_they_named() {
             model: model_dir.display().to_string(),
             shared: None,
             rank: lrs_serve::testing::RANK,
+            target_modules: None,
             task_spec: TaskSpec {
                 density: 0.1,
                 value_scale: 0.5,

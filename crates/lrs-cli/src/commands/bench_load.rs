@@ -122,6 +122,7 @@ pub fn run(a: BenchLoadArgs) -> anyhow::Result<()> {
             model,
             shared: a.shared.clone(),
             rank: a.rank,
+            target_modules: None,
             task_spec,
             tasks: a.tasks,
             work_dir: work.join("run"),

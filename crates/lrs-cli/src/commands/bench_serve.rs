@@ -21,6 +21,11 @@ pub struct BenchServeArgs {
     /// Rank of the random shared file (default BERT target modules).
     #[arg(long, default_value_t = 8)]
     pub rank: usize,
+    /// Module-name patterns the random shared file adapts (PEFT convention, e.g.
+    /// `query,value`; default: query, value, intermediate.dense and output.dense of every
+    /// layer).
+    #[arg(long, value_delimiter = ',')]
+    pub target_modules: Option<Vec<String>>,
     /// Density of each task's sparse part per adapted layer.
     #[arg(long, default_value_t = 0.01)]
     pub density: f64,
@@ -90,6 +95,7 @@ pub fn run(a: BenchServeArgs) -> anyhow::Result<()> {
         model: a.model.clone(),
         shared: a.shared.clone(),
         rank: a.rank,
+        target_modules: a.target_modules.clone(),
         task_spec: TaskSpec {
             density: a.density,
             ..TaskSpec::default()

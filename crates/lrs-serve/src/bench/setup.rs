@@ -20,10 +20,12 @@ pub struct SetupSpec {
     /// Checkpoint directory or hub id.
     pub model: String,
     /// An existing shared file to use (its rank and targets); `None`: write a random one
-    /// with `rank` and the default BERT targets.
+    /// with `rank` and `target_modules`.
     pub shared: Option<PathBuf>,
     /// Rank of a random shared file.
     pub rank: usize,
+    /// Module-name patterns a random shared file adapts (`None`: the default BERT targets).
+    pub target_modules: Option<Vec<String>>,
     /// How task files look.
     pub task_spec: TaskSpec,
     /// Number of task files to write (`bench-t0` …).
@@ -75,7 +77,13 @@ pub fn setup(spec: &SetupSpec) -> Result<Setup> {
     let ckpt = BertCheckpoint::resolve(&spec.model)?;
     let opts = match &spec.shared {
         Some(p) => lrs_options_of(p)?,
-        None => LrsOptions::bert_default(spec.rank),
+        None => {
+            let mut opts = LrsOptions::bert_default(spec.rank);
+            if let Some(t) = &spec.target_modules {
+                opts.target_modules = t.clone();
+            }
+            opts
+        }
     };
     let model = BertModel::load(&ckpt, Some(&opts), &Device::Cpu, DType::F32)?;
     let shared_path = match &spec.shared {
