@@ -100,15 +100,18 @@ impl CustomOp3 for AdaptedLinear {
         yv.par_chunks_mut((ROWS * out).max(1))
             .enumerate()
             .for_each(|(b, yb)| {
-                simd::dispatch(|| {
-                    for (t, yt) in yb.chunks_exact_mut(out.max(1)).enumerate() {
-                        let t = b * ROWS + t;
-                        for k in 0..r {
-                            let h = xv[t * r + k] * c[t * r + k];
-                            simd::axpy(yt, h, &ut[k * out..(k + 1) * out]);
+                simd::dispatch(
+                    #[inline(always)]
+                    || {
+                        for (t, yt) in yb.chunks_exact_mut(out.max(1)).enumerate() {
+                            let t = b * ROWS + t;
+                            for k in 0..r {
+                                let h = xv[t * r + k] * c[t * r + k];
+                                simd::axpy(yt, h, &ut[k * out..(k + 1) * out]);
+                            }
                         }
-                    }
-                })
+                    },
+                )
             });
         Ok((y, Shape::from((tokens, out))))
     }

@@ -134,19 +134,22 @@ impl CustomOp3 for Attention {
             let at = bi * s * w..(bi + 1) * s * w;
             let (q, k, v) = (&q[at.clone()], &k[at.clone()], &v[at]);
             let mask = &self.mask[bi * s..(bi + 1) * s];
-            simd::dispatch(|| {
-                let sp = padded(s);
-                let (mut p, mut kt) = (vec![0f32; s * sp], vec![0f32; d * sp]);
-                for h in 0..self.heads {
-                    self.head_probs((q, k, mask), h, d, &mut kt, &mut p);
-                    for (i, pi) in p.chunks_exact(sp).enumerate() {
-                        let oi = &mut o[i * w + h * d..i * w + h * d + d];
-                        for (j, &pj) in pi[..s].iter().enumerate() {
-                            simd::axpy(oi, pj, &v[j * w + h * d..j * w + h * d + d]);
+            simd::dispatch(
+                #[inline(always)]
+                || {
+                    let sp = padded(s);
+                    let (mut p, mut kt) = (vec![0f32; s * sp], vec![0f32; d * sp]);
+                    for h in 0..self.heads {
+                        self.head_probs((q, k, mask), h, d, &mut kt, &mut p);
+                        for (i, pi) in p.chunks_exact(sp).enumerate() {
+                            let oi = &mut o[i * w + h * d..i * w + h * d + d];
+                            for (j, &pj) in pi[..s].iter().enumerate() {
+                                simd::axpy(oi, pj, &v[j * w + h * d..j * w + h * d + d]);
+                            }
                         }
                     }
-                }
-            })
+                },
+            )
         });
         Ok((CpuStorage::F32(out), Shape::from((b, s, w))))
     }
@@ -207,36 +210,39 @@ impl CustomOp3 for AttentionGrad {
                 let mask = &op.mask[bi * s..(bi + 1) * s];
                 let (dq, rest) = o.split_at_mut(n);
                 let (dk, dv) = rest.split_at_mut(n);
-                simd::dispatch(|| {
-                    let sp = padded(s);
-                    let (mut p, mut kt, mut vt) =
-                        (vec![0f32; s * sp], vec![0f32; d * sp], vec![0f32; d * sp]);
-                    let mut ds = vec![0f32; sp];
-                    for h in 0..op.heads {
-                        let col = |j: usize| j * w + h * d..j * w + h * d + d;
-                        op.head_probs((q, k, mask), h, d, &mut kt, &mut p);
-                        transpose_head(v, h, d, w, sp, &mut vt);
-                        for (i, pi) in p.chunks_exact(sp).enumerate() {
-                            let gi = &g[col(i)];
-                            // dP_i = dctx_i vᵀ, then dS_i = P_i ⊙ (dP_i − P_i · dP_i).
-                            ds.iter_mut().for_each(|x| *x = 0.0);
-                            for (c, &gc) in gi.iter().enumerate() {
-                                simd::axpy(&mut ds, gc, &vt[c * sp..(c + 1) * sp]);
-                            }
-                            let inner = simd::dot(pi, &ds);
-                            for (dsj, pj) in ds.iter_mut().zip(pi) {
-                                *dsj = pj * (*dsj - inner) * op.scale;
-                            }
-                            let qi = &q[col(i)];
-                            for (j, (&dsj, &pj)) in ds[..s].iter().zip(pi).enumerate() {
-                                let r = col(j);
-                                simd::axpy(&mut dq[col(i)], dsj, &k[r.clone()]);
-                                simd::axpy(&mut dk[r.clone()], dsj, qi);
-                                simd::axpy(&mut dv[r], pj, gi);
+                simd::dispatch(
+                    #[inline(always)]
+                    || {
+                        let sp = padded(s);
+                        let (mut p, mut kt, mut vt) =
+                            (vec![0f32; s * sp], vec![0f32; d * sp], vec![0f32; d * sp]);
+                        let mut ds = vec![0f32; sp];
+                        for h in 0..op.heads {
+                            let col = |j: usize| j * w + h * d..j * w + h * d + d;
+                            op.head_probs((q, k, mask), h, d, &mut kt, &mut p);
+                            transpose_head(v, h, d, w, sp, &mut vt);
+                            for (i, pi) in p.chunks_exact(sp).enumerate() {
+                                let gi = &g[col(i)];
+                                // dP_i = dctx_i vᵀ, then dS_i = P_i ⊙ (dP_i − P_i · dP_i).
+                                ds.iter_mut().for_each(|x| *x = 0.0);
+                                for (c, &gc) in gi.iter().enumerate() {
+                                    simd::axpy(&mut ds, gc, &vt[c * sp..(c + 1) * sp]);
+                                }
+                                let inner = simd::dot(pi, &ds);
+                                for (dsj, pj) in ds.iter_mut().zip(pi) {
+                                    *dsj = pj * (*dsj - inner) * op.scale;
+                                }
+                                let qi = &q[col(i)];
+                                for (j, (&dsj, &pj)) in ds[..s].iter().zip(pi).enumerate() {
+                                    let r = col(j);
+                                    simd::axpy(&mut dq[col(i)], dsj, &k[r.clone()]);
+                                    simd::axpy(&mut dk[r.clone()], dsj, qi);
+                                    simd::axpy(&mut dv[r], pj, gi);
+                                }
                             }
                         }
-                    }
-                })
+                    },
+                )
             });
         Ok((CpuStorage::F32(out), Shape::from((b, 3, s, w))))
     }

@@ -85,7 +85,10 @@ impl CustomOp1 for FrozenFfn {
         act.par_chunks_mut(CHUNK)
             .zip(pre.par_chunks(CHUNK))
             .for_each(|(a, p)| {
-                simd::dispatch(|| a.iter_mut().zip(p).for_each(|(a, &p)| *a = gelu(p)))
+                simd::dispatch(
+                    #[inline(always)]
+                    || a.iter_mut().zip(p).for_each(|(a, &p)| *a = gelu(p)),
+                )
             });
         let act = CpuStorage::F32(act);
         let (y, h) = linear(&self.outer, &act, &Layout::contiguous((lead, i)))?;

@@ -63,7 +63,10 @@ impl CustomOp1 for FusedGelu {
         y.par_chunks_mut(CHUNK)
             .zip(x.par_chunks(CHUNK))
             .for_each(|(yc, xc)| {
-                simd::dispatch(|| yc.iter_mut().zip(xc).for_each(|(y, &x)| *y = gelu(x)))
+                simd::dispatch(
+                    #[inline(always)]
+                    || yc.iter_mut().zip(xc).for_each(|(y, &x)| *y = gelu(x)),
+                )
             });
         Ok((CpuStorage::F32(y), l.shape().clone()))
     }
@@ -97,11 +100,14 @@ impl CustomOp2 for GeluGrad {
         dx.par_chunks_mut(CHUNK)
             .zip(x.par_chunks(CHUNK).zip(g.par_chunks(CHUNK)))
             .for_each(|(dc, (xc, gc))| {
-                simd::dispatch(|| {
-                    for ((d, &x), &g) in dc.iter_mut().zip(xc).zip(gc) {
-                        *d = g * gelu_grad(x);
-                    }
-                })
+                simd::dispatch(
+                    #[inline(always)]
+                    || {
+                        for ((d, &x), &g) in dc.iter_mut().zip(xc).zip(gc) {
+                            *d = g * gelu_grad(x);
+                        }
+                    },
+                )
             });
         Ok((CpuStorage::F32(dx), l1.shape().clone()))
     }

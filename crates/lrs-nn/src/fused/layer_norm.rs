@@ -75,17 +75,20 @@ impl CustomOp1 for FusedLayerNorm {
         y.par_chunks_mut(ROWS * h)
             .zip(x.par_chunks(ROWS * h))
             .for_each(|(yb, xb)| {
-                simd::dispatch(|| {
-                    let mut scratch = Vec::with_capacity(h);
-                    for (yr, xr) in yb.chunks_mut(h).zip(xb.chunks(h)) {
-                        let (mean, rstd) = moments(xr, self.eps, &mut scratch);
-                        for (((y, x), g), b) in
-                            yr.iter_mut().zip(xr).zip(&*self.gamma).zip(&*self.beta)
-                        {
-                            *y = (x - mean) * rstd * g + b;
+                simd::dispatch(
+                    #[inline(always)]
+                    || {
+                        let mut scratch = Vec::with_capacity(h);
+                        for (yr, xr) in yb.chunks_mut(h).zip(xb.chunks(h)) {
+                            let (mean, rstd) = moments(xr, self.eps, &mut scratch);
+                            for (((y, x), g), b) in
+                                yr.iter_mut().zip(xr).zip(&*self.gamma).zip(&*self.beta)
+                            {
+                                *y = (x - mean) * rstd * g + b;
+                            }
                         }
-                    }
-                })
+                    },
+                )
             });
         Ok((CpuStorage::F32(y), l.shape().clone()))
     }
@@ -127,27 +130,30 @@ impl CustomOp2 for LayerNormGrad {
         dx.par_chunks_mut(ROWS * h)
             .zip(x.par_chunks(ROWS * h).zip(g.par_chunks(ROWS * h)))
             .for_each(|(db, (xb, gb))| {
-                simd::dispatch(|| {
-                    let (mut scratch, mut gg, mut xhat) =
-                        (Vec::with_capacity(h), vec![0f32; h], vec![0f32; h]);
-                    for ((dr, xr), gr) in db.chunks_mut(h).zip(xb.chunks(h)).zip(gb.chunks(h)) {
-                        let (mean, rstd) = moments(xr, op.eps, &mut scratch);
-                        for (((gg, xh), (x, g)), gamma) in gg
-                            .iter_mut()
-                            .zip(xhat.iter_mut())
-                            .zip(xr.iter().zip(gr))
-                            .zip(&*op.gamma)
-                        {
-                            *gg = g * gamma;
-                            *xh = (x - mean) * rstd;
+                simd::dispatch(
+                    #[inline(always)]
+                    || {
+                        let (mut scratch, mut gg, mut xhat) =
+                            (Vec::with_capacity(h), vec![0f32; h], vec![0f32; h]);
+                        for ((dr, xr), gr) in db.chunks_mut(h).zip(xb.chunks(h)).zip(gb.chunks(h)) {
+                            let (mean, rstd) = moments(xr, op.eps, &mut scratch);
+                            for (((gg, xh), (x, g)), gamma) in gg
+                                .iter_mut()
+                                .zip(xhat.iter_mut())
+                                .zip(xr.iter().zip(gr))
+                                .zip(&*op.gamma)
+                            {
+                                *gg = g * gamma;
+                                *xh = (x - mean) * rstd;
+                            }
+                            let a = simd::sum(&gg) / h as f32;
+                            let c = simd::dot(&gg, &xhat) / h as f32;
+                            for ((d, gg), xh) in dr.iter_mut().zip(&gg).zip(&xhat) {
+                                *d = rstd * (gg - a - xh * c);
+                            }
                         }
-                        let a = simd::sum(&gg) / h as f32;
-                        let c = simd::dot(&gg, &xhat) / h as f32;
-                        for ((d, gg), xh) in dr.iter_mut().zip(&gg).zip(&xhat) {
-                            *d = rstd * (gg - a - xh * c);
-                        }
-                    }
-                })
+                    },
+                )
             });
         Ok((CpuStorage::F32(dx), l1.shape().clone()))
     }
