@@ -35,6 +35,16 @@ impl LayerNorm {
         }
     }
 
+    /// `LN(a + b)`: one fused op (no graph node for the sum) on f32 CPU tensors.
+    pub fn forward_residual(&self, a: &Tensor, b: &Tensor) -> candle_core::Result<Tensor> {
+        match &self.fused {
+            Some(op) if crate::fused::fusable(a) && crate::fused::fusable(b) => {
+                op.forward_residual(a, b)
+            }
+            _ => self.forward(&(a + b)?),
+        }
+    }
+
     /// The composite of candle ops (any dtype and device).
     pub fn forward_composite(&self, x: &Tensor) -> candle_core::Result<Tensor> {
         let dtype = x.dtype();

@@ -2,7 +2,7 @@
 //! (`attention.output.{dense,LayerNorm}`).
 
 use candle_core::{ModuleT, Tensor, D};
-use candle_nn::{Dropout, Module};
+use candle_nn::Dropout;
 
 use super::config::BertConfig;
 use super::{apply, Builder};
@@ -67,7 +67,7 @@ impl BertAttention {
             let out = self
                 .hidden_dropout
                 .forward_t(&apply(&self.output, &ctx, tasks)?, train)?;
-            return self.norm.forward(&(out + x)?);
+            return self.norm.forward_residual(&out, x);
         }
         let split = |t: Tensor| -> candle_core::Result<Tensor> {
             t.reshape((b, s, self.heads, d))?
@@ -86,6 +86,6 @@ impl BertAttention {
         let out = self
             .hidden_dropout
             .forward_t(&apply(&self.output, &ctx, tasks)?, train)?;
-        self.norm.forward(&(out + x)?)
+        self.norm.forward_residual(&out, x)
     }
 }

@@ -2,7 +2,7 @@
 //! the stack of them.
 
 use candle_core::{ModuleT, Tensor};
-use candle_nn::{Dropout, Module};
+use candle_nn::Dropout;
 
 use super::attention::BertAttention;
 use super::config::{BertConfig, HiddenAct};
@@ -66,7 +66,7 @@ impl BertLayer {
     ) -> candle_core::Result<Tensor> {
         if let Some(ffn) = self.frozen_ffn(a, tasks) {
             let out = self.dropout.forward_t(&ffn.forward(a)?, train)?;
-            return self.norm.forward(&(out + a)?);
+            return self.norm.forward_residual(&out, a);
         }
         let inner = self.ffn_inner(a, tasks)?;
         self.forward_from_ffn_output(&inner, a, tasks, train)
@@ -113,7 +113,7 @@ impl BertLayer {
         let out = self
             .dropout
             .forward_t(&apply(&self.output, inner, tasks)?, train)?;
-        self.norm.forward(&(out + a)?)
+        self.norm.forward_residual(&out, a)
     }
 
     /// The attention half: `[b, s, h]` → the attention output `a`.

@@ -91,9 +91,9 @@ impl Attention {
     }
 }
 
-/// `seq` rounded up to a whole number of 16-lane vectors.
+/// `seq` rounded up to a whole number of 8-lane vectors (AVX2 width, half an AVX-512 one).
 fn padded(s: usize) -> usize {
-    s.div_ceil(16) * 16
+    s.div_ceil(8) * 8
 }
 
 /// Head `h`'s columns of `x [seq, w]` as `xt [d, stride]` (columns past `seq` zero).

@@ -1,6 +1,8 @@
 //! Layer normalization over the last dimension with frozen `γ`, `β` (biased variance, as in
 //! PyTorch / HF BERT): one pass per row forward; backward gives only
 //! `dx = rstd · (gγ − mean(gγ) − x̂ · mean(gγ ⊙ x̂))`, `x̂ = (x − mean) · rstd`.
+//! [`FusedLayerNorm::forward_residual`] normalizes a sum `a + b` (BERT's residual connections)
+//! without a graph node for the sum; both summands get `dx`.
 
 use std::sync::Arc;
 
@@ -43,12 +45,92 @@ impl FusedLayerNorm {
         x.contiguous()?.apply_op1(self.clone())
     }
 
+    /// `LN(a + b)` for `a`, `b [.., h]` of one shape.
+    pub fn forward_residual(&self, a: &Tensor, b: &Tensor) -> candle_core::Result<Tensor> {
+        a.contiguous()?
+            .apply_op2(&b.contiguous()?, ResidualLayerNorm(self.clone()))
+    }
+
     fn width(&self, l: &Layout) -> candle_core::Result<usize> {
         let h = self.gamma.len();
         if l.shape().dims().last() != Some(&h) {
             candle_core::bail!("layer norm: input {:?} for width {h}", l.shape());
         }
         Ok(h)
+    }
+}
+
+/// `y = LN(x)` row by row, for contiguous `x`, `y` of whole rows of width `h`.
+fn normalize(op: &FusedLayerNorm, x: &[f32], y: &mut [f32], h: usize) {
+    y.par_chunks_mut(ROWS * h)
+        .zip(x.par_chunks(ROWS * h))
+        .for_each(|(yb, xb)| {
+            simd::dispatch(
+                #[inline(always)]
+                || {
+                    let mut scratch = Vec::with_capacity(h);
+                    for (yr, xr) in yb.chunks_mut(h).zip(xb.chunks(h)) {
+                        let (mean, rstd) = moments(xr, op.eps, &mut scratch);
+                        for (((y, x), g), b) in yr.iter_mut().zip(xr).zip(&*op.gamma).zip(&*op.beta)
+                        {
+                            *y = (x - mean) * rstd * g + b;
+                        }
+                    }
+                },
+            )
+        });
+}
+
+/// `a, b` → `LN(a + b)`.
+#[derive(Debug, Clone)]
+struct ResidualLayerNorm(FusedLayerNorm);
+
+impl CustomOp2 for ResidualLayerNorm {
+    fn name(&self) -> &'static str {
+        "lrs-residual-layer-norm"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> candle_core::Result<(CpuStorage, Shape)> {
+        let h = self.0.width(l1)?;
+        if l1.shape() != l2.shape() {
+            candle_core::bail!("layer norm: summands {:?} and {:?}", l1.shape(), l2.shape());
+        }
+        let (a, b) = (
+            f32_slice(s1, l1, "layer norm a")?,
+            f32_slice(s2, l2, "layer norm b")?,
+        );
+        let mut sum = vec![0f32; a.len()];
+        sum.par_chunks_mut(ROWS * h.max(1))
+            .zip(
+                a.par_chunks(ROWS * h.max(1))
+                    .zip(b.par_chunks(ROWS * h.max(1))),
+            )
+            .for_each(|(s, (a, b))| {
+                s.iter_mut()
+                    .zip(a.iter().zip(b))
+                    .for_each(|(s, (a, b))| *s = a + b)
+            });
+        let mut y = vec![0f32; a.len()];
+        normalize(&self.0, &sum, &mut y, h);
+        Ok((CpuStorage::F32(y), l1.shape().clone()))
+    }
+
+    fn bwd(
+        &self,
+        a: &Tensor,
+        b: &Tensor,
+        _y: &Tensor,
+        grad: &Tensor,
+    ) -> candle_core::Result<(Option<Tensor>, Option<Tensor>)> {
+        let sum = (a.detach() + b.detach())?;
+        let dx = sum.apply_op2_no_bwd(&grad.contiguous()?, &LayerNormGrad(self.0.clone()))?;
+        Ok((Some(dx.clone()), Some(dx)))
     }
 }
 
@@ -72,24 +154,7 @@ impl CustomOp1 for FusedLayerNorm {
         let h = self.width(l)?;
         let x = f32_slice(s, l, "layer norm x")?;
         let mut y = vec![0f32; x.len()];
-        y.par_chunks_mut(ROWS * h)
-            .zip(x.par_chunks(ROWS * h))
-            .for_each(|(yb, xb)| {
-                simd::dispatch(
-                    #[inline(always)]
-                    || {
-                        let mut scratch = Vec::with_capacity(h);
-                        for (yr, xr) in yb.chunks_mut(h).zip(xb.chunks(h)) {
-                            let (mean, rstd) = moments(xr, self.eps, &mut scratch);
-                            for (((y, x), g), b) in
-                                yr.iter_mut().zip(xr).zip(&*self.gamma).zip(&*self.beta)
-                            {
-                                *y = (x - mean) * rstd * g + b;
-                            }
-                        }
-                    },
-                )
-            });
+        normalize(self, x, &mut y, h);
         Ok((CpuStorage::F32(y), l.shape().clone()))
     }
 

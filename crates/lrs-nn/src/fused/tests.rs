@@ -335,3 +335,35 @@ fn frozen_ffn_matches_the_composite_and_its_input_gradient() -> candle_core::Res
     );
     Ok(())
 }
+
+#[test]
+fn residual_layer_norm_matches_norm_of_the_sum_and_both_gradients() -> candle_core::Result<()> {
+    let h = 20;
+    let (gamma, beta) = (seeded(&[h], 50), seeded(&[h], 51));
+    let vars: Vec<Var> = (0..2)
+        .map(|i| Var::from_tensor(&seeded(&[2, 3, h], 52 + i)))
+        .collect::<candle_core::Result<_>>()?;
+    let (a, b) = (vars[0].as_tensor(), vars[1].as_tensor());
+    let fused = FusedLayerNorm::new(&gamma, &beta, 1e-12)?;
+    let composite = crate::layer_norm::LayerNorm::new(gamma.clone(), beta.clone(), 1e-12);
+    let ours = fused.forward_residual(a, b)?;
+    let reference = composite.forward_composite(&(a + b)?)?;
+    assert!(max_diff(&ours, &reference) < 1e-5);
+    let probe = seeded(&[2, 3, h], 54);
+    let g_ours = (&ours * &probe)?.sum_all()?.backward()?;
+    let g_ref = (&reference * &probe)?.sum_all()?.backward()?;
+    let mut grads = Vec::new();
+    for var in &vars {
+        let (go, gr) = (
+            g_ours.get(var).expect("grad"),
+            g_ref.get(var).expect("grad"),
+        );
+        assert!(max_abs(go) > 1e-3, "a zero gradient");
+        assert!(max_diff(go, gr) < 1e-4, "{}", max_diff(go, gr));
+        grads.push(Some(go.clone()));
+    }
+    let f = |xs: &[Tensor]| fused.forward_residual(&xs[0], &xs[1]).expect("forward");
+    let xs: Vec<Tensor> = vars.iter().map(|v| v.as_tensor().clone()).collect();
+    check_directional(&f, &xs, &grads, &probe, "residual layer norm");
+    Ok(())
+}
