@@ -403,3 +403,66 @@ fn per_task_lora_learns_a_pair_per_target_module_reproducibly() {
     };
     assert_eq!(a_bits(&t), a_bits(&again));
 }
+
+/// `task_layers = 1`: per-task parts only in the top layer, U and V in both. The task phase
+/// and personalization run from cached top-layer states; their losses must equal the full
+/// forward pass's, and no task may carry a part below the top layer.
+#[test]
+fn per_task_parts_in_the_top_layer_only_agree_with_the_full_forward() {
+    let f = fixture();
+    let data = tiny_data(3, 8);
+    let cfg = TrainConfig {
+        target_modules: vec!["query".into(), "value".into()],
+        task_layers: 1,
+        task_head: false,
+        ..tiny_config_toml(Method::Lrs)
+    };
+    let mut t = trainer(&f, cfg, &data);
+    assert_eq!(t.modules().len(), 4, "query and value of both layers");
+    assert_eq!(t.task_modules().len(), 2);
+    assert!(t
+        .task_modules()
+        .keys()
+        .all(|m| m.starts_with("encoder.layer.1.")));
+    t.round(&data).expect("round");
+    for task in t.tasks() {
+        assert!(
+            task.layers
+                .keys()
+                .all(|m| m.starts_with("encoder.layer.1.")),
+            "{:?}",
+            task.layers.keys().collect::<Vec<_>>()
+        );
+        assert!(task.nnz() > 0, "the sparse part learned nothing");
+    }
+    let new = tiny_data(4, 8);
+    let rows = &new.tasks[3].train;
+    t.refresh_task_cache(rows).expect("refresh");
+    let (fitted, loss) = t.personalize("t3", rows).expect("personalize");
+    let z = t.logits_of(&fitted, rows).expect("logits");
+    let full: f64 = z
+        .iter()
+        .zip(rows)
+        .map(|(&z, r)| {
+            let (z, y) = (f64::from(z), if r.positive { 1.0 } else { 0.0 });
+            z.max(0.0) - z * y + (-z.abs()).exp().ln_1p()
+        })
+        .sum::<f64>()
+        / rows.len() as f64;
+    assert!(
+        (full - loss).abs() < 1e-4,
+        "cached {loss} vs full forward {full}"
+    );
+    let bad = TrainConfig {
+        task_layers: 3,
+        ..tiny_config_toml(Method::Lrs)
+    };
+    let model = Trainer::load_model(&f.ckpt, &bad, &candle_core::Device::Cpu).expect("model");
+    assert!(matches!(
+        Trainer::new(model, bad, &data),
+        Err(TrainError::Config {
+            field: "task_layers",
+            ..
+        })
+    ));
+}

@@ -228,12 +228,35 @@ impl BertModel {
     /// The frozen prefix of `input` up to [`Self::resume_point`] (eval mode, no tasks: the
     /// prefix reads only base weights).
     pub fn prefix(&self, input: &BertInput) -> candle_core::Result<PrefixState> {
+        self.prefix_at(input, self.resume_point())
+    }
+
+    /// The state of `input` at `point` (`None`: the end of the encoder), eval mode, with no
+    /// task parts but the shared factors of the layers below `point`, detached from autograd.
+    /// For a `point` past [`Self::resume_point`] this depends on `U`, `V`: a trainer whose
+    /// task parts start at `point` recomputes it after every shared phase.
+    pub fn prefix_at(
+        &self,
+        input: &BertInput,
+        point: Option<ResumePoint>,
+    ) -> candle_core::Result<PrefixState> {
+        let state = self.prefix_to(input, point)?;
+        Ok(PrefixState {
+            hidden: state.hidden.detach(),
+            inner: state.inner.map(|t| t.detach()),
+        })
+    }
+
+    fn prefix_to(
+        &self,
+        input: &BertInput,
+        point: Option<ResumePoint>,
+    ) -> candle_core::Result<PrefixState> {
         let mask_bias = self.mask_bias(&input.attention_mask)?;
         let mut x = self
             .embeddings
             .forward_t(&input.input_ids, &input.token_type_ids, false)?;
-        let point = self.resume_point();
-        let stop = point.map_or(self.layers.len(), |p| p.layer);
+        let stop = point.map_or(self.layers.len(), |p| p.layer.min(self.layers.len()));
         for layer in &self.layers[..stop] {
             x = layer.forward_t(&x, &mask_bias, None, false)?;
         }
@@ -272,7 +295,20 @@ impl BertModel {
         tasks: Option<&TaskBatch>,
         train: bool,
     ) -> candle_core::Result<Tensor> {
-        let Some(point) = self.resume_point() else {
+        self.forward_from_at(state, attention_mask, self.resume_point(), tasks, train)
+    }
+
+    /// [`Self::forward_from`] for a state taken at `point` by [`Self::prefix_at`] (`None`:
+    /// the final hidden states, returned as they are).
+    pub fn forward_from_at(
+        &self,
+        state: &PrefixState,
+        attention_mask: &Tensor,
+        point: Option<ResumePoint>,
+        tasks: Option<&TaskBatch>,
+        train: bool,
+    ) -> candle_core::Result<Tensor> {
+        let Some(point) = point.filter(|p| p.layer < self.layers.len()) else {
             return Ok(state.hidden.clone());
         };
         let mask_bias = self.mask_bias(attention_mask)?;

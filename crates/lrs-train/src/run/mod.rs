@@ -462,6 +462,7 @@ fn personalize_splits_from(
             .clone()
             .ok_or_else(|| RunError::Invalid("shared file has no hash".into()))?,
     };
+    trainer.refresh_task_cache(data.tasks.iter().flat_map(|t| &t.train))?;
     let mut fitted = Vec::with_capacity(data.len());
     let mut out = Vec::with_capacity(data.len());
     for rows in &data.tasks {

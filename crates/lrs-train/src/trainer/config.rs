@@ -348,6 +348,12 @@ pub struct TrainConfig {
     /// `head-only`, which is nothing else) train one; off, a task's personal part is only
     /// what its method adapts in the encoder.
     pub task_head: bool,
+    /// Per-task parts (core `w`, sparse `S`, LoRA pairs, dense updates) only in the top this
+    /// many encoder layers; `U`, `V` stay in every adapted layer. Everything below the first
+    /// per-task part is then the same for every task: its state is computed once per text
+    /// after each shared phase, and the task phase and personalization run only the top
+    /// layers. `0`: every adapted layer.
+    pub task_layers: usize,
     /// Whether dropout is on while training (off by default: candle's CPU dropout cannot be
     /// seeded, so runs with it are not reproducible).
     pub dropout: bool,
@@ -379,6 +385,7 @@ impl Default for TrainConfig {
             lora_rank: None,
             lora_alpha: None,
             task_head: true,
+            task_layers: 0,
             dropout: false,
             seed: 0,
             model: "sentence-transformers/all-MiniLM-L6-v2".into(),

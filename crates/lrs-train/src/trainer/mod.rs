@@ -34,7 +34,7 @@ use std::collections::BTreeMap;
 
 use candle_core::{DType, Device, Tensor, Var};
 use lrs_nn::bert::model::pool;
-use lrs_nn::bert::prefix::PrefixState;
+use lrs_nn::bert::prefix::{PrefixState, ResumePoint};
 use lrs_nn::{BertCheckpoint, BertModel, LayerDelta, Pooling, TaskBatch, TaskDelta};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha20Rng;
@@ -74,10 +74,16 @@ pub struct Trainer {
     tasks: Vec<TaskDelta>,
     /// Adapted module → `(out, in)`.
     modules: BTreeMap<String, (usize, usize)>,
+    /// The adapted modules that carry per-task parts (all, or those of the top
+    /// [`TrainConfig::task_layers`] layers).
+    task_modules: BTreeMap<String, (usize, usize)>,
     shared_opt: Option<AdamW>,
     rng: ChaCha20Rng,
     round: usize,
     cache: PrefixCache,
+    /// Where per-task parts start, when that is past the first adapted layer; with it the
+    /// cache of states there (rebuilt by [`Trainer::refresh_task_cache`]).
+    task_cache: Option<(ResumePoint, PrefixCache)>,
     private: Option<PrivateState>,
 }
 
@@ -146,6 +152,41 @@ impl Trainer {
                 ),
             });
         }
+        let layers = model.config().num_hidden_layers;
+        if config.task_layers > layers {
+            return Err(TrainError::Config {
+                field: "task_layers",
+                reason: format!("{} exceeds the model's {layers} layers", config.task_layers),
+            });
+        }
+        let first_task_layer = layers
+            - if config.task_layers == 0 {
+                layers
+            } else {
+                config.task_layers
+            };
+        let task_modules: BTreeMap<String, (usize, usize)> = modules
+            .iter()
+            .filter(|(name, _)| encoder_layer(name).is_none_or(|l| l >= first_task_layer))
+            .map(|(n, s)| (n.clone(), *s))
+            .collect();
+        if task_modules.is_empty() {
+            return Err(TrainError::Config {
+                field: "task_layers",
+                reason: format!(
+                    "no adapted module lies in the top {} layers",
+                    config.task_layers
+                ),
+            });
+        }
+        let task_point = ResumePoint {
+            layer: first_task_layer,
+            stage: lrs_nn::bert::encoder::LayerStage::Attention,
+        };
+        let task_cache = model
+            .resume_point()
+            .is_some_and(|p| p < task_point)
+            .then(|| (task_point, PrefixCache::default()));
         let device = model.device().clone();
         let vars = model.shared_vars().ok_or_else(|| TrainError::Model {
             reason: "model has no shared var map".into(),
@@ -214,7 +255,7 @@ impl Trainer {
         let tasks = data
             .tasks
             .iter()
-            .map(|t| new_task(&t.task, &config, &modules, hidden, &device))
+            .map(|t| new_task(&t.task, &config, &task_modules, hidden, &device))
             .collect::<Result<Vec<_>>>()?;
         Ok(Self {
             config,
@@ -222,10 +263,12 @@ impl Trainer {
             head,
             tasks,
             modules,
+            task_modules,
             shared_opt,
             rng,
             round: 0,
             cache,
+            task_cache,
             private,
         })
     }
@@ -340,18 +383,49 @@ impl Trainer {
     /// `[batch]` logits of `rows`, whose tasks `tasks` gives.
     fn logits_rows(&self, rows: &[&Row], tasks: &TaskBatch, train: bool) -> Result<Tensor> {
         let (state, mask) = self.cache.batch(&self.model, rows)?;
-        self.logits_from(&state, &mask, tasks, train)
+        self.logits_from(&state, &mask, self.cache.point(&self.model), tasks, train)
     }
 
-    /// `[batch]` logits from a stacked prefix state and its mask.
+    /// The cache the task phase reads (states where per-task parts start) and its point.
+    fn task_rows_cache(&self) -> (&PrefixCache, Option<ResumePoint>) {
+        match &self.task_cache {
+            Some((point, cache)) => (cache, Some(*point)),
+            None => (&self.cache, self.cache.point(&self.model)),
+        }
+    }
+
+    /// With per-task parts confined to the top layers ([`TrainConfig::task_layers`]):
+    /// recomputes, with the current shared factors, the state where they start of every
+    /// distinct text of `rows`. The task phase calls it for its tasks' training rows; call it
+    /// before [`Self::personalize`] of new rows (rows missing from the cache are computed on
+    /// every use). Does nothing otherwise.
+    pub fn refresh_task_cache<'a>(
+        &mut self,
+        rows: impl IntoIterator<Item = &'a Row>,
+    ) -> Result<()> {
+        if let Some((point, cache)) = &mut self.task_cache {
+            *cache = PrefixCache::build_at(&self.model, *point, rows)?;
+        }
+        Ok(())
+    }
+
+    /// Adapted modules carrying per-task parts.
+    pub fn task_modules(&self) -> &BTreeMap<String, (usize, usize)> {
+        &self.task_modules
+    }
+
+    /// `[batch]` logits from a stacked state taken at `point` and its mask.
     fn logits_from(
         &self,
         state: &PrefixState,
         mask: &Tensor,
+        point: Option<ResumePoint>,
         tasks: &TaskBatch,
         train: bool,
     ) -> Result<Tensor> {
-        let hidden = self.model.forward_from(state, mask, Some(tasks), train)?;
+        let hidden = self
+            .model
+            .forward_from_at(state, mask, point, Some(tasks), train)?;
         let pooled = pool(&hidden, mask, Pooling::Mean)?;
         logits(
             &pooled,
@@ -384,6 +458,16 @@ impl Trainer {
         }
         Ok(())
     }
+}
+
+/// `N` of a module named `encoder.layer.N.…`.
+fn encoder_layer(module: &str) -> Option<usize> {
+    module
+        .strip_prefix("encoder.layer.")?
+        .split('.')
+        .next()?
+        .parse()
+        .ok()
 }
 
 /// A task's starting parts: `w = 1` on every adapted layer (when the method learns `w`), no

@@ -4,11 +4,16 @@
 //! adapters in the top layer only, that is a fraction of the full model's cost. Texts repeat
 //! across tasks (MovieLens: 1 682 movies for 100 000 ratings), so the cache holds one state
 //! per distinct token sequence, not per row.
+//!
+//! A cache may also hold states at a later point ([`PrefixCache::build_at`]): where a run's
+//! per-task parts start (`task_layers`), so the task phase runs only the top layers. Such
+//! states depend on the shared factors below that point and are rebuilt after each shared
+//! phase.
 
 use std::collections::HashMap;
 
 use candle_core::{Device, Tensor};
-use lrs_nn::bert::prefix::PrefixState;
+use lrs_nn::bert::prefix::{PrefixState, ResumePoint};
 use lrs_nn::BertModel;
 
 use super::data::{batch, Row};
@@ -21,12 +26,39 @@ const FILL_BATCH: usize = 64;
 #[derive(Debug, Clone, Default)]
 pub struct PrefixCache {
     states: HashMap<Vec<u32>, PrefixState>,
+    /// Where the states are taken (`None`: the model's frozen prefix).
+    at: Option<ResumePoint>,
 }
 
 impl PrefixCache {
-    /// Computes the state of every distinct token sequence among `rows`.
+    /// Computes the frozen-prefix state of every distinct token sequence among `rows`.
     pub fn build<'a>(model: &BertModel, rows: impl IntoIterator<Item = &'a Row>) -> Result<Self> {
-        let mut cache = Self::default();
+        Self::build_inner(model, None, rows)
+    }
+
+    /// Computes every distinct token sequence's state at `at` ([`BertModel::prefix_at`]).
+    pub fn build_at<'a>(
+        model: &BertModel,
+        at: ResumePoint,
+        rows: impl IntoIterator<Item = &'a Row>,
+    ) -> Result<Self> {
+        Self::build_inner(model, Some(at), rows)
+    }
+
+    /// Where the states are taken: the point [`BertModel::forward_from_at`] resumes from.
+    pub fn point(&self, model: &BertModel) -> Option<ResumePoint> {
+        self.at.or_else(|| model.resume_point())
+    }
+
+    fn build_inner<'a>(
+        model: &BertModel,
+        at: Option<ResumePoint>,
+        rows: impl IntoIterator<Item = &'a Row>,
+    ) -> Result<Self> {
+        let mut cache = Self {
+            states: HashMap::new(),
+            at,
+        };
         let mut todo: Vec<&Row> = Vec::new();
         let mut seen = std::collections::HashSet::new();
         for row in rows {
@@ -37,7 +69,7 @@ impl PrefixCache {
         // Similar lengths together: little padding per pass.
         todo.sort_by_key(|r| r.ids.len());
         for chunk in todo.chunks(FILL_BATCH) {
-            for (row, state) in chunk.iter().zip(compute(model, chunk)?) {
+            for (row, state) in chunk.iter().zip(compute(model, cache.point(model), chunk)?) {
                 cache.states.insert(row.ids.clone(), state);
             }
         }
@@ -74,7 +106,7 @@ impl PrefixCache {
             missing
                 .iter()
                 .map(|r| r.ids.as_slice())
-                .zip(compute(model, &missing)?)
+                .zip(compute(model, self.point(model), &missing)?)
                 .collect()
         };
         let states = rows
@@ -104,11 +136,11 @@ pub fn mask(rows: &[&Row], device: &Device) -> Result<Tensor> {
     Ok(Tensor::from_vec(m, (rows.len(), seq), device)?)
 }
 
-/// One prefix pass over `rows` (padded by [`batch`]), split back into per-row states
+/// One prefix pass over `rows` up to `at` (padded by [`batch`]), split back into per-row states
 /// trimmed to their length.
-fn compute(model: &BertModel, rows: &[&Row]) -> Result<Vec<PrefixState>> {
+fn compute(model: &BertModel, at: Option<ResumePoint>, rows: &[&Row]) -> Result<Vec<PrefixState>> {
     let (input, _) = batch(rows.iter().copied(), model.device())?;
-    let state = model.prefix(&input)?;
+    let state = model.prefix_at(&input, at)?;
     rows.iter()
         .enumerate()
         .map(|(i, r)| Ok(state.row(i, r.ids.len())?))

@@ -35,7 +35,13 @@ impl Trainer {
         let y = targets(&rows, self.model.device())?;
         let tb = TaskBatch::single(&self.tasks[task], rows.len(), self.model.device())?;
         let loss = logistic_loss(
-            &self.logits_from(&state, &mask, &tb, self.config.dropout)?,
+            &self.logits_from(
+                &state,
+                &mask,
+                self.cache.point(&self.model),
+                &tb,
+                self.config.dropout,
+            )?,
             &y,
         )?;
         let grads = loss.backward()?;

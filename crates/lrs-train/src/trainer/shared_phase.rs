@@ -28,6 +28,10 @@ impl Trainer {
             self.shared_steps(&mut opt, data)
         };
         self.shared_opt = Some(opt);
+        // States above the shared factors are stale now; the task phase recomputes them.
+        if let Some((_, cache)) = &mut self.task_cache {
+            *cache = super::PrefixCache::default();
+        }
         result
     }
 

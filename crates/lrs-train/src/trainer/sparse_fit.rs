@@ -21,7 +21,7 @@
 use std::collections::BTreeMap;
 
 use candle_core::{Tensor, Var};
-use lrs_nn::bert::prefix::PrefixState;
+use lrs_nn::bert::prefix::{PrefixState, ResumePoint};
 use lrs_nn::{SparseDelta, SparsePart, TaskBatch, TaskDelta};
 
 use super::adamw::{AdamW, AdamWParams};
@@ -69,6 +69,8 @@ impl EntryScores {
 /// Rows of one task, ready for repeated forward passes from the prefix cache.
 pub(super) struct RowBatch {
     state: PrefixState,
+    /// Where `state` was taken.
+    at: Option<ResumePoint>,
     mask: Tensor,
     y: Tensor,
     n: usize,
@@ -84,9 +86,11 @@ impl RowBatch {
 impl Trainer {
     /// `rows` as one [`RowBatch`].
     pub(super) fn row_batch(&self, rows: &[&Row]) -> Result<RowBatch> {
-        let (state, mask) = self.cache.batch(&self.model, rows)?;
+        let (cache, at) = self.task_rows_cache();
+        let (state, mask) = cache.batch(&self.model, rows)?;
         Ok(RowBatch {
             state,
+            at,
             mask,
             y: targets(rows, self.model.device())?,
             n: rows.len(),
@@ -107,7 +111,7 @@ impl Trainer {
     ) -> Result<Tensor> {
         let tb = TaskBatch::single(work, batch.n, self.model.device())?;
         logistic_loss(
-            &self.logits_from(&batch.state, &batch.mask, &tb, train)?,
+            &self.logits_from(&batch.state, &batch.mask, batch.at, &tb, train)?,
             &batch.y,
         )
     }
@@ -136,7 +140,7 @@ impl Trainer {
         for row in rows {
             let tb = TaskBatch::single(work, row.n, self.model.device())?;
             let z = self
-                .logits_from(&row.state, &row.mask, &tb, false)?
+                .logits_from(&row.state, &row.mask, row.at, &tb, false)?
                 .sum_all()?;
             let p = 1.0 / (1.0 + (-f64::from(z.to_scalar::<f32>()?)).exp());
             let y = f64::from(row.y.sum_all()?.to_scalar::<f32>()?);
@@ -189,11 +193,11 @@ impl Trainer {
         let previous: BTreeMap<String, SparsePart> = work
             .layers
             .iter()
-            .filter(|(m, _)| self.modules.contains_key(*m))
+            .filter(|(m, _)| self.task_modules.contains_key(*m))
             .map(|(m, l)| (m.clone(), l.sparse.clone()))
             .collect();
         let mut scratch = Vec::new();
-        for (module, &shape) in &self.modules {
+        for (module, &shape) in &self.task_modules {
             let layer = work.layers.entry(module.clone()).or_default();
             scratch.push(layer.start_dense_scratch(shape, &full.y)?);
         }
@@ -202,7 +206,7 @@ impl Trainer {
 
         // 2. Supports; values start at their current value, 0 where new.
         let mut fitted: Vec<(String, Vec<u32>, Var)> = Vec::new();
-        for ((module, &(out_dim, in_dim)), score) in self.modules.iter().zip(&scores) {
+        for ((module, &(out_dim, in_dim)), score) in self.task_modules.iter().zip(&scores) {
             let (current, values) = match previous.get(module) {
                 Some(SparsePart::Sparse(s)) => (s.indices().to_vec(), s.values().to_vec1::<f32>()?),
                 _ => (Vec::new(), Vec::new()),
@@ -264,7 +268,7 @@ impl Trainer {
             }
             let kept = best.map(|(_, k)| k).unwrap_or_default();
             for ((module, support, _), values) in fitted.into_iter().zip(kept) {
-                let (out_dim, in_dim) = self.modules[&module];
+                let (out_dim, in_dim) = self.task_modules[&module];
                 if let Some(layer) = work.layers.get_mut(&module) {
                     layer.sparse =
                         SparsePart::Sparse(SparseDelta::new(out_dim, in_dim, support, values)?);

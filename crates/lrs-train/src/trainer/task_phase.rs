@@ -40,6 +40,7 @@ impl Trainer {
         {
             return Ok(None);
         }
+        self.refresh_task_cache(data.tasks.iter().flat_map(|t| &t.train))?;
         // Tasks are independent given the frozen shared parts: fit them in parallel, then
         // store the results in task order, so the outcome does not depend on scheduling.
         let fitted = self
@@ -88,7 +89,7 @@ impl Trainer {
 
         let mut vars: Vec<Var> = Vec::new();
         if m.trains_core() {
-            for module in self.modules.keys() {
+            for module in self.task_modules.keys() {
                 let layer = work.layers.entry(module.clone()).or_default();
                 let w0 = match &layer.w {
                     Some(w) => w.copy()?,
@@ -113,13 +114,13 @@ impl Trainer {
             }
         }
         if m.trains_dense() {
-            for (module, &shape) in &self.modules {
+            for (module, &shape) in &self.task_modules {
                 let layer = work.layers.entry(module.clone()).or_default();
                 vars.push(layer.start_dense_scratch(shape, &y)?);
             }
         }
         if m.trains_lora() {
-            for (module, &shape) in &self.modules {
+            for (module, &shape) in &self.task_modules {
                 let part = match work.lora.get(module) {
                     Some(p) => p.clone(),
                     None => self.new_lora(&work.task_id, module, shape)?,
@@ -158,7 +159,7 @@ impl Trainer {
         if m.trains_dense() {
             // Every entry kept: the dense update, stored in the sparse format.
             let sizes: BTreeMap<&str, usize> = self
-                .modules
+                .task_modules
                 .iter()
                 .map(|(name, &(o, i))| (name.as_str(), o * i))
                 .collect();
@@ -167,7 +168,7 @@ impl Trainer {
 
         if m.trains_sparse() && cfg.task.sparse_steps > 0 {
             let budgets: BTreeMap<&str, usize> = self
-                .modules
+                .task_modules
                 .iter()
                 .map(|(name, &(o, i))| {
                     (
@@ -238,7 +239,7 @@ impl Trainer {
         super::new_task(
             task_id,
             &self.config,
-            &self.modules,
+            &self.task_modules,
             self.model.config().hidden_size,
             self.model.device(),
         )
