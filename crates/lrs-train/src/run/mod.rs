@@ -463,10 +463,19 @@ fn personalize_splits_from(
             .ok_or_else(|| RunError::Invalid("shared file has no hash".into()))?,
     };
     trainer.refresh_task_cache(data.tasks.iter().flat_map(|t| &t.train))?;
+    // Users are independent given the frozen shared parts: fit them in parallel (as the task
+    // phase does), then write the files in order.
+    let parts = {
+        use rayon::prelude::*;
+        let trainer = &trainer;
+        data.tasks
+            .par_iter()
+            .map(|rows| Ok(trainer.personalize(&rows.task, &rows.train)?.0))
+            .collect::<Result<Vec<TaskDelta>>>()?
+    };
     let mut fitted = Vec::with_capacity(data.len());
     let mut out = Vec::with_capacity(data.len());
-    for rows in &data.tasks {
-        let (task, _) = trainer.personalize(&rows.task, &rows.train)?;
+    for (rows, task) in data.tasks.iter().zip(parts) {
         let path = run.task_path(&rows.task)?;
         task.save(&path, &provenance, DType::F16)?;
         if let Some(split) = splits.iter().find(|s| s.task == rows.task) {
