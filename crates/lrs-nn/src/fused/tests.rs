@@ -63,6 +63,47 @@ fn check_directional(
     }
 }
 
+/// Checks fused `op` against `composite` at the values of `vars`: outputs within `tol`;
+/// the gradients of `⟨output, probe⟩` nonzero and within `10 · tol` of the composite's for
+/// every input; and against central finite differences. Returns the fused gradients.
+fn check_op(
+    op: &dyn Fn(&[Tensor]) -> Tensor,
+    composite: &dyn Fn(&[Tensor]) -> Tensor,
+    vars: &[Var],
+    tol: f32,
+    what: &str,
+) -> Vec<Tensor> {
+    let xs: Vec<Tensor> = vars.iter().map(|v| v.as_tensor().clone()).collect();
+    let (ours, reference) = (op(&xs), composite(&xs));
+    assert!(
+        max_diff(&ours, &reference) < tol,
+        "{what}: values off by {}",
+        max_diff(&ours, &reference)
+    );
+    let probe = seeded(ours.dims(), 999);
+    let backward = |y: &Tensor| {
+        (y * &probe)
+            .and_then(|t| t.sum_all()?.backward())
+            .expect("backward")
+    };
+    let (g_ours, g_ref) = (backward(&ours), backward(&reference));
+    let grads: Vec<Tensor> = vars
+        .iter()
+        .enumerate()
+        .map(|(i, var)| {
+            let go = g_ours.get(var).expect("a fused gradient").clone();
+            let gr = g_ref.get(var).expect("a composite gradient");
+            assert!(max_abs(&go) > 1e-3, "{what} input {i}: a zero gradient");
+            let d = max_diff(&go, gr);
+            assert!(d < 10.0 * tol, "{what} input {i}: gradient off by {d}");
+            go
+        })
+        .collect();
+    let fused: Vec<Option<Tensor>> = grads.iter().cloned().map(Some).collect();
+    check_directional(op, &xs, &fused, &probe, what);
+    grads
+}
+
 #[test]
 fn exp_matches_std_to_a_few_ulp() {
     // Normal f32 results: e^x ≥ 2^−126 for x ≥ −87.3.
@@ -99,22 +140,18 @@ fn frozen_linear_matches_matmul_and_its_input_gradient() -> candle_core::Result<
     let (w, b) = (seeded(&[5, 7], 1), seeded(&[5], 2));
     let x = Var::from_tensor(&seeded(&[3, 4, 7], 3))?;
     let op = FrozenLinear::new(&w, Some(&b))?;
-    let ours = op.forward(&x)?;
-    let reference = x.broadcast_matmul(&w.t()?)?.broadcast_add(&b)?;
-    assert_eq!(ours.dims(), &[3, 4, 5]);
-    assert!(max_diff(&ours, &reference) < 1e-5);
-    let probe = seeded(&[3, 4, 5], 4);
-    let g_ours = (&ours * &probe)?.sum_all()?.backward()?;
-    let g_ref = (&reference * &probe)?.sum_all()?.backward()?;
-    let (go, gr) = (g_ours.get(&x).expect("dx"), g_ref.get(&x).expect("dx"));
-    assert!(max_diff(go, gr) < 1e-5);
-    let f = |xs: &[Tensor]| op.forward(&xs[0]).expect("forward");
-    check_directional(
-        &f,
-        &[x.as_tensor().clone()],
-        &[Some(go.clone())],
-        &probe,
-        "linear",
+    assert_eq!(op.forward(&x)?.dims(), &[3, 4, 5]);
+    check_op(
+        &|xs| op.forward(&xs[0]).expect("forward"),
+        &|xs| {
+            xs[0]
+                .broadcast_matmul(&w.t().expect("t"))
+                .and_then(|y| y.broadcast_add(&b))
+                .expect("reference")
+        },
+        &[x],
+        1e-5,
+        "frozen linear",
     );
     Ok(())
 }
@@ -141,7 +178,6 @@ fn attention_composite(
 fn attention_matches_the_composite_with_padding_and_its_gradients() -> candle_core::Result<()> {
     // Two rows: the second has its last 2 of 5 tokens padded.
     let (b, s, heads, d) = (2, 5, 3, 4);
-    let w = heads * d;
     let mask = Tensor::new(
         &[
             [0f32, 0.0, 0.0, 0.0, 0.0],
@@ -150,36 +186,18 @@ fn attention_matches_the_composite_with_padding_and_its_gradients() -> candle_co
         &candle_core::Device::Cpu,
     )?;
     let vars: Vec<Var> = (0..3)
-        .map(|i| Var::from_tensor(&seeded(&[b, s, w], 10 + i)))
+        .map(|i| Var::from_tensor(&seeded(&[b, s, heads * d], 10 + i)))
         .collect::<candle_core::Result<_>>()?;
-    let (q, k, v) = (
-        vars[0].as_tensor(),
-        vars[1].as_tensor(),
-        vars[2].as_tensor(),
-    );
     let op = Attention::new(heads, 1.0 / (d as f64).sqrt(), &mask)?;
-    let ours = op.forward(q, k, v)?;
-    let reference = attention_composite(q, k, v, &mask, heads)?;
-    assert!(max_diff(&ours, &reference) < 1e-5);
-    let probe = seeded(&[b, s, w], 20);
-    let g_ours = (&ours * &probe)?.sum_all()?.backward()?;
-    let g_ref = (&reference * &probe)?.sum_all()?.backward()?;
-    let mut grads = Vec::new();
-    for var in &vars {
-        let (go, gr) = (
-            g_ours.get(var).expect("grad"),
-            g_ref.get(var).expect("grad"),
-        );
-        assert!(max_abs(go) > 1e-3, "a zero gradient");
-        assert!(max_diff(go, gr) < 1e-4, "{}", max_diff(go, gr));
-        grads.push(Some(go.clone()));
-    }
+    let grads = check_op(
+        &|xs| op.forward(&xs[0], &xs[1], &xs[2]).expect("forward"),
+        &|xs| attention_composite(&xs[0], &xs[1], &xs[2], &mask, heads).expect("reference"),
+        &vars,
+        1e-5,
+        "attention",
+    );
     // Padded keys get no gradient: they carry no probability.
-    let dk = g_ours.get(&vars[1]).expect("dk");
-    assert!(max_abs(&dk.narrow(0, 1, 1)?.narrow(1, 3, 2)?) < 1e-6);
-    let f = |xs: &[Tensor]| op.forward(&xs[0], &xs[1], &xs[2]).expect("forward");
-    let xs: Vec<Tensor> = vars.iter().map(|v| v.as_tensor().clone()).collect();
-    check_directional(&f, &xs, &grads, &probe, "attention");
+    assert!(max_abs(&grads[1].narrow(0, 1, 1)?.narrow(1, 3, 2)?) < 1e-6);
     Ok(())
 }
 
@@ -203,22 +221,36 @@ fn layer_norm_matches_the_composite_and_its_gradient() -> candle_core::Result<()
     let (gamma, beta) = (seeded(&[h], 1), seeded(&[h], 2));
     let x = Var::from_tensor(&(seeded(&[3, 5, h], 3) * 3.0)?)?;
     let fused = FusedLayerNorm::new(&gamma, &beta, 1e-12)?;
-    let composite = crate::layer_norm::LayerNorm::new(gamma.clone(), beta.clone(), 1e-12);
-    let ours = fused.forward(&x)?;
-    let reference = composite.forward_composite(&x)?;
-    assert!(max_diff(&ours, &reference) < 1e-5);
-    let probe = seeded(&[3, 5, h], 4);
-    let g_ours = (&ours * &probe)?.sum_all()?.backward()?;
-    let g_ref = (&reference * &probe)?.sum_all()?.backward()?;
-    let (go, gr) = (g_ours.get(&x).expect("dx"), g_ref.get(&x).expect("dx"));
-    assert!(max_diff(go, gr) < 1e-4, "{}", max_diff(go, gr));
-    let f = |xs: &[Tensor]| fused.forward(&xs[0]).expect("forward");
-    check_directional(
-        &f,
-        &[x.as_tensor().clone()],
-        &[Some(go.clone())],
-        &probe,
+    let composite = crate::layer_norm::LayerNorm::new(gamma, beta, 1e-12);
+    check_op(
+        &|xs| fused.forward(&xs[0]).expect("forward"),
+        &|xs| composite.forward_composite(&xs[0]).expect("reference"),
+        &[x],
+        1e-5,
         "layer norm",
+    );
+    Ok(())
+}
+
+#[test]
+fn residual_layer_norm_matches_norm_of_the_sum_and_both_gradients() -> candle_core::Result<()> {
+    let h = 20;
+    let (gamma, beta) = (seeded(&[h], 50), seeded(&[h], 51));
+    let vars: Vec<Var> = (0..2)
+        .map(|i| Var::from_tensor(&seeded(&[2, 3, h], 52 + i)))
+        .collect::<candle_core::Result<_>>()?;
+    let fused = FusedLayerNorm::new(&gamma, &beta, 1e-12)?;
+    let composite = crate::layer_norm::LayerNorm::new(gamma, beta, 1e-12);
+    check_op(
+        &|xs| fused.forward_residual(&xs[0], &xs[1]).expect("forward"),
+        &|xs| {
+            (&xs[0] + &xs[1])
+                .and_then(|sum| composite.forward_composite(&sum))
+                .expect("reference")
+        },
+        &vars,
+        1e-5,
+        "residual layer norm",
     );
     Ok(())
 }
@@ -226,24 +258,11 @@ fn layer_norm_matches_the_composite_and_its_gradient() -> candle_core::Result<()
 #[test]
 fn gelu_matches_candle_and_its_gradient() -> candle_core::Result<()> {
     let x = Var::from_tensor(&(seeded(&[4, 33], 5) * 2.5)?)?;
-    let ours = FusedGelu::forward(&x)?;
-    let reference = x.gelu_erf()?;
-    assert!(
-        max_diff(&ours, &reference) < 1e-6,
-        "{}",
-        max_diff(&ours, &reference)
-    );
-    let probe = seeded(&[4, 33], 6);
-    let g_ours = (&ours * &probe)?.sum_all()?.backward()?;
-    let g_ref = (&reference * &probe)?.sum_all()?.backward()?;
-    let (go, gr) = (g_ours.get(&x).expect("dx"), g_ref.get(&x).expect("dx"));
-    assert!(max_diff(go, gr) < 1e-5, "{}", max_diff(go, gr));
-    let f = |xs: &[Tensor]| FusedGelu::forward(&xs[0]).expect("forward");
-    check_directional(
-        &f,
-        &[x.as_tensor().clone()],
-        &[Some(go.clone())],
-        &probe,
+    check_op(
+        &|xs| FusedGelu::forward(&xs[0]).expect("forward"),
+        &|xs| xs[0].gelu_erf().expect("reference"),
+        &[x],
+        1e-6,
         "gelu",
     );
     Ok(())
@@ -259,33 +278,18 @@ fn adapted_linear_matches_the_composite_and_its_three_gradients() -> candle_core
         .enumerate()
         .map(|(i, s)| Var::from_tensor(&seeded(s, 33 + i as u64)))
         .collect::<candle_core::Result<_>>()?;
-    let (x, u, v) = (
-        vars[0].as_tensor(),
-        vars[1].as_tensor(),
-        vars[2].as_tensor(),
+    let op = AdaptedLinear::new(&FrozenLinear::new(&w0, Some(&b0))?, scale.clone())?;
+    let reference = |xs: &[Tensor]| -> candle_core::Result<Tensor> {
+        let (x, u, v) = (&xs[0], &xs[1], &xs[2]);
+        x.matmul(&w0.t()?)?.broadcast_add(&b0)? + (x.matmul(v)? * &scale)?.matmul(&u.t()?)?
+    };
+    check_op(
+        &|xs| op.clone().forward(&xs[0], &xs[1], &xs[2]).expect("forward"),
+        &|xs| reference(xs).expect("reference"),
+        &vars,
+        1e-5,
+        "adapted linear",
     );
-    let base = FrozenLinear::new(&w0, Some(&b0))?;
-    let op = AdaptedLinear::new(&base, scale.clone())?;
-    let ours = op.clone().forward(x, u, v)?;
-    let reference =
-        (x.matmul(&w0.t()?)?.broadcast_add(&b0)? + (x.matmul(v)? * &scale)?.matmul(&u.t()?)?)?;
-    assert!(max_diff(&ours, &reference) < 1e-5);
-    let probe = seeded(&[tokens, dout], 36);
-    let g_ours = (&ours * &probe)?.sum_all()?.backward()?;
-    let g_ref = (&reference * &probe)?.sum_all()?.backward()?;
-    let mut grads = Vec::new();
-    for var in &vars {
-        let (go, gr) = (
-            g_ours.get(var).expect("grad"),
-            g_ref.get(var).expect("grad"),
-        );
-        assert!(max_abs(go) > 1e-3, "a zero gradient");
-        assert!(max_diff(go, gr) < 1e-4, "{}", max_diff(go, gr));
-        grads.push(Some(go.clone()));
-    }
-    let f = |xs: &[Tensor]| op.clone().forward(&xs[0], &xs[1], &xs[2]).expect("forward");
-    let xs: Vec<Tensor> = vars.iter().map(|v| v.as_tensor().clone()).collect();
-    check_directional(&f, &xs, &grads, &probe, "adapted linear");
     Ok(())
 }
 
@@ -298,72 +302,30 @@ fn frozen_ffn_matches_the_composite_and_its_input_gradient() -> candle_core::Res
         seeded(&[h, i], 42),
         seeded(&[h], 43),
     );
-    let (inner, outer) = (
-        FrozenLinear::new(&w1, Some(&b1))?,
-        FrozenLinear::new(&w2, Some(&b2))?,
-    );
+    let inner = FrozenLinear::new(&w1, Some(&b1))?;
+    let outer = FrozenLinear::new(&w2, Some(&b2))?;
     let a = Var::from_tensor(&seeded(&[2, 4, h], 44))?;
-    let ours = FrozenFfn::new(&inner, &outer).forward(&a)?;
-    let reference = a
-        .broadcast_matmul(&w1.t()?)?
-        .broadcast_add(&b1)?
-        .gelu_erf()?
-        .broadcast_matmul(&w2.t()?)?
-        .broadcast_add(&b2)?;
-    assert_eq!(ours.dims(), &[2, 4, h]);
-    assert!(
-        max_diff(&ours, &reference) < 1e-4,
-        "{}",
-        max_diff(&ours, &reference)
+    assert_eq!(
+        FrozenFfn::new(&inner, &outer).forward(&a)?.dims(),
+        &[2, 4, h]
     );
-    let probe = seeded(&[2, 4, h], 45);
-    let g_ours = (&ours * &probe)?.sum_all()?.backward()?;
-    let g_ref = (&reference * &probe)?.sum_all()?.backward()?;
-    let (go, gr) = (g_ours.get(&a).expect("da"), g_ref.get(&a).expect("da"));
-    assert!(max_diff(go, gr) < 1e-4, "{}", max_diff(go, gr));
-    let f = |xs: &[Tensor]| {
-        FrozenFfn::new(&inner, &outer)
-            .forward(&xs[0])
-            .expect("forward")
+    let reference = |a: &Tensor| -> candle_core::Result<Tensor> {
+        a.broadcast_matmul(&w1.t()?)?
+            .broadcast_add(&b1)?
+            .gelu_erf()?
+            .broadcast_matmul(&w2.t()?)?
+            .broadcast_add(&b2)
     };
-    check_directional(
-        &f,
-        &[a.as_tensor().clone()],
-        &[Some(go.clone())],
-        &probe,
-        "ffn",
+    check_op(
+        &|xs| {
+            FrozenFfn::new(&inner, &outer)
+                .forward(&xs[0])
+                .expect("forward")
+        },
+        &|xs| reference(&xs[0]).expect("reference"),
+        &[a],
+        1e-4,
+        "frozen ffn",
     );
-    Ok(())
-}
-
-#[test]
-fn residual_layer_norm_matches_norm_of_the_sum_and_both_gradients() -> candle_core::Result<()> {
-    let h = 20;
-    let (gamma, beta) = (seeded(&[h], 50), seeded(&[h], 51));
-    let vars: Vec<Var> = (0..2)
-        .map(|i| Var::from_tensor(&seeded(&[2, 3, h], 52 + i)))
-        .collect::<candle_core::Result<_>>()?;
-    let (a, b) = (vars[0].as_tensor(), vars[1].as_tensor());
-    let fused = FusedLayerNorm::new(&gamma, &beta, 1e-12)?;
-    let composite = crate::layer_norm::LayerNorm::new(gamma.clone(), beta.clone(), 1e-12);
-    let ours = fused.forward_residual(a, b)?;
-    let reference = composite.forward_composite(&(a + b)?)?;
-    assert!(max_diff(&ours, &reference) < 1e-5);
-    let probe = seeded(&[2, 3, h], 54);
-    let g_ours = (&ours * &probe)?.sum_all()?.backward()?;
-    let g_ref = (&reference * &probe)?.sum_all()?.backward()?;
-    let mut grads = Vec::new();
-    for var in &vars {
-        let (go, gr) = (
-            g_ours.get(var).expect("grad"),
-            g_ref.get(var).expect("grad"),
-        );
-        assert!(max_abs(go) > 1e-3, "a zero gradient");
-        assert!(max_diff(go, gr) < 1e-4, "{}", max_diff(go, gr));
-        grads.push(Some(go.clone()));
-    }
-    let f = |xs: &[Tensor]| fused.forward_residual(&xs[0], &xs[1]).expect("forward");
-    let xs: Vec<Tensor> = vars.iter().map(|v| v.as_tensor().clone()).collect();
-    check_directional(&f, &xs, &grads, &probe, "residual layer norm");
     Ok(())
 }
