@@ -6,7 +6,7 @@
 use candle_core::{CpuStorage, CustomOp1, CustomOp2, Layout, Shape, Tensor};
 use rayon::prelude::*;
 
-use super::{f32_slice, simd};
+use super::{f32_slice, same_shape_f32, simd};
 
 /// Elements per parallel task.
 const CHUNK: usize = 4096;
@@ -92,10 +92,7 @@ impl CustomOp2 for GeluGrad {
         s2: &CpuStorage,
         l2: &Layout,
     ) -> candle_core::Result<(CpuStorage, Shape)> {
-        if l1.shape() != l2.shape() {
-            candle_core::bail!("gelu grad: x {:?}, dy {:?}", l1.shape(), l2.shape());
-        }
-        let (x, g) = (f32_slice(s1, l1, "gelu x")?, f32_slice(s2, l2, "gelu dy")?);
+        let (x, g) = same_shape_f32("gelu grad", (s1, l1), (s2, l2))?;
         let mut dx = vec![0f32; x.len()];
         dx.par_chunks_mut(CHUNK)
             .zip(x.par_chunks(CHUNK).zip(g.par_chunks(CHUNK)))

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use candle_core::{CpuStorage, CustomOp1, CustomOp2, Layout, Shape, Tensor};
 use rayon::prelude::*;
 
-use super::{f32_slice, simd};
+use super::{f32_slice, same_shape_f32, simd};
 
 /// Rows per parallel task.
 const ROWS: usize = 16;
@@ -98,13 +98,7 @@ impl CustomOp2 for ResidualLayerNorm {
         l2: &Layout,
     ) -> candle_core::Result<(CpuStorage, Shape)> {
         let h = self.0.width(l1)?;
-        if l1.shape() != l2.shape() {
-            candle_core::bail!("layer norm: summands {:?} and {:?}", l1.shape(), l2.shape());
-        }
-        let (a, b) = (
-            f32_slice(s1, l1, "layer norm a")?,
-            f32_slice(s2, l2, "layer norm b")?,
-        );
+        let (a, b) = same_shape_f32("layer norm of a sum", (s1, l1), (s2, l2))?;
         let mut sum = vec![0f32; a.len()];
         sum.par_chunks_mut(ROWS * h.max(1))
             .zip(
@@ -184,13 +178,7 @@ impl CustomOp2 for LayerNormGrad {
     ) -> candle_core::Result<(CpuStorage, Shape)> {
         let op = &self.0;
         let h = op.width(l1)?;
-        if l1.shape() != l2.shape() {
-            candle_core::bail!("layer norm grad: x {:?}, dy {:?}", l1.shape(), l2.shape());
-        }
-        let (x, g) = (
-            f32_slice(s1, l1, "layer norm x")?,
-            f32_slice(s2, l2, "layer norm dy")?,
-        );
+        let (x, g) = same_shape_f32("layer norm grad", (s1, l1), (s2, l2))?;
         let mut dx = vec![0f32; x.len()];
         dx.par_chunks_mut(ROWS * h)
             .zip(x.par_chunks(ROWS * h).zip(g.par_chunks(ROWS * h)))

@@ -48,6 +48,23 @@ pub(crate) fn f32_slice<'a>(
     }
 }
 
+/// The f32 slices of two CPU operands that must share one shape (an elementwise op's input
+/// and its gradient, or two summands).
+pub(crate) fn same_shape_f32<'a>(
+    what: &str,
+    (s1, l1): (&'a CpuStorage, &Layout),
+    (s2, l2): (&'a CpuStorage, &Layout),
+) -> candle_core::Result<(&'a [f32], &'a [f32])> {
+    if l1.shape() != l2.shape() {
+        candle_core::bail!(
+            "{what}: operands {:?} and {:?} differ",
+            l1.shape(),
+            l2.shape()
+        );
+    }
+    Ok((f32_slice(s1, l1, what)?, f32_slice(s2, l2, what)?))
+}
+
 /// A tensor's values as an f32 vector (for the small frozen parameters an op captures).
 pub(crate) fn f32_values(t: &Tensor) -> candle_core::Result<Vec<f32>> {
     t.to_dtype(candle_core::DType::F32)?
