@@ -437,21 +437,32 @@ fn per_task_parts_in_the_top_layer_only_agree_with_the_full_forward() {
     }
     let new = tiny_data(4, 8);
     let rows = &new.tasks[3].train;
+    let full_loss = |t: &Trainer, fitted: &lrs_nn::TaskDelta| -> f64 {
+        let z = t.logits_of(fitted, rows).expect("logits");
+        z.iter()
+            .zip(rows)
+            .map(|(&z, r)| {
+                let (z, y) = (f64::from(z), if r.positive { 1.0 } else { 0.0 });
+                z.max(0.0) - z * y + (-z.abs()).exp().ln_1p()
+            })
+            .sum::<f64>()
+            / rows.len() as f64
+    };
     t.refresh_task_cache(rows).expect("refresh");
     let (fitted, loss) = t.personalize("t3", rows).expect("personalize");
-    let z = t.logits_of(&fitted, rows).expect("logits");
-    let full: f64 = z
-        .iter()
-        .zip(rows)
-        .map(|(&z, r)| {
-            let (z, y) = (f64::from(z), if r.positive { 1.0 } else { 0.0 });
-            z.max(0.0) - z * y + (-z.abs()).exp().ln_1p()
-        })
-        .sum::<f64>()
-        / rows.len() as f64;
+    let full = full_loss(&t, &fitted);
     assert!(
         (full - loss).abs() < 1e-4,
         "cached {loss} vs full forward {full}"
+    );
+    // After another shared phase the cached states are stale and dropped; rows are then
+    // computed on the fly at the same point, with the new factors.
+    t.shared_phase(&data).expect("shared phase");
+    let (fitted, loss) = t.personalize("t3", rows).expect("personalize");
+    let full = full_loss(&t, &fitted);
+    assert!(
+        (full - loss).abs() < 1e-4,
+        "after a shared phase: cached {loss} vs full forward {full}"
     );
     let bad = TrainConfig {
         task_layers: 3,

@@ -81,9 +81,9 @@ pub struct Trainer {
     rng: ChaCha20Rng,
     round: usize,
     cache: PrefixCache,
-    /// Where per-task parts start, when that is past the first adapted layer; with it the
-    /// cache of states there (rebuilt by [`Trainer::refresh_task_cache`]).
-    task_cache: Option<(ResumePoint, PrefixCache)>,
+    /// When per-task parts start past the first adapted layer: the cache of states where they
+    /// start (rebuilt by [`Trainer::refresh_task_cache`]).
+    task_cache: Option<PrefixCache>,
     private: Option<PrivateState>,
 }
 
@@ -186,7 +186,7 @@ impl Trainer {
         let task_cache = model
             .resume_point()
             .is_some_and(|p| p < task_point)
-            .then(|| (task_point, PrefixCache::default()));
+            .then(|| PrefixCache::empty_at(task_point));
         let device = model.device().clone();
         let vars = model.shared_vars().ok_or_else(|| TrainError::Model {
             reason: "model has no shared var map".into(),
@@ -388,10 +388,8 @@ impl Trainer {
 
     /// The cache the task phase reads (states where per-task parts start) and its point.
     fn task_rows_cache(&self) -> (&PrefixCache, Option<ResumePoint>) {
-        match &self.task_cache {
-            Some((point, cache)) => (cache, Some(*point)),
-            None => (&self.cache, self.cache.point(&self.model)),
-        }
+        let cache = self.task_cache.as_ref().unwrap_or(&self.cache);
+        (cache, cache.point(&self.model))
     }
 
     /// With per-task parts confined to the top layers ([`TrainConfig::task_layers`]):
@@ -403,8 +401,8 @@ impl Trainer {
         &mut self,
         rows: impl IntoIterator<Item = &'a Row>,
     ) -> Result<()> {
-        if let Some((point, cache)) = &mut self.task_cache {
-            *cache = PrefixCache::build_at(&self.model, *point, rows)?;
+        if let Some(point) = self.task_cache.as_ref().and_then(|c| c.point(&self.model)) {
+            self.task_cache = Some(PrefixCache::build_at(&self.model, point, rows)?);
         }
         Ok(())
     }

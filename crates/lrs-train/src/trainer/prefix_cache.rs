@@ -45,6 +45,21 @@ impl PrefixCache {
         Self::build_inner(model, Some(at), rows)
     }
 
+    /// An empty cache whose states will be taken at `at` (filled by the rows it is asked for,
+    /// or rebuilt with [`Self::build_at`]).
+    pub fn empty_at(at: ResumePoint) -> Self {
+        Self {
+            states: HashMap::new(),
+            at: Some(at),
+        }
+    }
+
+    /// Drops every state (they are stale after the shared factors changed) but keeps where
+    /// the states are taken.
+    pub fn clear(&mut self) {
+        self.states.clear();
+    }
+
     /// Where the states are taken: the point [`BertModel::forward_from_at`] resumes from.
     pub fn point(&self, model: &BertModel) -> Option<ResumePoint> {
         self.at.or_else(|| model.resume_point())

@@ -29,8 +29,8 @@ impl Trainer {
         };
         self.shared_opt = Some(opt);
         // States above the shared factors are stale now; the task phase recomputes them.
-        if let Some((_, cache)) = &mut self.task_cache {
-            *cache = super::PrefixCache::default();
+        if let Some(cache) = &mut self.task_cache {
+            cache.clear();
         }
         result
     }
