@@ -56,36 +56,44 @@ impl BertAttention {
         tasks: Option<&TaskBatch>,
         train: bool,
     ) -> candle_core::Result<Tensor> {
-        let (b, s, h) = x.dims3()?;
+        let q = apply(&self.query, x, tasks)?;
+        let k = apply(&self.key, x, tasks)?;
+        let v = apply(&self.value, x, tasks)?;
+        let ctx = if crate::fused::fusable(x) && !(train && self.probs_dropout_p > 0.0) {
+            let d = x.dim(D::Minus1)? / self.heads;
+            Attention::new(self.heads, 1.0 / (d as f64).sqrt(), mask_bias)?.forward(&q, &k, &v)?
+        } else {
+            self.composite_context(&q, &k, &v, mask_bias, train)?
+        };
+        let out = self
+            .hidden_dropout
+            .forward_t(&apply(&self.output, &ctx, tasks)?, train)?;
+        self.norm.forward_residual(&out, x)
+    }
+
+    /// `softmax(q kᵀ / √d + mask) v` from candle's ops (any dtype and device, and dropout on
+    /// the probabilities): `q, k, v [b, s, h]` → `[b, s, h]`.
+    fn composite_context(
+        &self,
+        q: &Tensor,
+        k: &Tensor,
+        v: &Tensor,
+        mask_bias: &Tensor,
+        train: bool,
+    ) -> candle_core::Result<Tensor> {
+        let (b, s, h) = q.dims3()?;
         let d = h / self.heads;
-        if crate::fused::fusable(x) && !(train && self.probs_dropout_p > 0.0) {
-            let op = Attention::new(self.heads, 1.0 / (d as f64).sqrt(), mask_bias)?;
-            let q = apply(&self.query, x, tasks)?;
-            let k = apply(&self.key, x, tasks)?;
-            let v = apply(&self.value, x, tasks)?;
-            let ctx = op.forward(&q, &k, &v)?;
-            let out = self
-                .hidden_dropout
-                .forward_t(&apply(&self.output, &ctx, tasks)?, train)?;
-            return self.norm.forward_residual(&out, x);
-        }
-        let split = |t: Tensor| -> candle_core::Result<Tensor> {
+        let split = |t: &Tensor| -> candle_core::Result<Tensor> {
             t.reshape((b, s, self.heads, d))?
                 .transpose(1, 2)?
                 .contiguous()
         };
-        let q = split(apply(&self.query, x, tasks)?)?;
-        let k = split(apply(&self.key, x, tasks)?)?;
-        let v = split(apply(&self.value, x, tasks)?)?;
+        let (q, k, v) = (split(q)?, split(k)?, split(v)?);
         let scores =
             (q.matmul(&k.t()?.contiguous()?)? / (d as f64).sqrt())?.broadcast_add(mask_bias)?;
         // `ops::softmax` (not the fused `softmax_last_dim`) so gradients flow.
         let probs = candle_nn::ops::softmax(&scores, D::Minus1)?;
         let probs = self.probs_dropout.forward_t(&probs, train)?;
-        let ctx = probs.matmul(&v)?.transpose(1, 2)?.reshape((b, s, h))?;
-        let out = self
-            .hidden_dropout
-            .forward_t(&apply(&self.output, &ctx, tasks)?, train)?;
-        self.norm.forward_residual(&out, x)
+        probs.matmul(&v)?.transpose(1, 2)?.reshape((b, s, h))
     }
 }

@@ -70,13 +70,7 @@ impl CustomOp3 for AdaptedLinear {
         if w != out {
             candle_core::bail!("adapted linear: U has {out} rows for a {w}-wide layer");
         }
-        let wt = self.base.weight().t()?;
-        let (ws, wl) = wt.storage_and_layout();
-        let Storage::Cpu(w0t) = &*ws else {
-            candle_core::bail!("adapted linear: the weight is not on the CPU");
-        };
-        let mut y = sx.matmul(w0t, (1, tokens, out, in_dim), lx, wl)?;
-        self.base.add_bias(&mut y, out)?;
+        let (mut y, _) = self.base.apply_cpu(sx, lx)?;
         let xv = sx.matmul(sv, (1, tokens, r, in_dim), lx, lv)?;
         let (cs, cl) = self.scale.storage_and_layout();
         let Storage::Cpu(cs) = &*cs else {

@@ -6,16 +6,10 @@
 
 use std::sync::{Arc, Mutex};
 
-use candle_core::backend::BackendStorage;
-use candle_core::{CpuStorage, CustomOp1, Device, Layout, Shape, Storage, Tensor};
-use rayon::prelude::*;
+use candle_core::{CpuStorage, CustomOp1, Device, Layout, Shape, Tensor};
 
 use super::frozen_linear::FrozenLinear;
-use super::gelu::{gelu, GeluGrad};
-use super::simd;
-
-/// Elements per parallel task of the activation.
-const CHUNK: usize = 4096;
+use super::gelu::{gelu_all, GeluGrad};
 
 /// The op for one forward pass: both frozen linears and the pre-activation it saw.
 #[derive(Debug, Clone)]
@@ -49,27 +43,6 @@ impl FrozenFfn {
     }
 }
 
-/// `x [lead, in] · Wᵀ + b` on CPU storage.
-fn linear(
-    op: &FrozenLinear,
-    x: &CpuStorage,
-    l: &Layout,
-) -> candle_core::Result<(CpuStorage, usize)> {
-    let (lead, k) = l.shape().dims2()?;
-    let (out, in_dim) = op.weight().dims2()?;
-    if k != in_dim {
-        candle_core::bail!("frozen ffn: input width {k}, weight [{out}, {in_dim}]");
-    }
-    let wt = op.weight().t()?;
-    let (ws, wl) = wt.storage_and_layout();
-    let Storage::Cpu(w) = &*ws else {
-        candle_core::bail!("frozen ffn: the weight is not on the CPU");
-    };
-    let mut y = x.matmul(w, (1, lead, out, in_dim), l, wl)?;
-    op.add_bias(&mut y, out)?;
-    Ok((y, out))
-}
-
 impl CustomOp1 for FrozenFfn {
     fn name(&self) -> &'static str {
         "lrs-frozen-ffn"
@@ -77,21 +50,12 @@ impl CustomOp1 for FrozenFfn {
 
     fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
         let lead = l.shape().dims2()?.0;
-        let (pre, i) = linear(&self.inner, s, l)?;
+        let (pre, i) = self.inner.apply_cpu(s, l)?;
         let CpuStorage::F32(pre) = pre else {
             candle_core::bail!("frozen ffn: f32 only");
         };
-        let mut act = vec![0f32; pre.len()];
-        act.par_chunks_mut(CHUNK)
-            .zip(pre.par_chunks(CHUNK))
-            .for_each(|(a, p)| {
-                simd::dispatch(
-                    #[inline(always)]
-                    || a.iter_mut().zip(p).for_each(|(a, &p)| *a = gelu(p)),
-                )
-            });
-        let act = CpuStorage::F32(act);
-        let (y, h) = linear(&self.outer, &act, &Layout::contiguous((lead, i)))?;
+        let act = CpuStorage::F32(gelu_all(&pre));
+        let (y, h) = self.outer.apply_cpu(&act, &Layout::contiguous((lead, i)))?;
         let pre = Tensor::from_vec(pre, (lead, i), &Device::Cpu)?;
         *self
             .pre

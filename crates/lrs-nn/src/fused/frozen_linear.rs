@@ -54,8 +54,30 @@ impl FrozenLinear {
         &self.weight
     }
 
+    /// `x [lead, in] · W0ᵀ + b0` on CPU storage, and the output width: the product every op
+    /// over this frozen layer computes (this one, the FFN block, the adapted layer).
+    pub(crate) fn apply_cpu(
+        &self,
+        x: &CpuStorage,
+        l: &Layout,
+    ) -> candle_core::Result<(CpuStorage, usize)> {
+        let (lead, k) = l.shape().dims2()?;
+        let (out, in_dim) = self.weight.dims2()?;
+        if k != in_dim {
+            candle_core::bail!("frozen linear: input width {k}, weight [{out}, {in_dim}]");
+        }
+        let wt = self.weight.t()?;
+        let (ws, wl) = wt.storage_and_layout();
+        let Storage::Cpu(w) = &*ws else {
+            candle_core::bail!("frozen linear: the weight is not on the CPU");
+        };
+        let mut y = x.matmul(w, (1, lead, out, in_dim), l, wl)?;
+        self.add_bias(&mut y, out)?;
+        Ok((y, out))
+    }
+
     /// Adds `b0` to every `out`-wide row of `y` in place.
-    pub(crate) fn add_bias(&self, y: &mut CpuStorage, out: usize) -> candle_core::Result<()> {
+    fn add_bias(&self, y: &mut CpuStorage, out: usize) -> candle_core::Result<()> {
         match (&self.bias, y) {
             (None, _) => Ok(()),
             (Some(b), CpuStorage::F32(v)) => {
@@ -75,18 +97,8 @@ impl CustomOp1 for FrozenLinear {
     }
 
     fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
-        let (lead, k) = l.shape().dims2()?;
-        let (out, in_dim) = self.weight.dims2()?;
-        if k != in_dim {
-            candle_core::bail!("frozen linear: input width {k}, weight [{out}, {in_dim}]");
-        }
-        let wt = self.weight.t()?;
-        let (ws, wl) = wt.storage_and_layout();
-        let Storage::Cpu(w) = &*ws else {
-            candle_core::bail!("frozen linear: the weight is not on the CPU");
-        };
-        let mut y = s.matmul(w, (1, lead, out, in_dim), l, wl)?;
-        self.add_bias(&mut y, out)?;
+        let lead = l.shape().dims2()?.0;
+        let (y, out) = self.apply_cpu(s, l)?;
         Ok((y, Shape::from((lead, out))))
     }
 

@@ -41,6 +41,20 @@ pub fn gelu_grad(x: f32) -> f32 {
     0.5 * (1.0 + erf_with(x * std::f32::consts::FRAC_1_SQRT_2, e)) + x * INV_SQRT_2PI * e
 }
 
+/// GELU of every element of `x`, in parallel chunks.
+pub(crate) fn gelu_all(x: &[f32]) -> Vec<f32> {
+    let mut y = vec![0f32; x.len()];
+    y.par_chunks_mut(CHUNK)
+        .zip(x.par_chunks(CHUNK))
+        .for_each(|(yc, xc)| {
+            simd::dispatch(
+                #[inline(always)]
+                || yc.iter_mut().zip(xc).for_each(|(y, &x)| *y = gelu(x)),
+            )
+        });
+    y
+}
+
 /// The op.
 #[derive(Debug, Clone, Copy)]
 pub struct FusedGelu;
@@ -58,16 +72,7 @@ impl CustomOp1 for FusedGelu {
     }
 
     fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
-        let x = f32_slice(s, l, "gelu x")?;
-        let mut y = vec![0f32; x.len()];
-        y.par_chunks_mut(CHUNK)
-            .zip(x.par_chunks(CHUNK))
-            .for_each(|(yc, xc)| {
-                simd::dispatch(
-                    #[inline(always)]
-                    || yc.iter_mut().zip(xc).for_each(|(y, &x)| *y = gelu(x)),
-                )
-            });
+        let y = gelu_all(f32_slice(s, l, "gelu x")?);
         Ok((CpuStorage::F32(y), l.shape().clone()))
     }
 
