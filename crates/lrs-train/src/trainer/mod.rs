@@ -159,12 +159,10 @@ impl Trainer {
                 reason: format!("{} exceeds the model's {layers} layers", config.task_layers),
             });
         }
-        let first_task_layer = layers
-            - if config.task_layers == 0 {
-                layers
-            } else {
-                config.task_layers
-            };
+        let first_task_layer = match config.task_layers {
+            0 => 0,
+            n => layers - n,
+        };
         let task_modules: BTreeMap<String, (usize, usize)> = modules
             .iter()
             .filter(|(name, _)| encoder_layer(name).is_none_or(|l| l >= first_task_layer))
