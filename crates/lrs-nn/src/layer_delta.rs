@@ -19,6 +19,10 @@ pub enum SparsePart {
     /// Training form: a dense `[out, in]` scratch (usually a [`Var`]'s tensor) that exists only
     /// while this task trains; [`LayerDelta::harden`] turns it back into [`SparsePart::Sparse`].
     Dense(Tensor),
+    /// Scoring form: a `[batch, out, in]` dense scratch per row of a one-task batch, each
+    /// applied to its own row only, so one backward pass gives every row's own gradient
+    /// (the per-row logit gradients of the sparse part's Gauss–Newton scores). Never stored.
+    RowScratch(Tensor),
 }
 
 /// What one task adds to one adapted layer: `s·((x V) ⊙ w) Uᵀ + x Sᵀ`.
@@ -37,10 +41,31 @@ impl LayerDelta {
         let dense = match &self.sparse {
             SparsePart::Sparse(s) => s.to_dense()?,
             SparsePart::Dense(d) => d.detach(),
+            SparsePart::RowScratch(d) => d.get(0)?.detach(),
             SparsePart::None => Tensor::zeros(shape, like.dtype(), like.device())?,
         };
         let var = Var::from_tensor(&dense)?;
         self.sparse = SparsePart::Dense(var.as_tensor().clone());
+        Ok(var)
+    }
+
+    /// Replaces the sparse part by one dense trainable scratch per row of a `rows`-row batch
+    /// ([`SparsePart::RowScratch`]), each initialised from the current part (zeros if none),
+    /// and returns the [`Var`]. `shape` is the layer's `(out, in)`.
+    pub fn start_row_scratch(
+        &mut self,
+        shape: (usize, usize),
+        rows: usize,
+        like: &Tensor,
+    ) -> Result<Var> {
+        let dense = match &self.sparse {
+            SparsePart::Sparse(s) => s.to_dense()?,
+            SparsePart::Dense(d) => d.detach(),
+            SparsePart::RowScratch(d) => d.get(0)?.detach(),
+            SparsePart::None => Tensor::zeros(shape, like.dtype(), like.device())?,
+        };
+        let var = Var::from_tensor(&dense.unsqueeze(0)?.repeat((rows, 1, 1))?)?;
+        self.sparse = SparsePart::RowScratch(var.as_tensor().clone());
         Ok(var)
     }
 
@@ -57,7 +82,7 @@ impl LayerDelta {
         match &self.sparse {
             SparsePart::None => 0,
             SparsePart::Sparse(s) => s.nnz(),
-            SparsePart::Dense(d) => d.elem_count(),
+            SparsePart::Dense(d) | SparsePart::RowScratch(d) => d.elem_count(),
         }
     }
 }

@@ -307,7 +307,7 @@ impl LrsLinear {
                         && s.values().dtype() == x.dtype()
                         && s.values().device().is_cpu()
                 }
-                Some(SparsePart::Dense(_)) => false,
+                Some(SparsePart::Dense(_) | SparsePart::RowScratch(_)) => false,
             });
         if fused {
             y = self.fused_sparse(x, y, tasks, &deltas)?;
@@ -331,6 +331,7 @@ impl LrsLinear {
                     Some(SparsePart::Sparse(s)) if s.nnz() == 0 || fused => None,
                     Some(SparsePart::Sparse(s)) => Some(s.apply(xg)?),
                     Some(SparsePart::Dense(d)) => Some(matmul_last(xg, &d.t()?)?),
+                    Some(SparsePart::RowScratch(d)) => Some(per_row_product(xg, d)?),
                 };
                 let lora = lora.map(|l| l.apply(xg)).transpose()?;
                 match (sparse, lora) {
@@ -357,6 +358,28 @@ impl LrsLinear {
         }
         Ok(y)
     }
+}
+
+/// `x [batch, .., in]` with row `b` times its own `d[b]ᵀ` (`d [batch, out, in]`) →
+/// `[batch, .., out]`: a [`SparsePart::RowScratch`] applied to a one-task batch.
+fn per_row_product(x: &Tensor, d: &Tensor) -> candle_core::Result<Tensor> {
+    let (batch, out_dim, in_dim) = d.dims3()?;
+    let dims = x.dims();
+    if dims.first() != Some(&batch) || dims.last() != Some(&in_dim) {
+        candle_core::bail!(
+            "a per-row scratch [{batch}, {out_dim}, {in_dim}] takes the whole one-task batch, \
+             got an input of shape {dims:?}"
+        );
+    }
+    let tokens = x.elem_count() / (batch * in_dim).max(1);
+    let mut out = dims.to_vec();
+    if let Some(last) = out.last_mut() {
+        *last = out_dim;
+    }
+    x.contiguous()?
+        .reshape((batch, tokens, in_dim))?
+        .matmul(&d.transpose(1, 2)?)?
+        .reshape(out)
 }
 
 /// `x [.., k] · m [k, n]` → `[.., n]`, as one 2-D matmul over the flattened leading dims.

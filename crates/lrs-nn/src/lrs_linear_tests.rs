@@ -483,3 +483,102 @@ fn lora_sparse_and_plain_tasks_mix_row_by_row() {
         }
     }
 }
+
+#[test]
+fn a_row_scratch_gives_each_row_the_gradient_of_its_own_pass() {
+    let dev = Device::Cpu;
+    let dt = DType::F64;
+    let (out_dim, in_dim, r, rows) = (4, 5, 3, 3);
+    let layer = LrsLinear::new(
+        NAME,
+        seeded(&[out_dim, in_dim], &dev, dt, 21),
+        Some(seeded(&[out_dim], &dev, dt, 22)),
+        Some(LowRank::new(
+            seeded(&[out_dim, r], &dev, dt, 23),
+            seeded(&[in_dim, r], &dev, dt, 24),
+            0.5,
+        )),
+    );
+    let start = hard_threshold(&seeded(&[out_dim, in_dim], &dev, dt, 25), 7).unwrap();
+    let mut task = TaskDelta::new("a", r);
+    task.layers.insert(
+        NAME.into(),
+        LayerDelta {
+            w: Some(seeded(&[r], &dev, dt, 26)),
+            sparse: SparsePart::Sparse(start.clone()),
+        },
+    );
+    let x = seeded(&[rows, 2, in_dim], &dev, dt, 27);
+    let probe = seeded(&[rows, 2, out_dim], &dev, dt, 28);
+
+    // All rows at once, one scratch per row.
+    let mut batched = task.clone();
+    let layer_delta = batched.layers.get_mut(NAME).unwrap();
+    let var = layer_delta
+        .start_row_scratch((out_dim, in_dim), rows, &x)
+        .unwrap();
+    assert_eq!(var.as_tensor().dims(), &[rows, out_dim, in_dim]);
+    let tb = TaskBatch::single(&batched, rows, &dev).unwrap();
+    let y = layer.forward_tasks(&x, &tb).unwrap();
+    let grads = (&y * &probe)
+        .unwrap()
+        .sum_all()
+        .unwrap()
+        .backward()
+        .unwrap();
+    let per_row = grads.get(&var).expect("a gradient for the row scratch");
+
+    // The same value and gradient from each row alone, with a plain dense scratch.
+    let dense = start.to_dense().unwrap();
+    for row in 0..rows {
+        let mut single = task.clone();
+        let d = single.layers.get_mut(NAME).unwrap();
+        let dvar = d.start_dense_scratch((out_dim, in_dim), &x).unwrap();
+        let xr = x.narrow(0, row, 1).unwrap();
+        let tb = TaskBatch::single(&single, 1, &dev).unwrap();
+        let yr = layer.forward_tasks(&xr, &tb).unwrap();
+        let diff = (&yr - y.narrow(0, row, 1).unwrap())
+            .unwrap()
+            .abs()
+            .unwrap()
+            .max_all()
+            .unwrap()
+            .to_scalar::<f64>()
+            .unwrap();
+        assert!(diff < 1e-12, "row {row}: output differs by {diff}");
+        let g = (&yr * probe.narrow(0, row, 1).unwrap())
+            .unwrap()
+            .sum_all()
+            .unwrap()
+            .backward()
+            .unwrap();
+        let want = g.get(&dvar).expect("dense gradient");
+        let got = per_row.get(row).unwrap();
+        let err = (&got - want)
+            .unwrap()
+            .abs()
+            .unwrap()
+            .max_all()
+            .unwrap()
+            .to_scalar::<f64>()
+            .unwrap();
+        assert!(err < 1e-12, "row {row}: gradient differs by {err}");
+        let norm = want
+            .abs()
+            .unwrap()
+            .max_all()
+            .unwrap()
+            .to_scalar::<f64>()
+            .unwrap();
+        assert!(norm > 1e-6, "row {row}: the gradient is zero");
+        assert_eq!(
+            dvar.as_tensor().to_vec2::<f64>().unwrap(),
+            dense.to_vec2::<f64>().unwrap(),
+            "the dense scratch starts at the sparse part"
+        );
+    }
+    // A row scratch refuses a batch it does not match.
+    let wrong = x.narrow(0, 0, 2).unwrap();
+    let tb = TaskBatch::single(&batched, 2, &dev).unwrap();
+    assert!(layer.forward_tasks(&wrong, &tb).is_err());
+}

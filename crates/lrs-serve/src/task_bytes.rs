@@ -18,7 +18,7 @@ pub fn task_bytes(task: &TaskDelta) -> u64 {
         match &layer.sparse {
             SparsePart::None => {}
             SparsePart::Sparse(s) => bytes += s.resident_bytes(),
-            SparsePart::Dense(d) => bytes += tensor(d),
+            SparsePart::Dense(d) | SparsePart::RowScratch(d) => bytes += tensor(d),
         }
     }
     for lora in task.lora.values() {

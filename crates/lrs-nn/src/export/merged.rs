@@ -93,7 +93,12 @@ pub fn export_merged(
                     Some(SparsePart::Dense(d)) => {
                         merged = (merged + d.to_device(&Device::Cpu)?.to_dtype(DType::F32)?)?;
                     }
-                    _ => {}
+                    Some(SparsePart::RowScratch(_)) => {
+                        return Err(NnError::Invalid(format!(
+                            "module {m}: a per-row scoring scratch has no merged form"
+                        )));
+                    }
+                    None | Some(SparsePart::None) => {}
                 }
                 if let Some(lora) = task.and_then(|t| t.lora.get(m)) {
                     let lora = LoraPart::new(

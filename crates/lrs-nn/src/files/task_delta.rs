@@ -137,7 +137,7 @@ impl TaskDelta {
             }
             match &layer.sparse {
                 SparsePart::None => {}
-                SparsePart::Dense(_) => {
+                SparsePart::Dense(_) | SparsePart::RowScratch(_) => {
                     return Err(FileError::DenseScratch {
                         file: path.to_path_buf(),
                         module: module.clone(),

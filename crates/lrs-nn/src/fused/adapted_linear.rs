@@ -118,13 +118,20 @@ impl CustomOp3 for AdaptedLinear {
         _y: &Tensor,
         grad: &Tensor,
     ) -> candle_core::Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+        // Only what the graph reads: a layer input that depends on no var (a cached state
+        // below the first trained layer) gets no `dx`, the costliest of the three products.
         let g = grad.contiguous()?;
-        let x = x.detach();
-        let h = (x.matmul(&v.detach())? * &self.scale)?;
         let gw = (g.matmul(&u.detach())? * &self.scale)?;
-        let dx = (g.matmul(self.base.weight())? + gw.matmul(&v.detach().t()?)?)?;
-        let du = g.t()?.matmul(&h)?;
-        let dv = x.t()?.matmul(&gw)?;
-        Ok((Some(dx), Some(du), Some(dv)))
+        let dx = x
+            .track_op()
+            .then(|| g.matmul(self.base.weight())? + gw.matmul(&v.detach().t()?)?)
+            .transpose()?;
+        let x = x.detach();
+        let du = u
+            .track_op()
+            .then(|| g.t()?.matmul(&(x.matmul(&v.detach())? * &self.scale)?))
+            .transpose()?;
+        let dv = v.track_op().then(|| x.t()?.matmul(&gw)).transpose()?;
+        Ok((dx, du, dv))
     }
 }

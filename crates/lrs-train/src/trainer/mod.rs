@@ -419,12 +419,30 @@ impl Trainer {
         tasks: &TaskBatch,
         train: bool,
     ) -> Result<Tensor> {
+        let pooled = self.pooled_from(state, mask, point, tasks, train)?;
+        self.head_logits(&pooled, tasks)
+    }
+
+    /// `[batch, hidden]` pooled embeddings from a stacked state taken at `point`.
+    fn pooled_from(
+        &self,
+        state: &PrefixState,
+        mask: &Tensor,
+        point: Option<ResumePoint>,
+        tasks: &TaskBatch,
+        train: bool,
+    ) -> Result<Tensor> {
         let hidden = self
             .model
             .forward_from_at(state, mask, point, Some(tasks), train)?;
-        let pooled = pool(&hidden, mask, Pooling::Mean)?;
+        Ok(pool(&hidden, mask, Pooling::Mean)?)
+    }
+
+    /// `[batch]` logits of pooled embeddings: the shared head plus, if configured, each
+    /// row's task head.
+    fn head_logits(&self, pooled: &Tensor, tasks: &TaskBatch) -> Result<Tensor> {
         logits(
-            &pooled,
+            pooled,
             (self.head.0.as_tensor(), self.head.1.as_tensor()),
             tasks,
             self.config.task_heads(),

@@ -1,8 +1,9 @@
 //! The per-task sparse parts' fit, one round of it per task phase:
 //!
-//! 1. *Score*: each adapted layer's `S` becomes a dense scratch at its current values; one
-//!    backward pass per row gives every entry's loss gradient `g` and Gauss–Newton curvature
-//!    `h` ([`Trainer::newton_scores`]).
+//! 1. *Score*: each adapted layer's `S` becomes a dense scratch at its current values, one
+//!    per row of a batch of rows; one backward pass per batch gives each row's logit
+//!    gradient, and from them every entry's loss gradient `g` and Gauss–Newton curvature `h`
+//!    ([`Trainer::sparse_scores`], [`ScoreSums`]).
 //! 2. *Support*: [`choose_support`] keeps the current entries whose removal would cost most
 //!    (`h·x²/2`, Optimal Brain Damage) and grows the new positions whose Newton step would gain
 //!    most (`g²/2h`) up to the round's annealed budget `k_ℓ`. Scoring by the gain rather than
@@ -31,8 +32,12 @@ use super::heads::logistic_loss;
 use super::support::choose_support;
 use super::Trainer;
 
+/// Most bytes of per-row scratch (values and their gradients) one scoring pass holds: rows
+/// beyond it go to further passes ([`Trainer::score_batches`]).
+const SCORE_SCRATCH_BYTES: usize = 64 << 20;
+
 /// Per entry of a parameter: the loss gradient and the Gauss–Newton curvature
-/// ([`Trainer::newton_scores`]).
+/// ([`ScoreSums`]).
 pub(super) struct EntryScores {
     grad: Vec<f32>,
     curvature: Vec<f32>,
@@ -63,6 +68,100 @@ impl EntryScores {
     fn floor(&self) -> f32 {
         let mean = self.curvature.iter().sum::<f32>() / self.curvature.len().max(1) as f32;
         (1e-3 * mean).max(f32::MIN_POSITIVE)
+    }
+}
+
+/// The Gauss–Newton scores of a parameter's entries for the logistic loss, summed row by row,
+/// with the task's intercept partialled out: from each row's residual `r = p − y`, weight
+/// `w = p(1 − p)` and logit gradient `φ = ∂z/∂x`, the gradient `g = Σ r (φ − φ̄)` and
+/// curvature `h = Σ w (φ − φ̄)²` around the `w`-weighted mean `φ̄` (a score test with the
+/// intercept re-fitted: AUC ignores a task's base rate, so a direction that only shifts every
+/// logit is no gain). `g²/2h` is then the loss decrease of a Newton step on one entry alone
+/// (what growing it can gain), `h·x²/2` the loss increase of zeroing it (what dropping it
+/// costs: Optimal Brain Damage).
+struct ScoreSums {
+    /// Per parameter: `Σ rφ`, `Σ wφ`, `Σ wφ²` per entry.
+    sums: Vec<[Vec<f64>; 3]>,
+    /// `Σ r`, `Σ w`.
+    sr: f64,
+    sw: f64,
+    rows: usize,
+}
+
+impl ScoreSums {
+    /// Empty sums for parameters of `sizes` entries.
+    fn new(sizes: &[usize]) -> Self {
+        Self {
+            sums: sizes
+                .iter()
+                .map(|&n| std::array::from_fn(|_| vec![0.0; n]))
+                .collect(),
+            sr: 0.0,
+            sw: 0.0,
+            rows: 0,
+        }
+    }
+
+    /// Adds a batch of rows: their logits `z`, targets `y` and, per parameter, their logit
+    /// gradients `phis[j]` (`[rows, entries]`, row-major).
+    fn add_batch(&mut self, z: &[f32], y: &[f32], phis: &[Vec<f32>]) -> Result<()> {
+        if z.len() != y.len() || phis.len() != self.sums.len() {
+            return Err(super::TrainError::Model {
+                reason: format!(
+                    "scores: {} logits, {} targets, {} gradients for {} parameters",
+                    z.len(),
+                    y.len(),
+                    phis.len(),
+                    self.sums.len()
+                ),
+            });
+        }
+        for (row, (&z, &y)) in z.iter().zip(y).enumerate() {
+            let p = 1.0 / (1.0 + (-f64::from(z)).exp());
+            let (r, w) = (p - f64::from(y), p * (1.0 - p));
+            self.sr += r;
+            self.sw += w;
+            for ([rphi, wphi, wphi2], phi) in self.sums.iter_mut().zip(phis) {
+                let n = rphi.len();
+                let Some(phi) = phi.get(row * n..(row + 1) * n) else {
+                    return Err(super::TrainError::Model {
+                        reason: format!(
+                            "scores: a gradient of {} values for {n} entries",
+                            phi.len()
+                        ),
+                    });
+                };
+                for (j, &d) in phi.iter().enumerate() {
+                    let d = f64::from(d);
+                    rphi[j] += r * d;
+                    wphi[j] += w * d;
+                    wphi2[j] += w * d * d;
+                }
+            }
+        }
+        self.rows += z.len();
+        Ok(())
+    }
+
+    /// The mean scores per row, per parameter.
+    fn finish(self) -> Vec<EntryScores> {
+        let n = self.rows.max(1) as f64;
+        let (sr, sw) = (self.sr, self.sw.max(f64::MIN_POSITIVE));
+        self.sums
+            .into_iter()
+            .map(|[rphi, wphi, wphi2]| EntryScores {
+                grad: rphi
+                    .iter()
+                    .zip(&wphi)
+                    .map(|(a, b)| ((a - sr * b / sw) / n) as f32)
+                    .collect(),
+                curvature: wphi2
+                    .iter()
+                    .zip(&wphi)
+                    .map(|(a, b)| ((a - b * b / sw).max(0.0) / n) as f32)
+                    .collect(),
+            })
+            .collect()
     }
 }
 
@@ -97,9 +196,15 @@ impl Trainer {
         })
     }
 
-    /// Each of `rows` as a batch of its own.
-    pub(super) fn single_rows(&self, rows: &[&Row]) -> Result<Vec<RowBatch>> {
-        rows.iter().map(|r| self.row_batch(&[r])).collect()
+    /// `rows` in batches for the per-row scores, each as large as keeps its per-row scratch
+    /// (`entries` values per row, and as many gradients) within [`SCORE_SCRATCH_BYTES`], the
+    /// rows spread evenly over the fewest such batches.
+    pub(super) fn score_batches(&self, rows: &[&Row], entries: usize) -> Result<Vec<RowBatch>> {
+        let per_row = 2 * entries.max(1) * std::mem::size_of::<f32>();
+        let most = (SCORE_SCRATCH_BYTES / per_row).clamp(1, rows.len().max(1));
+        let count = rows.len().div_ceil(most).max(1);
+        let size = rows.len().div_ceil(count).max(1);
+        rows.chunks(size).map(|c| self.row_batch(c)).collect()
     }
 
     /// Mean logistic loss of `work` on `batch`.
@@ -116,67 +221,60 @@ impl Trainer {
         )
     }
 
-    /// Gauss–Newton scores of every entry of `vars` (flattened) for the logistic loss on
-    /// `rows` (one [`RowBatch`] per row, one backward pass each), with the task's intercept
-    /// partialled out: from each row's residual `r = p − y`, weight `w = p(1 − p)` and logit
-    /// gradient `φ = ∂z/∂x`, the gradient `g = Σ r (φ − φ̄)` and curvature `h = Σ w (φ − φ̄)²`
-    /// around the `w`-weighted mean `φ̄` (a score test with the intercept re-fitted: AUC
-    /// ignores a task's base rate, so a direction that only shifts every logit is no gain).
-    /// `g²/2h` is then the loss decrease of a Newton step on one entry alone (what growing
-    /// it can gain), `h·x²/2` the loss increase of zeroing it (what dropping it costs:
-    /// Optimal Brain Damage). `work` must already read the vars.
-    pub(super) fn newton_scores(
+    /// Gauss–Newton scores ([`ScoreSums`]) of every entry of every per-task module's sparse
+    /// part of `work`, at its current values, on `batches` ([`Self::score_batches`]): in each
+    /// batch every row gets a dense scratch of its own ([`SparsePart::RowScratch`]), so one
+    /// backward pass of the summed logits gives each row's logit gradient `φ`. In
+    /// [`Self::task_modules`] order.
+    pub(super) fn sparse_scores(
         &self,
         work: &TaskDelta,
-        vars: &[Var],
-        rows: &[RowBatch],
+        batches: &[RowBatch],
     ) -> Result<Vec<EntryScores>> {
-        // Σ rφ, Σ wφ, Σ wφ² per entry; Σ r, Σ w.
-        let mut sums: Vec<[Vec<f64>; 3]> = vars
-            .iter()
-            .map(|v| std::array::from_fn(|_| vec![0.0; v.elem_count()]))
-            .collect();
-        let (mut sr, mut sw) = (0.0f64, 0.0f64);
-        for row in rows {
-            let tb = TaskBatch::single(work, row.n, self.model.device())?;
-            let z = self
-                .logits_from(&row.state, &row.mask, row.at, &tb, false)?
-                .sum_all()?;
-            let p = 1.0 / (1.0 + (-f64::from(z.to_scalar::<f32>()?)).exp());
-            let y = f64::from(row.y.sum_all()?.to_scalar::<f32>()?);
-            let (r, w) = (p - y, p * (1.0 - p));
-            sr += r;
-            sw += w;
-            let grads = z.backward()?;
-            for ([rphi, wphi, wphi2], var) in sums.iter_mut().zip(vars) {
-                if let Some(dz) = grads.get(var) {
-                    let dz = dz.flatten_all()?.to_vec1::<f32>()?;
-                    for (j, d) in dz.into_iter().enumerate() {
-                        let d = f64::from(d);
-                        rphi[j] += r * d;
-                        wphi[j] += w * d;
-                        wphi2[j] += w * d * d;
-                    }
-                }
+        let sizes: Vec<usize> = self.task_modules.values().map(|&(o, i)| o * i).collect();
+        let mut sums = ScoreSums::new(&sizes);
+        for batch in batches {
+            let mut scratch = work.clone();
+            let mut vars = Vec::with_capacity(sizes.len());
+            for (module, &shape) in &self.task_modules {
+                let layer = scratch.layers.entry(module.clone()).or_default();
+                vars.push(layer.start_row_scratch(shape, batch.n, &batch.y)?);
             }
+            let tb = TaskBatch::single(&scratch, batch.n, self.model.device())?;
+            let z = self.logits_from(&batch.state, &batch.mask, batch.at, &tb, false)?;
+            let grads = z.sum_all()?.backward()?;
+            let phis = vars
+                .iter()
+                .map(|var| match grads.get(var) {
+                    Some(g) => Ok(g.flatten_all()?.to_vec1::<f32>()?),
+                    None => Ok(vec![0.0; var.elem_count()]),
+                })
+                .collect::<Result<Vec<_>>>()?;
+            sums.add_batch(&z.to_vec1()?, &batch.y.to_vec1()?, &phis)?;
         }
-        let n = rows.len().max(1) as f64;
-        let sw = sw.max(f64::MIN_POSITIVE);
-        Ok(sums
-            .into_iter()
-            .map(|[rphi, wphi, wphi2]| EntryScores {
-                grad: rphi
-                    .iter()
-                    .zip(&wphi)
-                    .map(|(a, b)| ((a - sr * b / sw) / n) as f32)
-                    .collect(),
-                curvature: wphi2
-                    .iter()
-                    .zip(&wphi)
-                    .map(|(a, b)| ((a - b * b / sw).max(0.0) / n) as f32)
-                    .collect(),
-            })
-            .collect())
+        Ok(sums.finish())
+    }
+
+    /// Gauss–Newton scores ([`ScoreSums`]) of every entry of the per-task head weight of
+    /// `work` on `batches`: a row's logit gradient there is its pooled embedding, so a
+    /// forward pass suffices.
+    pub(super) fn head_scores(
+        &self,
+        work: &TaskDelta,
+        batches: &[RowBatch],
+    ) -> Result<EntryScores> {
+        let hidden = self.model.config().hidden_size;
+        let mut sums = ScoreSums::new(&[hidden]);
+        for batch in batches {
+            let tb = TaskBatch::single(work, batch.n, self.model.device())?;
+            let pooled = self.pooled_from(&batch.state, &batch.mask, batch.at, &tb, false)?;
+            let z = self.head_logits(&pooled, &tb)?;
+            let phi = pooled.flatten_all()?.to_vec1::<f32>()?;
+            sums.add_batch(&z.to_vec1()?, &batch.y.to_vec1()?, &[phi])?;
+        }
+        sums.finish().pop().ok_or_else(|| super::TrainError::Model {
+            reason: "no score for the task head".into(),
+        })
     }
 
     /// One round's fit of every adapted layer's sparse part of `work` (see the module docs),
@@ -185,24 +283,19 @@ impl Trainer {
         &self,
         work: &mut TaskDelta,
         full: &RowBatch,
-        singles: &[RowBatch],
+        rows: &[&Row],
         budgets: &BTreeMap<&str, usize>,
     ) -> Result<()> {
         let cfg = &self.config.task;
-        // 1. Scores, from dense scratches at the current values.
+        // 1. Scores, from per-row scratches at the current values.
         let previous: BTreeMap<String, SparsePart> = work
             .layers
             .iter()
             .filter(|(m, _)| self.task_modules.contains_key(*m))
             .map(|(m, l)| (m.clone(), l.sparse.clone()))
             .collect();
-        let mut scratch = Vec::new();
-        for (module, &shape) in &self.task_modules {
-            let layer = work.layers.entry(module.clone()).or_default();
-            scratch.push(layer.start_dense_scratch(shape, &full.y)?);
-        }
-        let scores = self.newton_scores(work, &scratch, singles)?;
-        drop(scratch);
+        let entries = self.task_modules.values().map(|&(o, i)| o * i).sum();
+        let scores = self.sparse_scores(work, &self.score_batches(rows, entries)?)?;
 
         // 2. Supports; values start at their current value, 0 where new.
         let mut fitted: Vec<(String, Vec<u32>, Var)> = Vec::new();
@@ -288,17 +381,11 @@ impl Trainer {
         &self,
         work: &TaskDelta,
         head_w: &Var,
-        singles: &[RowBatch],
+        rows: &[&Row],
         round: usize,
     ) -> Result<(Var, Tensor)> {
-        let Some(score) = self
-            .newton_scores(work, std::slice::from_ref(head_w), singles)?
-            .pop()
-        else {
-            return Err(super::TrainError::Model {
-                reason: "no score for the task head".into(),
-            });
-        };
+        let batches = self.score_batches(rows, self.model.config().hidden_size)?;
+        let score = self.head_scores(work, &batches)?;
         let flat: Vec<f32> = head_w.as_tensor().flatten_all()?.to_vec1()?;
         let (current, values): (Vec<u32>, Vec<f32>) = flat
             .iter()

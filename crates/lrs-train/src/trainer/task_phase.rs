@@ -78,13 +78,6 @@ impl Trainer {
         let refs: Vec<&Row> = rows.iter().collect();
         let full = self.row_batch(&refs)?;
         let y = full.targets().clone();
-        let singles = if (m.trains_sparse() && cfg.task.sparse_steps > 0)
-            || (cfg.task_heads() && cfg.task.head_nnz > 0)
-        {
-            self.single_rows(&refs)?
-        } else {
-            Vec::new()
-        };
         let mut work = task.clone();
 
         let mut vars: Vec<Var> = Vec::new();
@@ -110,7 +103,7 @@ impl Trainer {
             }
             if cfg.task.head_nnz > 0 {
                 let head_w = vars[vars.len() - 2].clone();
-                head_mask = Some(self.sparse_head_support(&work, &head_w, &singles, round)?);
+                head_mask = Some(self.sparse_head_support(&work, &head_w, &refs, round)?);
             }
         }
         if m.trains_dense() {
@@ -177,7 +170,7 @@ impl Trainer {
                     )
                 })
                 .collect();
-            self.fit_sparse(&mut work, &full, &singles, &budgets)?;
+            self.fit_sparse(&mut work, &full, &refs, &budgets)?;
         }
 
         let loss = self.task_loss(&work, &full, false)?;

@@ -145,7 +145,9 @@ pub fn task_snapshot(tasks: &[TaskDelta]) -> Vec<BTreeMap<String, Vec<u32>>> {
                         m.insert(format!("{name}.idx"), s.indices().to_vec());
                         m.insert(format!("{name}.val"), bits(s.values()));
                     }
-                    SparsePart::Dense(_) => panic!("{name}: dense scratch left behind"),
+                    SparsePart::Dense(_) | SparsePart::RowScratch(_) => {
+                        panic!("{name}: dense scratch left behind")
+                    }
                 }
             }
             for (name, h) in &task.head {
