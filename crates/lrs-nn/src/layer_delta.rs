@@ -38,13 +38,7 @@ impl LayerDelta {
     /// Replaces the sparse part by a dense trainable scratch initialised from it (zeros if none)
     /// and returns the [`Var`] to hand to an optimizer. `shape` is the layer's `(out, in)`.
     pub fn start_dense_scratch(&mut self, shape: (usize, usize), like: &Tensor) -> Result<Var> {
-        let dense = match &self.sparse {
-            SparsePart::Sparse(s) => s.to_dense()?,
-            SparsePart::Dense(d) => d.detach(),
-            SparsePart::RowScratch(d) => d.get(0)?.detach(),
-            SparsePart::None => Tensor::zeros(shape, like.dtype(), like.device())?,
-        };
-        let var = Var::from_tensor(&dense)?;
+        let var = Var::from_tensor(&self.current_dense(shape, like)?)?;
         self.sparse = SparsePart::Dense(var.as_tensor().clone());
         Ok(var)
     }
@@ -58,15 +52,21 @@ impl LayerDelta {
         rows: usize,
         like: &Tensor,
     ) -> Result<Var> {
-        let dense = match &self.sparse {
+        let dense = self.current_dense(shape, like)?;
+        let var = Var::from_tensor(&dense.unsqueeze(0)?.repeat((rows, 1, 1))?)?;
+        self.sparse = SparsePart::RowScratch(var.as_tensor().clone());
+        Ok(var)
+    }
+
+    /// The sparse part as a detached dense `[out, in]` tensor (a row scratch's first row;
+    /// zeros like `like` if there is none).
+    fn current_dense(&self, shape: (usize, usize), like: &Tensor) -> Result<Tensor> {
+        Ok(match &self.sparse {
             SparsePart::Sparse(s) => s.to_dense()?,
             SparsePart::Dense(d) => d.detach(),
             SparsePart::RowScratch(d) => d.get(0)?.detach(),
             SparsePart::None => Tensor::zeros(shape, like.dtype(), like.device())?,
-        };
-        let var = Var::from_tensor(&dense.unsqueeze(0)?.repeat((rows, 1, 1))?)?;
-        self.sparse = SparsePart::RowScratch(var.as_tensor().clone());
-        Ok(var)
+        })
     }
 
     /// `H_k`: if the sparse part is a dense scratch, keep its `k` largest magnitudes.

@@ -385,14 +385,16 @@ fn lora_gradients_reach_a_and_b() {
     }
 }
 
-fn max_abs_diff(a: &Tensor, b: &Tensor) -> f32 {
+fn max_abs_diff(a: &Tensor, b: &Tensor) -> f64 {
     (a - b)
         .unwrap()
         .abs()
         .unwrap()
         .max_all()
         .unwrap()
-        .to_scalar::<f32>()
+        .to_dtype(DType::F64)
+        .unwrap()
+        .to_scalar::<f64>()
         .unwrap()
 }
 
@@ -537,14 +539,7 @@ fn a_row_scratch_gives_each_row_the_gradient_of_its_own_pass() {
         let xr = x.narrow(0, row, 1).unwrap();
         let tb = TaskBatch::single(&single, 1, &dev).unwrap();
         let yr = layer.forward_tasks(&xr, &tb).unwrap();
-        let diff = (&yr - y.narrow(0, row, 1).unwrap())
-            .unwrap()
-            .abs()
-            .unwrap()
-            .max_all()
-            .unwrap()
-            .to_scalar::<f64>()
-            .unwrap();
+        let diff = max_abs_diff(&yr, &y.narrow(0, row, 1).unwrap());
         assert!(diff < 1e-12, "row {row}: output differs by {diff}");
         let g = (&yr * probe.narrow(0, row, 1).unwrap())
             .unwrap()
@@ -554,22 +549,9 @@ fn a_row_scratch_gives_each_row_the_gradient_of_its_own_pass() {
             .unwrap();
         let want = g.get(&dvar).expect("dense gradient");
         let got = per_row.get(row).unwrap();
-        let err = (&got - want)
-            .unwrap()
-            .abs()
-            .unwrap()
-            .max_all()
-            .unwrap()
-            .to_scalar::<f64>()
-            .unwrap();
+        let err = max_abs_diff(&got, want);
         assert!(err < 1e-12, "row {row}: gradient differs by {err}");
-        let norm = want
-            .abs()
-            .unwrap()
-            .max_all()
-            .unwrap()
-            .to_scalar::<f64>()
-            .unwrap();
+        let norm = max_abs_diff(want, &want.zeros_like().unwrap());
         assert!(norm > 1e-6, "row {row}: the gradient is zero");
         assert_eq!(
             dvar.as_tensor().to_vec2::<f64>().unwrap(),

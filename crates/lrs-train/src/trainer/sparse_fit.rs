@@ -222,18 +222,18 @@ impl Trainer {
     }
 
     /// Gauss–Newton scores ([`ScoreSums`]) of every entry of every per-task module's sparse
-    /// part of `work`, at its current values, on `batches` ([`Self::score_batches`]): in each
+    /// part of `work`, at its current values, on `rows` (in [`Self::score_batches`]): in each
     /// batch every row gets a dense scratch of its own ([`SparsePart::RowScratch`]), so one
     /// backward pass of the summed logits gives each row's logit gradient `φ`. In
     /// [`Self::task_modules`] order.
     pub(super) fn sparse_scores(
         &self,
         work: &TaskDelta,
-        batches: &[RowBatch],
+        rows: &[&Row],
     ) -> Result<Vec<EntryScores>> {
         let sizes: Vec<usize> = self.task_modules.values().map(|&(o, i)| o * i).collect();
         let mut sums = ScoreSums::new(&sizes);
-        for batch in batches {
+        for batch in &self.score_batches(rows, sizes.iter().sum())? {
             let mut scratch = work.clone();
             let mut vars = Vec::with_capacity(sizes.len());
             for (module, &shape) in &self.task_modules {
@@ -256,16 +256,12 @@ impl Trainer {
     }
 
     /// Gauss–Newton scores ([`ScoreSums`]) of every entry of the per-task head weight of
-    /// `work` on `batches`: a row's logit gradient there is its pooled embedding, so a
-    /// forward pass suffices.
-    pub(super) fn head_scores(
-        &self,
-        work: &TaskDelta,
-        batches: &[RowBatch],
-    ) -> Result<EntryScores> {
+    /// `work` on `rows`: a row's logit gradient there is its pooled embedding, so a forward
+    /// pass suffices.
+    pub(super) fn head_scores(&self, work: &TaskDelta, rows: &[&Row]) -> Result<EntryScores> {
         let hidden = self.model.config().hidden_size;
         let mut sums = ScoreSums::new(&[hidden]);
-        for batch in batches {
+        for batch in &self.score_batches(rows, hidden)? {
             let tb = TaskBatch::single(work, batch.n, self.model.device())?;
             let pooled = self.pooled_from(&batch.state, &batch.mask, batch.at, &tb, false)?;
             let z = self.head_logits(&pooled, &tb)?;
@@ -288,19 +284,12 @@ impl Trainer {
     ) -> Result<()> {
         let cfg = &self.config.task;
         // 1. Scores, from per-row scratches at the current values.
-        let previous: BTreeMap<String, SparsePart> = work
-            .layers
-            .iter()
-            .filter(|(m, _)| self.task_modules.contains_key(*m))
-            .map(|(m, l)| (m.clone(), l.sparse.clone()))
-            .collect();
-        let entries = self.task_modules.values().map(|&(o, i)| o * i).sum();
-        let scores = self.sparse_scores(work, &self.score_batches(rows, entries)?)?;
+        let scores = self.sparse_scores(work, rows)?;
 
         // 2. Supports; values start at their current value, 0 where new.
         let mut fitted: Vec<(String, Vec<u32>, Var)> = Vec::new();
         for ((module, &(out_dim, in_dim)), score) in self.task_modules.iter().zip(&scores) {
-            let (current, values) = match previous.get(module) {
+            let (current, values) = match work.layers.get(module).map(|l| &l.sparse) {
                 Some(SparsePart::Sparse(s)) => (s.indices().to_vec(), s.values().to_vec1::<f32>()?),
                 _ => (Vec::new(), Vec::new()),
             };
@@ -384,8 +373,7 @@ impl Trainer {
         rows: &[&Row],
         round: usize,
     ) -> Result<(Var, Tensor)> {
-        let batches = self.score_batches(rows, self.model.config().hidden_size)?;
-        let score = self.head_scores(work, &batches)?;
+        let score = self.head_scores(work, rows)?;
         let flat: Vec<f32> = head_w.as_tensor().flatten_all()?.to_vec1()?;
         let (current, values): (Vec<u32>, Vec<f32>) = flat
             .iter()
