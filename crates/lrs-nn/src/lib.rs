@@ -69,7 +69,7 @@ pub use files::LoadCheck;
 pub use hub::BertCheckpoint;
 pub use layer_delta::{LayerDelta, SparsePart};
 pub use lora_part::LoraPart;
-pub use lrs_linear::{lrs_linear, LowRank, LowRankInit, LrsLinear};
+pub use lrs_linear::{lrs_linear, LowRank, LowRankInit, LrsLinear, Projection};
 pub use sparse_delta::{hard_threshold, SparseDelta};
 pub use task_batch::TaskBatch;
 pub use tokenize::BertTokenizer;

@@ -61,6 +61,18 @@ impl LowRank {
     }
 }
 
+/// A layer's products with an input `x` that stays constant over many passes (a cached
+/// state below every trained part, in the task phase): `x W0ᵀ + b0` and, for an adapted layer,
+/// `x V`. [`LrsLinear::forward_tasks_from`] then adds only the per-task terms. `U` and `V` are
+/// constants there: no gradient reaches them through a projection.
+#[derive(Debug, Clone)]
+pub struct Projection {
+    /// `[.., out]`: `x W0ᵀ + b0`.
+    base: Tensor,
+    /// `[.., r]`: `x V`, for an adapted layer.
+    xv: Option<Tensor>,
+}
+
 /// A linear layer `y = x W0ᵀ + b0` plus the optional LRS paths. With no [`LowRank`] and no task
 /// delta for its name it computes what [`candle_nn::Linear`] does; on f32 CPU tensors the base
 /// product is the fused [`FrozenLinear`] (one 2-D product, no gradient for the frozen `W0`).
@@ -150,11 +162,13 @@ impl LrsLinear {
         lr: &LowRank,
         tasks: &TaskBatch,
         deltas: &[Option<&LayerDelta>],
+        cached: Option<&Projection>,
     ) -> candle_core::Result<Tensor> {
         // Inference records no autograd graph: `U`, `V` are training variables, and an op
         // on a variable keeps its inputs alive, so every intermediate of the forward pass
         // would stay resident until its output is dropped. Detaching shares the storage.
-        let (u, v) = if tasks.is_inference() {
+        // A cached projection took them as constants.
+        let (u, v) = if tasks.is_inference() || cached.is_some() {
             (lr.u.detach(), lr.v.detach())
         } else {
             (lr.u.clone(), lr.v.clone())
@@ -173,7 +187,9 @@ impl LrsLinear {
         let trains_w = deltas
             .iter()
             .any(|d| d.and_then(|d| d.w.as_ref()).is_some_and(Tensor::track_op));
-        if let (Some(base), true, false) = (&self.frozen, crate::fused::fusable(x), trains_w) {
+        if let (Some(base), true, false, None) =
+            (&self.frozen, crate::fused::fusable(x), trains_w, cached)
+        {
             let (out_dim, in_dim) = self.shape()?;
             let tokens = x.elem_count() / (batch * in_dim).max(1);
             let scale = if with_w {
@@ -194,9 +210,17 @@ impl LrsLinear {
                 .forward(&x2, &u, &v)?
                 .reshape(shape);
         }
-        let y = self.base_forward(x)?;
+        let (y, xv) = match cached {
+            Some(p) => (
+                p.base.clone(),
+                p.xv.clone().ok_or_else(|| {
+                    candle_core::Error::msg(format!("{}: projection lacks x V", self.name))
+                })?,
+            ),
+            None => (self.base_forward(x)?, matmul_last(x, &v)?),
+        };
         // Scale the narrow `[.., r]` activations, not the wide output.
-        let mut h = (matmul_last(x, &v)? * lr.scale)?;
+        let mut h = (xv * lr.scale)?;
         if with_w {
             // [batch, r] → [batch, 1, .., 1, r] to broadcast over the middle dimensions.
             let mut shape = vec![1usize; h.rank()];
@@ -214,6 +238,7 @@ impl LrsLinear {
         &self,
         x: &Tensor,
         y: Tensor,
+        y_owned: bool,
         tasks: &TaskBatch,
         deltas: &[Option<&LayerDelta>],
     ) -> candle_core::Result<Tensor> {
@@ -257,7 +282,7 @@ impl LrsLinear {
             out_dim,
         };
         let x2 = x.contiguous()?.reshape((batch * tokens, in_dim))?;
-        if tasks.is_inference() || !y.track_op() {
+        if y_owned && (tasks.is_inference() || !y.track_op()) {
             // `y` is this layer's own fresh output: nothing else holds its storage.
             let y = y.contiguous()?;
             y.reshape((batch * tokens, out_dim))?
@@ -279,6 +304,56 @@ impl LrsLinear {
     /// task group over the touched columns/rows only, and so does a task's [`LoraPart`]
     /// (`s_l · (x Aᵀ) Bᵀ`, from [`crate::TaskDelta::lora`]).
     pub fn forward_tasks(&self, x: &Tensor, tasks: &TaskBatch) -> candle_core::Result<Tensor> {
+        self.forward_tasks_with(x, tasks, None)
+    }
+
+    /// This layer's [`Projection`] of `x`, to reuse over passes on the same `x` while the
+    /// shared factor stays fixed ([`Self::forward_tasks_from`]).
+    pub fn project(&self, x: &Tensor) -> candle_core::Result<Projection> {
+        let x = x.detach();
+        Ok(Projection {
+            base: self.base_forward(&x)?.detach(),
+            xv: self
+                .low_rank
+                .as_ref()
+                .map(|lr| matmul_last(&x, &lr.v.detach()))
+                .transpose()?,
+        })
+    }
+
+    /// [`Self::forward_tasks`] of the `x` that `projection` was made from ([`Self::project`],
+    /// with the current shared factor): only the per-task terms are computed from `x`.
+    /// Gradients reach the task parts, not `U`, `V` or `x`.
+    pub fn forward_tasks_from(
+        &self,
+        x: &Tensor,
+        projection: &Projection,
+        tasks: &TaskBatch,
+    ) -> candle_core::Result<Tensor> {
+        let (out_dim, _) = self.shape()?;
+        let mut want = x.dims().to_vec();
+        if let Some(last) = want.last_mut() {
+            *last = out_dim;
+        }
+        if projection.base.dims() != want.as_slice()
+            || projection.xv.is_some() != self.low_rank.is_some()
+        {
+            candle_core::bail!(
+                "{}: a projection of shape {:?} for an input of shape {:?}",
+                self.name,
+                projection.base.dims(),
+                x.dims()
+            );
+        }
+        self.forward_tasks_with(x, tasks, Some(projection))
+    }
+
+    fn forward_tasks_with(
+        &self,
+        x: &Tensor,
+        tasks: &TaskBatch,
+        cached: Option<&Projection>,
+    ) -> candle_core::Result<Tensor> {
         let batch = x.dim(0)?;
         if batch != tasks.batch() {
             candle_core::bail!(
@@ -292,9 +367,10 @@ impl LrsLinear {
             .iter()
             .map(|t| t.layers.get(&self.name))
             .collect();
-        let mut y = match &self.low_rank {
-            None => self.base_forward(x)?,
-            Some(lr) => self.shared_forward(x, lr, tasks, &deltas)?,
+        let (mut y, y_owned) = match (&self.low_rank, cached) {
+            (None, None) => (self.base_forward(x)?, true),
+            (None, Some(p)) => (p.base.clone(), false),
+            (Some(lr), c) => (self.shared_forward(x, lr, tasks, &deltas, c)?, true),
         };
         // Nothing to differentiate (inference, or a frozen input with stored sparse parts):
         // every group's sparse part in one pass over the batch.
@@ -310,7 +386,7 @@ impl LrsLinear {
                 Some(SparsePart::Dense(_) | SparsePart::RowScratch(_)) => false,
             });
         if fused {
-            y = self.fused_sparse(x, y, tasks, &deltas)?;
+            y = self.fused_sparse(x, y, y_owned, tasks, &deltas)?;
         }
         // Per-group contributions are scatter-added into `y` once, together: one copy of the
         // wide output per layer rather than one per task.

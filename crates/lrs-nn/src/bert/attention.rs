@@ -8,8 +8,17 @@ use super::config::BertConfig;
 use super::{apply, Builder};
 use crate::fused::attention::Attention;
 use crate::layer_norm::{layer_norm, LayerNorm};
-use crate::lrs_linear::LrsLinear;
+use crate::lrs_linear::{LrsLinear, Projection};
 use crate::task_batch::TaskBatch;
+
+/// An attention block's [`Projection`]s of one input: what [`BertAttention::context_t`]
+/// reuses over passes on a constant input.
+#[derive(Debug, Clone)]
+pub struct Projections {
+    query: Projection,
+    key: Projection,
+    value: Projection,
+}
 
 /// `attention.*` of one encoder layer.
 #[derive(Debug, Clone)]
@@ -56,19 +65,64 @@ impl BertAttention {
         tasks: Option<&TaskBatch>,
         train: bool,
     ) -> candle_core::Result<Tensor> {
-        let q = apply(&self.query, x, tasks)?;
-        let k = apply(&self.key, x, tasks)?;
-        let v = apply(&self.value, x, tasks)?;
-        let ctx = if crate::fused::fusable(x) && !(train && self.probs_dropout_p > 0.0) {
-            let d = x.dim(D::Minus1)? / self.heads;
-            Attention::new(self.heads, 1.0 / (d as f64).sqrt(), mask_bias)?.forward(&q, &k, &v)?
-        } else {
-            self.composite_context(&q, &k, &v, mask_bias, train)?
+        let ctx = self.context_t(x, mask_bias, None, tasks, train)?;
+        self.output_t(&ctx, x, tasks, train)
+    }
+
+    /// The attention context `softmax(q kᵀ / √d + mask) v` of `x [b, s, h]`: `[b, s, h]`, the
+    /// input of `attention.output.dense`. `projections` ([`Self::projections`] of this `x`)
+    /// saves the products with `x` when there are tasks.
+    pub fn context_t(
+        &self,
+        x: &Tensor,
+        mask_bias: &Tensor,
+        projections: Option<&Projections>,
+        tasks: Option<&TaskBatch>,
+        train: bool,
+    ) -> candle_core::Result<Tensor> {
+        let project = |l: &LrsLinear, p: Option<&Projection>| match (p, tasks) {
+            (Some(p), Some(t)) => l.forward_tasks_from(x, p, t),
+            _ => apply(l, x, tasks),
         };
+        let q = project(&self.query, projections.map(|p| &p.query))?;
+        let k = project(&self.key, projections.map(|p| &p.key))?;
+        let v = project(&self.value, projections.map(|p| &p.value))?;
+        if crate::fused::fusable(x) && !(train && self.probs_dropout_p > 0.0) {
+            let d = x.dim(D::Minus1)? / self.heads;
+            Attention::new(self.heads, 1.0 / (d as f64).sqrt(), mask_bias)?.forward(&q, &k, &v)
+        } else {
+            self.composite_context(&q, &k, &v, mask_bias, train)
+        }
+    }
+
+    /// The output block `LN(dense(ctx) + x)`: per token, so `ctx` and the residual `x` may be
+    /// `[b, s, h]` or packed `[tokens, h]` ([`super::packing::TokenPacking`]).
+    pub fn output_t(
+        &self,
+        ctx: &Tensor,
+        x: &Tensor,
+        tasks: Option<&TaskBatch>,
+        train: bool,
+    ) -> candle_core::Result<Tensor> {
         let out = self
             .hidden_dropout
-            .forward_t(&apply(&self.output, &ctx, tasks)?, train)?;
+            .forward_t(&apply(&self.output, ctx, tasks)?, train)?;
         self.norm.forward_residual(&out, x)
+    }
+
+    /// The query, key and value [`Projection`]s of `x [b, s, h]` (shared factors as they are
+    /// now, taken as constants).
+    pub fn projections(&self, x: &Tensor) -> candle_core::Result<Projections> {
+        Ok(Projections {
+            query: self.query.project(x)?,
+            key: self.key.project(x)?,
+            value: self.value.project(x)?,
+        })
+    }
+
+    /// `attention.output.dense`.
+    pub fn output_dense(&self) -> &LrsLinear {
+        &self.output
     }
 
     /// `softmax(q kᵀ / √d + mask) v` from candle's ops (any dtype and device, and dropout on

@@ -4,8 +4,9 @@
 use candle_core::{ModuleT, Tensor};
 use candle_nn::Dropout;
 
-use super::attention::BertAttention;
+use super::attention::{BertAttention, Projections};
 use super::config::{BertConfig, HiddenAct};
+use super::packing::TokenPacking;
 use super::{apply, Builder};
 use crate::fused::frozen_ffn::FrozenFfn;
 use crate::layer_norm::{layer_norm, LayerNorm};
@@ -44,16 +45,53 @@ impl BertLayer {
         v
     }
 
-    /// `[b, s, h]` → `[b, s, h]`.
+    /// `[b, s, h]` → `[b, s, h]`. With `packing` (the batch's real tokens), the per-token
+    /// blocks after attention run on the real tokens alone when no task adapts them (the
+    /// padded positions of the output are then zero).
+    /// `projections` ([`Self::projections`] of this `x`) saves recomputing the attention
+    /// projections of a constant input.
     pub fn forward_t(
         &self,
         x: &Tensor,
         mask_bias: &Tensor,
+        packing: Option<&TokenPacking>,
+        projections: Option<&Projections>,
         tasks: Option<&TaskBatch>,
         train: bool,
     ) -> candle_core::Result<Tensor> {
-        let a = self.attention.forward_t(x, mask_bias, tasks, train)?;
-        self.forward_from_ffn(&a, tasks, train)
+        let ctx = self
+            .attention
+            .context_t(x, mask_bias, projections, tasks, train)?;
+        match packing.filter(|_| self.plain_after_attention(tasks)) {
+            Some(p) => {
+                let a = self
+                    .attention
+                    .output_t(&p.pack(&ctx)?, &p.pack(x)?, None, train)?;
+                p.unpack(&self.forward_from_ffn(&a, None, train)?)
+            }
+            None => {
+                let a = self.attention.output_t(&ctx, x, tasks, train)?;
+                self.forward_from_ffn(&a, tasks, train)
+            }
+        }
+    }
+
+    /// The attention [`Projections`] of the layer input `x [b, s, h]`.
+    pub fn projections(&self, x: &Tensor) -> candle_core::Result<Projections> {
+        self.attention.projections(x)
+    }
+
+    /// Whether the blocks after attention compute the same for every row, so they can run on
+    /// packed tokens without `tasks`: no task is given, or none of their linears is adapted.
+    fn plain_after_attention(&self, tasks: Option<&TaskBatch>) -> bool {
+        tasks.is_none()
+            || [
+                self.attention.output_dense(),
+                &self.intermediate,
+                &self.output,
+            ]
+            .iter()
+            .all(|l| l.is_plain_for(tasks))
     }
 
     /// The feed-forward half from the attention output `a` (`[b, s, h]`, the input of

@@ -9,6 +9,7 @@ pub mod embeddings;
 pub mod encoder;
 pub mod head;
 pub mod model;
+pub mod packing;
 pub mod prefix;
 
 use candle_core::Tensor;

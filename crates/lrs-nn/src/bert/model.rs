@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
+use std::sync::Arc;
 
 use candle_core::{DType, Device, ModuleT, Tensor, D};
 use candle_nn::{VarBuilder, VarMap};
@@ -10,6 +11,7 @@ use candle_nn::{VarBuilder, VarMap};
 use super::config::BertConfig;
 use super::embeddings::BertEmbeddings;
 use super::encoder::{BertLayer, LayerStage};
+use super::packing::TokenPacking;
 use super::prefix::{PrefixState, ResumePoint};
 use super::{Builder, LrsOptions};
 use crate::files::{shared_factor::SharedFactor, task_delta::TaskDelta, LoadCheck, Parsed};
@@ -207,11 +209,12 @@ impl BertModel {
         train: bool,
     ) -> candle_core::Result<Tensor> {
         let mask_bias = self.mask_bias(&input.attention_mask)?;
+        let packing = TokenPacking::from_mask(&input.attention_mask)?;
         let mut x = self
             .embeddings
             .forward_t(&input.input_ids, &input.token_type_ids, train)?;
         for layer in &self.layers {
-            x = layer.forward_t(&x, &mask_bias, tasks, train)?;
+            x = layer.forward_t(&x, &mask_bias, packing.as_ref(), None, tasks, train)?;
         }
         Ok(x)
     }
@@ -244,6 +247,7 @@ impl BertModel {
         Ok(PrefixState {
             hidden: state.hidden.detach(),
             inner: state.inner.map(|t| t.detach()),
+            projections: None,
         })
     }
 
@@ -253,17 +257,19 @@ impl BertModel {
         point: Option<ResumePoint>,
     ) -> candle_core::Result<PrefixState> {
         let mask_bias = self.mask_bias(&input.attention_mask)?;
+        let packing = TokenPacking::from_mask(&input.attention_mask)?;
         let mut x = self
             .embeddings
             .forward_t(&input.input_ids, &input.token_type_ids, false)?;
         let stop = point.map_or(self.layers.len(), |p| p.layer.min(self.layers.len()));
         for layer in &self.layers[..stop] {
-            x = layer.forward_t(&x, &mask_bias, None, false)?;
+            x = layer.forward_t(&x, &mask_bias, packing.as_ref(), None, None, false)?;
         }
         let Some(point) = point else {
             return Ok(PrefixState {
                 hidden: x,
                 inner: None,
+                projections: None,
             });
         };
         let layer = &self.layers[point.layer];
@@ -271,19 +277,38 @@ impl BertModel {
             LayerStage::Attention => PrefixState {
                 hidden: x,
                 inner: None,
+                projections: None,
             },
             LayerStage::Ffn => PrefixState {
                 hidden: layer.attention_t(&x, &mask_bias, None, false)?,
                 inner: None,
+                projections: None,
             },
             LayerStage::FfnOutput => {
                 let a = layer.attention_t(&x, &mask_bias, None, false)?;
                 PrefixState {
                     inner: Some(layer.ffn_inner(&a, None)?),
                     hidden: a,
+                    projections: None,
                 }
             }
         })
+    }
+
+    /// `state` (taken at `point`) with the attention projections of its layer input attached
+    /// ([`PrefixState::projections`]), for many passes over it while the shared factors stay
+    /// fixed (a task phase); unchanged when `point` is not a layer input.
+    pub fn with_projections(
+        &self,
+        mut state: PrefixState,
+        point: Option<ResumePoint>,
+    ) -> candle_core::Result<PrefixState> {
+        if let Some(p) = point.filter(|p| p.stage == LayerStage::Attention) {
+            if let Some(layer) = self.layers.get(p.layer) {
+                state.projections = Some(Arc::new(layer.projections(&state.hidden)?));
+            }
+        }
+        Ok(state)
     }
 
     /// `[batch, seq, h]` hidden states from a [`Self::prefix`] state: equal to
@@ -312,9 +337,20 @@ impl BertModel {
             return Ok(state.hidden.clone());
         };
         let mask_bias = self.mask_bias(attention_mask)?;
+        let packing = TokenPacking::from_mask(attention_mask)?;
         let layer = &self.layers[point.layer];
         let mut x = match point.stage {
-            LayerStage::Attention => layer.forward_t(&state.hidden, &mask_bias, tasks, train)?,
+            LayerStage::Attention => {
+                let projections = state.projections.as_deref();
+                layer.forward_t(
+                    &state.hidden,
+                    &mask_bias,
+                    packing.as_ref(),
+                    projections,
+                    tasks,
+                    train,
+                )?
+            }
             LayerStage::Ffn => layer.forward_from_ffn(&state.hidden, tasks, train)?,
             LayerStage::FfnOutput => {
                 let inner = state.inner.as_ref().ok_or_else(|| {
@@ -324,7 +360,7 @@ impl BertModel {
             }
         };
         for layer in &self.layers[point.layer + 1..] {
-            x = layer.forward_t(&x, &mask_bias, tasks, train)?;
+            x = layer.forward_t(&x, &mask_bias, packing.as_ref(), None, tasks, train)?;
         }
         Ok(x)
     }

@@ -4,8 +4,11 @@
 //! network at every step ([`BertModel::forward_from`](super::model::BertModel::forward_from)).
 //! Dropout in the prefix is therefore off.
 
+use std::sync::Arc;
+
 use candle_core::{Tensor, D};
 
+use super::attention::Projections;
 use super::encoder::LayerStage;
 
 /// Where a forward pass resumes: inside `layer`, at `stage`; `None` (see
@@ -27,6 +30,11 @@ pub struct PrefixState {
     pub hidden: Tensor,
     /// `[batch, seq, i]`: `output.dense`'s input, at [`LayerStage::FfnOutput`] only.
     pub inner: Option<Tensor>,
+    /// At a layer input: the layer's attention projections of `hidden`, made with the shared
+    /// factors of the time ([`BertModel::with_projections`](super::model::BertModel::with_projections)).
+    /// Passes from this state then treat `U`, `V` of those projections as constants; a state
+    /// cut or stacked from others has none.
+    pub projections: Option<Arc<Projections>>,
 }
 
 impl PrefixState {
@@ -42,6 +50,7 @@ impl PrefixState {
         Ok(Self {
             hidden: cut(&self.hidden)?,
             inner: self.inner.as_ref().map(cut).transpose()?,
+            projections: None,
         })
     }
 
@@ -81,6 +90,7 @@ impl PrefixState {
         Ok(Self {
             hidden: Tensor::cat(&hidden, 0)?,
             inner,
+            projections: None,
         })
     }
 

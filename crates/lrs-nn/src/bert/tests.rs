@@ -144,16 +144,26 @@ fn lrs_model_without_adapters_is_bit_identical_to_plain() {
     let lrs = BertModel::load(&ckpt, Some(&LrsOptions::bert_default(4)), &dev, DType::F32).unwrap();
     // query, value, intermediate.dense, and `output.dense` matches both output blocks.
     assert_eq!(lrs.adapted_modules().len(), 2 * 5);
-    let x = input(&dev);
+    // Bit-identical on an unpadded batch. On a padded one the plain model runs its blocks
+    // after attention on packed tokens (the adapted model cannot: every linear is adapted),
+    // so only the real tokens are compared there, to rounding.
+    let padded = input(&dev);
+    let x = BertInput::from_ids(padded.input_ids.narrow(0, 2, 1).unwrap()).unwrap();
     let want = flat(&plain.forward_t(&x, None, false).unwrap());
     assert_eq!(want, flat(&lrs.forward_t(&x, None, false).unwrap()));
     let empty = TaskDelta::new("nobody", 4);
-    let batch = TaskBatch::single(&empty, 3, &dev).unwrap();
+    let batch = TaskBatch::single(&empty, 1, &dev).unwrap();
     assert_eq!(want, flat(&lrs.forward_t(&x, Some(&batch), false).unwrap()));
     assert_eq!(
         want,
         flat(&plain.forward_t(&x, Some(&batch), false).unwrap())
     );
+    let a = plain.forward_t(&padded, None, false).unwrap();
+    let b = lrs.forward_t(&padded, None, false).unwrap();
+    for (i, len) in [5usize, 4, 6].into_iter().enumerate() {
+        let cut = |t: &Tensor| t.narrow(0, i, 1).unwrap().narrow(1, 0, len).unwrap();
+        assert!(max_diff(&cut(&a), &cut(&b)) <= 1e-5, "row {i}");
+    }
 
     // The same weights under a `bert.` prefix load to the same model.
     let dir2 = tempfile::tempdir().unwrap();
@@ -397,7 +407,12 @@ fn mixed_task_batch_equals_per_row_merged_models() {
             token_type_ids: x.token_type_ids.narrow(0, i, 1).unwrap(),
         };
         let want = plain.forward_t(&xi, None, false).unwrap();
-        let diff = max_diff(&got.narrow(0, i, 1).unwrap(), &want);
+        // Real tokens only: the merged plain model leaves its padded positions at zero.
+        let len = [5usize, 4, 6][i];
+        let diff = max_diff(
+            &got.narrow(0, i, 1).unwrap().narrow(1, 0, len).unwrap(),
+            &want.narrow(1, 0, len).unwrap(),
+        );
         assert!(
             diff <= 1e-5,
             "row {i} ({}): max abs diff {diff}",
@@ -697,4 +712,158 @@ fn fused_f32_pass_matches_the_f64_composite_and_reaches_every_adapted_layer() {
         let err = max_diff(&a, b) / scale;
         assert!(err < 1e-3, "{name}: fused gradient off by {err} (relative)");
     }
+}
+
+/// A query/value model of the tiny config with a seeded shared factor, and two tasks with
+/// cores and sparse parts on every adapted layer.
+fn qv_model_and_tasks(dev: &Device) -> (BertModel, VarMap, TaskDelta, TaskDelta) {
+    let cfg = tiny_config();
+    let opts = LrsOptions {
+        target_modules: vec!["query".into(), "value".into()],
+        rank: 3,
+        scale: 0.5,
+    };
+    let shared = VarMap::new();
+    let model = BertModel::new(
+        &cfg,
+        VarBuilder::from_tensors(weights_as(&cfg, DType::F32, dev, 11), DType::F32, dev),
+        Some((&opts, &shared)),
+    )
+    .unwrap();
+    randomize_shared(&shared);
+    let a = random_task(&model, "a", 9, 0.0);
+    let b = random_task(&model, "b", 4, 1.0);
+    (model, shared, a, b)
+}
+
+/// Token packing: in a padded batch the blocks after attention run on the real tokens only.
+/// Every row must equal the same row run alone without padding (values and the gradient of a
+/// task core), and the padded positions of the output must be zero.
+#[test]
+fn padded_batches_skip_padding_after_attention_and_match_each_row_alone() {
+    let dev = Device::Cpu;
+    let (model, _shared, a, b) = qv_model_and_tasks(&dev);
+    let name = "encoder.layer.1.attention.self.value";
+    let mut a = a;
+    let w = Var::from_tensor(&Tensor::new(&[1.2f32, 0.7, -0.4], &dev).unwrap()).unwrap();
+    a.layers.get_mut(name).unwrap().w = Some(w.as_tensor().clone());
+    let x = input(&dev);
+    let rows = [&a, &b, &a];
+    let batch = model
+        .forward_t(&x, Some(&TaskBatch::per_row(&rows, &dev).unwrap()), false)
+        .unwrap();
+    let probe = seeded(batch.dims(), 0.0, 1.0, 7200, DType::F32, &dev);
+    let lens = [5usize, 4, 6];
+    let mut alone_loss = Tensor::zeros((), DType::F32, &dev).unwrap();
+    for (i, &len) in lens.iter().enumerate() {
+        let cut = |t: &Tensor| t.narrow(0, i, 1).unwrap().narrow(1, 0, len).unwrap();
+        let one = BertInput::from_ids(cut(&x.input_ids)).unwrap();
+        let tb = TaskBatch::single(rows[i], 1, &dev).unwrap();
+        let got = model.forward_t(&one, Some(&tb), false).unwrap();
+        let d = max_diff(&got, &cut(&batch));
+        assert!(d <= 1e-5, "row {i}: padded batch vs alone, diff {d}");
+        let pads = batch
+            .narrow(0, i, 1)
+            .unwrap()
+            .narrow(1, len, 6 - len)
+            .unwrap();
+        assert!(
+            flat(&pads).iter().all(|&v| v == 0.0),
+            "row {i}: padding not zero"
+        );
+        let term = (got * cut(&probe)).unwrap().sum_all().unwrap();
+        alone_loss = (alone_loss + term).unwrap();
+    }
+    let batch_loss = (batch * probe).unwrap().sum_all().unwrap();
+    let g_batch = batch_loss.backward().unwrap().get(&w).unwrap().clone();
+    let g_alone = alone_loss.backward().unwrap().get(&w).unwrap().clone();
+    let scale = f64::from(
+        g_alone
+            .abs()
+            .unwrap()
+            .max_all()
+            .unwrap()
+            .to_scalar::<f32>()
+            .unwrap(),
+    );
+    assert!(scale > 1e-6, "the core gets no gradient");
+    assert!(max_diff(&g_batch, &g_alone) / scale < 1e-4);
+}
+
+/// A prefix state with its attention projections attached gives the same outputs and the
+/// same gradients of the task parts (core and sparse values) as one without, and refuses
+/// projections of another input.
+#[test]
+fn attached_projections_change_nothing_but_the_work() {
+    use super::prefix::ResumePoint;
+    let dev = Device::Cpu;
+    let (model, _shared, a, _b) = qv_model_and_tasks(&dev);
+    let x = input(&dev);
+    let point = Some(ResumePoint {
+        layer: 1,
+        stage: super::encoder::LayerStage::Attention,
+    });
+    let plain = model.prefix_at(&x, point).unwrap();
+    let cached = model.with_projections(plain.clone(), point).unwrap();
+    assert!(cached.projections.is_some() && plain.projections.is_none());
+    let run = |state: &super::prefix::PrefixState| {
+        let mut task = a.clone();
+        let mut vars = Vec::new();
+        for (name, layer) in task.layers.iter_mut() {
+            if !name.starts_with("encoder.layer.1.") {
+                continue;
+            }
+            let w = Var::from_tensor(&layer.w.as_ref().unwrap().copy().unwrap()).unwrap();
+            layer.w = Some(w.as_tensor().clone());
+            vars.push(w);
+            if let SparsePart::Sparse(s) = &layer.sparse {
+                let v = Var::from_tensor(&s.values().copy().unwrap()).unwrap();
+                let (o, i) = s.shape();
+                let part =
+                    crate::SparseDelta::new(o, i, s.indices().to_vec(), v.as_tensor().clone());
+                layer.sparse = SparsePart::Sparse(part.unwrap());
+                vars.push(v);
+            }
+        }
+        let tb = TaskBatch::single(&task, 3, &dev).unwrap();
+        let out = model
+            .forward_from_at(state, &x.attention_mask, point, Some(&tb), false)
+            .unwrap();
+        let probe = seeded(out.dims(), 0.0, 1.0, 7300, DType::F32, &dev);
+        let grads = (&out * probe)
+            .unwrap()
+            .sum_all()
+            .unwrap()
+            .backward()
+            .unwrap();
+        let g: Vec<Tensor> = vars.iter().map(|v| grads.get(v).unwrap().clone()).collect();
+        (out, g)
+    };
+    let (want, want_g) = run(&plain);
+    let (got, got_g) = run(&cached);
+    assert!(max_diff(&got, &want) <= 1e-5);
+    assert_eq!(want_g.len(), 4, "core and sparse values of query and value");
+    for (g, w) in got_g.iter().zip(&want_g) {
+        let scale = f64::from(
+            w.abs()
+                .unwrap()
+                .max_all()
+                .unwrap()
+                .to_scalar::<f32>()
+                .unwrap(),
+        );
+        assert!(scale > 1e-6);
+        assert!(max_diff(g, w) / scale < 1e-4);
+    }
+    // Projections of a shorter input do not fit this state's hidden states.
+    let short = BertInput::from_ids(x.input_ids.narrow(1, 0, 4).unwrap()).unwrap();
+    let mut wrong = plain.clone();
+    wrong.projections = model
+        .with_projections(model.prefix_at(&short, point).unwrap(), point)
+        .unwrap()
+        .projections;
+    let tb = TaskBatch::single(&a, 3, &dev).unwrap();
+    assert!(model
+        .forward_from_at(&wrong, &x.attention_mask, point, Some(&tb), false)
+        .is_err());
 }

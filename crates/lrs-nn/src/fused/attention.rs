@@ -143,7 +143,8 @@ impl CustomOp3 for Attention {
                         self.head_probs((q, k, mask), h, d, &mut kt, &mut p);
                         for (i, pi) in p.chunks_exact(sp).enumerate() {
                             let oi = &mut o[i * w + h * d..i * w + h * d + d];
-                            for (j, &pj) in pi[..s].iter().enumerate() {
+                            // Masked keys have probability exactly 0: nothing to add.
+                            for (j, &pj) in pi[..s].iter().enumerate().filter(|(_, &p)| p != 0.0) {
                                 simd::axpy(oi, pj, &v[j * w + h * d..j * w + h * d + d]);
                             }
                         }
@@ -165,15 +166,25 @@ impl CustomOp3 for Attention {
         let (b, s, w) = q.dims3()?;
         // q and grad side by side, so the backward kernel is one CustomOp3 over (q|dctx, k, v).
         let qg = Tensor::stack(&[q, &grad.contiguous()?], 1)?; // [b, 2, s, w]
-        let all = qg.apply_op3_no_bwd(k, v, &AttentionGrad(self.clone()))?; // [b, 3, s, w]
+                                                               // Keys that depend on no var (a cached layer input's frozen projection) need no `dk`.
+        let op = AttentionGrad {
+            op: self.clone(),
+            with_dk: k.track_op(),
+        };
+        let all = qg.apply_op3_no_bwd(k, v, &op)?; // [b, 3, s, w]
         let part = |i| all.narrow(1, i, 1)?.reshape((b, s, w));
-        Ok((Some(part(0)?), Some(part(1)?), Some(part(2)?)))
+        let dk = op.with_dk.then(|| part(1)).transpose()?;
+        Ok((Some(part(0)?), dk, Some(part(2)?)))
     }
 }
 
-/// `(q | dctx) [b, 2, s, w], k, v` → `(dq | dk | dv) [b, 3, s, w]`.
+/// `(q | dctx) [b, 2, s, w], k, v` → `(dq | dk | dv) [b, 3, s, w]` (`dk` left zero unless
+/// `with_dk`).
 #[derive(Debug, Clone)]
-struct AttentionGrad(Attention);
+struct AttentionGrad {
+    op: Attention,
+    with_dk: bool,
+}
 
 impl CustomOp3 for AttentionGrad {
     fn name(&self) -> &'static str {
@@ -189,7 +200,7 @@ impl CustomOp3 for AttentionGrad {
         s3: &CpuStorage,
         l3: &Layout,
     ) -> candle_core::Result<(CpuStorage, Shape)> {
-        let op = &self.0;
+        let (op, with_dk) = (&self.op, self.with_dk);
         let (b, s, w, d) = op.dims([l2, l2, l3])?;
         if l1.shape().dims() != [b, 2, s, w] {
             candle_core::bail!("attention grad: (q | dctx) has shape {:?}", l1.shape());
@@ -223,6 +234,11 @@ impl CustomOp3 for AttentionGrad {
                             transpose_head(v, h, d, w, sp, &mut vt);
                             for (i, pi) in p.chunks_exact(sp).enumerate() {
                                 let gi = &g[col(i)];
+                                // A query whose output gets no gradient (padding, whose
+                                // outputs nothing reads) adds nothing to any of the three.
+                                if gi.iter().all(|&x| x == 0.0) {
+                                    continue;
+                                }
                                 // dP_i = dctx_i vᵀ, then dS_i = P_i ⊙ (dP_i − P_i · dP_i).
                                 ds.iter_mut().for_each(|x| *x = 0.0);
                                 for (c, &gc) in gi.iter().enumerate() {
@@ -234,9 +250,15 @@ impl CustomOp3 for AttentionGrad {
                                 }
                                 let qi = &q[col(i)];
                                 for (j, (&dsj, &pj)) in ds[..s].iter().zip(pi).enumerate() {
+                                    // A masked key (probability exactly 0, so dS 0 too).
+                                    if pj == 0.0 {
+                                        continue;
+                                    }
                                     let r = col(j);
                                     simd::axpy(&mut dq[col(i)], dsj, &k[r.clone()]);
-                                    simd::axpy(&mut dk[r.clone()], dsj, qi);
+                                    if with_dk {
+                                        simd::axpy(&mut dk[r.clone()], dsj, qi);
+                                    }
                                     simd::axpy(&mut dv[r], pj, gi);
                                 }
                             }

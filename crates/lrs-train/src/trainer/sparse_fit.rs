@@ -187,6 +187,9 @@ impl Trainer {
     pub(super) fn row_batch(&self, rows: &[&Row]) -> Result<RowBatch> {
         let (cache, at) = self.task_rows_cache();
         let (state, mask) = cache.batch(&self.model, rows)?;
+        // Every pass over this batch keeps the shared factors fixed: the projections of the
+        // first task layer's input are made once.
+        let state = self.model.with_projections(state, at)?;
         Ok(RowBatch {
             state,
             at,
@@ -274,14 +277,15 @@ impl Trainer {
     }
 
     /// One round's fit of every adapted layer's sparse part of `work` (see the module docs),
-    /// with `budgets[module]` entries at most.
+    /// with `budgets[module]` entries at most. Returns the kept iterate's training loss on
+    /// `full` when it was measured without dropout (so the caller need not recompute it).
     pub(super) fn fit_sparse(
         &self,
         work: &mut TaskDelta,
         full: &RowBatch,
         rows: &[&Row],
         budgets: &BTreeMap<&str, usize>,
-    ) -> Result<()> {
+    ) -> Result<Option<f64>> {
         let cfg = &self.config.task;
         // 1. Scores, from per-row scratches at the current values.
         let scores = self.sparse_scores(work, rows)?;
@@ -348,7 +352,7 @@ impl Trainer {
                 }
                 opt.backward_step(&loss)?;
             }
-            let kept = best.map(|(_, k)| k).unwrap_or_default();
+            let (loss, kept) = best.map_or((None, Vec::new()), |(l, k)| (Some(l), k));
             for ((module, support, _), values) in fitted.into_iter().zip(kept) {
                 let (out_dim, in_dim) = self.task_modules[&module];
                 if let Some(layer) = work.layers.get_mut(&module) {
@@ -356,8 +360,9 @@ impl Trainer {
                         SparsePart::Sparse(SparseDelta::new(out_dim, in_dim, support, values)?);
                 }
             }
+            return Ok(loss.filter(|_| !self.config.dropout).map(f64::from));
         }
-        Ok(())
+        Ok(None)
     }
 
     /// The support of a k-sparse per-task head delta ([`TaskPhaseConfig::head_nnz`] entries of

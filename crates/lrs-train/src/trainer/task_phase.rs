@@ -159,6 +159,7 @@ impl Trainer {
             work.harden(|module| sizes.get(module).copied().unwrap_or(0))?;
         }
 
+        let mut loss = None;
         if m.trains_sparse() && cfg.task.sparse_steps > 0 {
             let budgets: BTreeMap<&str, usize> = self
                 .task_modules
@@ -170,11 +171,13 @@ impl Trainer {
                     )
                 })
                 .collect();
-            self.fit_sparse(&mut work, &full, &refs, &budgets)?;
+            loss = self.fit_sparse(&mut work, &full, &refs, &budgets)?;
         }
-
-        let loss = self.task_loss(&work, &full, false)?;
-        Ok((work, f64::from(loss.to_scalar::<f32>()?)))
+        let loss = match loss {
+            Some(l) => l,
+            None => f64::from(self.task_loss(&work, &full, false)?.to_scalar::<f32>()?),
+        };
+        Ok((work, loss))
     }
 
     /// Personalizes an unseen task: from [`Self::blank_task`], one [`Self::fit_task`] per
