@@ -39,6 +39,7 @@ fn main() -> anyhow::Result<()> {
         PersonalizeOptions {
             holdout: 0.25,
             strict: false,
+            shard: lrs_train::run::Shard::all(),
         },
     )?;
     println!("{}", done.report.summary());

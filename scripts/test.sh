@@ -10,6 +10,11 @@ bash scripts/seed-minilm.sh
 # forbids redistribution).
 bash scripts/seed-movielens.sh
 
+# The S3-compatible server of the object-store tests (s3s-fs, built once into
+# ~/.cache/lrs/tools); crates/lrs-cli/tests/store_replicas.rs runs it on loopback.
+LRS_S3S_FS="$(bash scripts/install-s3s-fs.sh | tail -n 1)"
+export LRS_S3S_FS
+
 cargo test --workspace
 
 # The merged export of a trained run, loaded by an independent float64 NumPy forward pass

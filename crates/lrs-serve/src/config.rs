@@ -19,6 +19,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Result, ServeError};
 use crate::limits::TaskLimits;
+use crate::store::StoreOptions;
 
 /// A byte count that reads `1048576`, `"1048576"`, `"512KB"`, `"64MiB"`, `"1GiB"`, `"2G"`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -72,10 +73,27 @@ impl<'de> Deserialize<'de> for ByteSize {
 pub struct ServeConfig {
     /// Base checkpoint: a directory or a hub id (`id` or `id@revision`).
     pub model: String,
-    /// The shared file (`shared.safetensors`) fitted to that base.
+    /// The shared file (`shared.safetensors`) fitted to that base: a path, or an object
+    /// `s3://bucket/key` (downloaded once at start).
     pub shared: PathBuf,
-    /// Registry directory of `<task_id>.safetensors` files (created if missing).
+    /// Registry of `<task_id>.safetensors` files: a directory (created if missing), or an
+    /// object-store prefix `s3://bucket/prefix` that any number of replicas share.
     pub tasks_dir: PathBuf,
+    /// How long a replica trusts a task version the object store confirmed before asking
+    /// again, in ms (`0`: on every request). A task changed or deleted through another
+    /// replica is seen within this interval. Local directories are asked on every request.
+    pub poll_ms: u64,
+    /// Object-store endpoint URL (default: `AWS_ENDPOINT_URL`, else AWS).
+    pub store_endpoint: Option<String>,
+    /// Object-store region (default: `AWS_REGION`, else `us-east-1`).
+    pub store_region: Option<String>,
+    /// Allow a plain-HTTP object-store endpoint (default: `AWS_ALLOW_HTTP`).
+    pub store_allow_http: Option<bool>,
+    /// Longest one object-store request may take, in ms; a store that does not answer in
+    /// time is a 503 `store_unavailable`.
+    pub store_timeout_ms: u64,
+    /// Retries of a failed object-store request, with exponential backoff.
+    pub store_retries: usize,
     /// `tokenizer.json` (default: the checkpoint's).
     pub tokenizer: Option<PathBuf>,
     /// Address to listen on.
@@ -117,6 +135,12 @@ impl Default for ServeConfig {
             model: String::new(),
             shared: PathBuf::new(),
             tasks_dir: PathBuf::from("tasks"),
+            poll_ms: crate::registry::DEFAULT_POLL.as_millis() as u64,
+            store_endpoint: None,
+            store_region: None,
+            store_allow_http: None,
+            store_timeout_ms: StoreOptions::default().timeout_ms,
+            store_retries: StoreOptions::default().retries,
             tokenizer: None,
             listen: "127.0.0.1:8080".into(),
             cache_bytes: ByteSize(1 << 30),
@@ -187,7 +211,26 @@ impl ServeConfig {
         if self.max_task_file_bytes.0 == 0 {
             return bad("max_task_file_bytes must be ≥ 1");
         }
+        if self.store_timeout_ms == 0 {
+            return bad("store_timeout_ms must be ≥ 1");
+        }
         Ok(())
+    }
+
+    /// The polling interval of an object-store registry.
+    pub fn poll_interval(&self) -> Duration {
+        Duration::from_millis(self.poll_ms)
+    }
+
+    /// How to reach the object store (when `shared` or `tasks_dir` is an `s3://` location).
+    pub fn store_options(&self) -> StoreOptions {
+        StoreOptions {
+            endpoint: self.store_endpoint.clone(),
+            region: self.store_region.clone(),
+            allow_http: self.store_allow_http,
+            timeout_ms: self.store_timeout_ms,
+            retries: self.store_retries,
+        }
     }
 
     /// The limits the task registry enforces.

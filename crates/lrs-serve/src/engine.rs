@@ -22,6 +22,7 @@ use crate::config::ServeConfig;
 use crate::error::{Result, ServeError};
 use crate::metrics::Metrics;
 use crate::registry::{LoadedTask, TaskRegistry};
+use crate::store::{fetch_object, LocalDir, Location, StoreOptions, TaskStore};
 use crate::task_id::TaskId;
 use crate::text::TextEncoder;
 
@@ -67,6 +68,37 @@ pub fn lrs_options_of(shared: &Path) -> Result<LrsOptions> {
     })
 }
 
+/// The shared file as a local path: the file itself, or a temporary copy of an object.
+enum SharedFile {
+    Local(std::path::PathBuf),
+    Fetched(tempfile::NamedTempFile),
+}
+
+impl SharedFile {
+    fn fetch(location: &Location, options: &StoreOptions) -> Result<Self> {
+        match location {
+            Location::Dir(path) => Ok(SharedFile::Local(path.clone())),
+            Location::S3 { .. } => {
+                let bytes = fetch_object(location, options)?;
+                let tmp_err = |source| ServeError::Io {
+                    file: std::env::temp_dir(),
+                    source,
+                };
+                let mut file = tempfile::NamedTempFile::new().map_err(tmp_err)?;
+                std::io::Write::write_all(&mut file, &bytes).map_err(tmp_err)?;
+                Ok(SharedFile::Fetched(file))
+            }
+        }
+    }
+
+    fn path(&self) -> &Path {
+        match self {
+            SharedFile::Local(path) => path,
+            SharedFile::Fetched(file) => file.path(),
+        }
+    }
+}
+
 /// The serving model: frozen base, shared factor, task registry, optional tokenizer.
 pub struct Engine {
     model: Arc<BertModel>,
@@ -94,25 +126,32 @@ impl Engine {
     /// Loads the checkpoint (f32, CPU) with the shared file's rank/scale/targets, installs
     /// the shared file, opens the registry (with the config's task limits) and the tokenizer
     /// (the config's or the checkpoint's).
+    ///
+    /// `cfg.shared` and `cfg.tasks_dir` may be `s3://` locations: the shared file is then
+    /// downloaded once at start, and tasks are read from the object store.
     pub fn open(cfg: &ServeConfig, metrics: Arc<Metrics>) -> Result<Self> {
         cfg.validate()?;
+        let store_options = cfg.store_options();
+        let shared_file = SharedFile::fetch(&Location::of_path(&cfg.shared)?, &store_options)?;
+        let tasks = crate::store::open(&Location::of_path(&cfg.tasks_dir)?, &store_options)?;
         let ckpt = BertCheckpoint::resolve(&cfg.model)?;
-        let opts = lrs_options_of(&cfg.shared)?;
+        let opts = lrs_options_of(shared_file.path())?;
         let model = BertModel::load(&ckpt, Some(&opts), &Device::Cpu, DType::F32)?;
         let tokenizer = cfg.tokenizer.clone().or(ckpt.tokenizer);
         let text = tokenizer
             .map(|t| TextEncoder::from_file(&t, cfg.max_tokens))
             .transpose()?;
-        let engine = Self::new(
+        let engine = Self::with_store(
             model,
-            &cfg.shared,
-            &cfg.tasks_dir,
+            shared_file.path(),
+            tasks,
             text,
             cfg.cache_bytes.0,
             cfg.max_tokens,
             metrics,
         )?;
         engine.registry.set_limits(cfg.task_limits());
+        engine.registry.set_poll_interval(cfg.poll_interval());
         Ok(engine)
     }
 
@@ -123,6 +162,20 @@ impl Engine {
         model: BertModel,
         shared: &Path,
         tasks_dir: &Path,
+        text: Option<TextEncoder>,
+        cache_bytes: u64,
+        max_tokens: usize,
+        metrics: Arc<Metrics>,
+    ) -> Result<Self> {
+        let tasks = Arc::new(LocalDir::open(tasks_dir)?);
+        Self::with_store(model, shared, tasks, text, cache_bytes, max_tokens, metrics)
+    }
+
+    /// [`Self::new`] over any task store (a directory, an object-store prefix).
+    pub fn with_store(
+        model: BertModel,
+        shared: &Path,
+        tasks: Arc<dyn TaskStore>,
         text: Option<TextEncoder>,
         cache_bytes: u64,
         max_tokens: usize,
@@ -140,13 +193,13 @@ impl Engine {
         let max_tokens = max_tokens.min(model.config().max_position_embeddings);
         let text = text.map(|t| t.with_max_tokens(max_tokens));
         let model = Arc::new(model);
-        let registry = TaskRegistry::new(
-            tasks_dir,
+        let registry = TaskRegistry::with_store(
+            tasks,
             model.clone(),
             shared.clone(),
             cache_bytes,
             metrics.clone(),
-        )?;
+        );
         Ok(Self {
             pad_id: text.as_ref().map(TextEncoder::pad_id).unwrap_or(0),
             model,

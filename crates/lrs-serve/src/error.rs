@@ -125,6 +125,15 @@ pub enum ServeError {
         #[source]
         source: std::io::Error,
     },
+    /// The task store (an object store) could not be reached or refused a request: the
+    /// client may retry later (503).
+    #[error("task store {location} unavailable: {message}")]
+    Store {
+        /// The store (`s3://bucket/prefix`).
+        location: String,
+        /// What was asked and what went wrong.
+        message: String,
+    },
     /// A failure of the server itself (a panicked or failed forward pass, a lost worker).
     #[error("internal error: {0}")]
     Internal(String),
@@ -162,7 +171,7 @@ impl ServeError {
             }
             | ServeError::BadJson { shape: true, .. }
             | ServeError::InvalidRequest(_) => 422,
-            ServeError::Overloaded | ServeError::ShuttingDown => 503,
+            ServeError::Overloaded | ServeError::ShuttingDown | ServeError::Store { .. } => 503,
             ServeError::Config(_)
             | ServeError::Io { .. }
             | ServeError::Internal(_)
@@ -189,6 +198,7 @@ impl ServeError {
             ServeError::ShuttingDown => "shutting_down",
             ServeError::Config(_) => "config",
             ServeError::Io { .. } => "io",
+            ServeError::Store { .. } => "store_unavailable",
             ServeError::Internal(_) => "internal",
             ServeError::Model(_) => "model",
         }

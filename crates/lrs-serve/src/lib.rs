@@ -1,8 +1,9 @@
 //! Serving many personalized tasks from one base model (docs/DESIGN.md §Serving).
 //!
 //! One process holds the frozen base BERT, the shared low-rank factor and a registry of task
-//! files ([`TaskRegistry`]: lazy loading, reload on change, an LRU cache bounded in bytes). A
-//! [`Batcher`] gathers requests for any mix of tasks into one forward pass
+//! files ([`TaskRegistry`]: lazy loading, reload on change, an LRU cache bounded in bytes). The
+//! registry reads task files from a [`store`]: a local directory, or an S3-compatible object
+//! store shared by many replicas. A [`Batcher`] gathers requests for any mix of tasks into one forward pass
 //! ([`Engine::forward`], rows carry their task), and [`http`] puts an axum API in front.
 //!
 //! ```no_run
@@ -41,6 +42,7 @@ pub mod load_slots;
 pub mod lru;
 pub mod metrics;
 pub mod registry;
+pub mod store;
 pub mod synth;
 pub mod task_bytes;
 pub mod task_id;

@@ -1,27 +1,30 @@
-//! [`TaskRegistry`]: the directory of task files (`<task_id>.safetensors`) and the LRU cache of
-//! loaded ones, bounded in bytes.
+//! [`TaskRegistry`]: the task files of a [`TaskStore`] (a local directory or an object-store
+//! prefix) and the LRU cache of loaded ones, bounded in bytes.
 //!
 //! A task is loaded on first use and validated against the loaded base and shared file
-//! (`BertModel::load_task_bytes`). Every lookup stats the file: a changed
-//! `(size, mtime, inode)` reloads it (uploads replace files by rename, so the inode always
-//! changes), a vanished file makes the task unknown.
+//! (`BertModel::load_task_bytes`). Lookups ask the store for the task's current [`Version`]
+//! (`(size, mtime, inode)` of a file, the ETag of an object): a changed version reloads the
+//! task, a vanished file makes it unknown. A local directory is asked on every lookup (one
+//! `stat`); a remote store is asked when the polling interval has passed since the cached
+//! version was last confirmed ([`TaskRegistry::set_poll_interval`]), and always on a miss — so
+//! a replica serves a task changed or deleted by another replica for at most that interval.
 //!
-//! Each load knows exactly which bytes it validated ([`LoadedTask::sha256`]): the file is
-//! opened, its stamp taken from the open handle, and its bytes read, validated and hashed from
-//! memory, so the stamp always describes the checked bytes (for writers that replace files by
-//! rename, as uploads do). At most one load per CPU runs at once ([`LoadSlots`]).
+//! Each load knows exactly which bytes it validated ([`LoadedTask::sha256`]): the version is
+//! taken from the same open handle or GET response the bytes are read from, and the bytes are
+//! validated and hashed from memory. At most one load per CPU runs at once ([`LoadSlots`]).
+//! A load that overlapped an upload or deletion of the same registry is served but not cached,
+//! so an older version never replaces a newer one in the cache.
 //!
 //! Loaded tasks are handed out as `Arc`s: evicting, reloading or deleting a task never
 //! disturbs a request that already holds it (memory may then briefly exceed the budget by the
 //! tasks in flight).
 
-use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
-use std::time::{Instant, SystemTime};
+use std::time::{Duration, Instant};
 
-use lrs_nn::{BertModel, NnError, SharedFactor, TaskDelta};
+use lrs_nn::{BertModel, SharedFactor, TaskDelta};
 use serde::Serialize;
 
 use crate::error::{Result, ServeError};
@@ -29,30 +32,9 @@ use crate::limits::TaskLimits;
 use crate::load_slots::LoadSlots;
 use crate::lru::ByteLru;
 use crate::metrics::{inc, Metrics};
+use crate::store::{LocalDir, TaskStore, Version};
 use crate::task_bytes::task_bytes;
 use crate::task_id::TaskId;
-
-/// Identity of a file's content as far as the file system tells cheaply.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct FileStamp {
-    len: u64,
-    modified: Option<SystemTime>,
-    inode: u64,
-}
-
-impl FileStamp {
-    fn of(meta: &std::fs::Metadata) -> Self {
-        #[cfg(unix)]
-        let inode = std::os::unix::fs::MetadataExt::ino(meta);
-        #[cfg(not(unix))]
-        let inode = 0;
-        Self {
-            len: meta.len(),
-            modified: meta.modified().ok(),
-            inode,
-        }
-    }
-}
 
 /// A validated task, ready for the forward pass.
 #[derive(Debug)]
@@ -68,14 +50,9 @@ pub struct LoadedTask {
     pub sha256: String,
     /// Size of that file.
     pub file_bytes: u64,
-    stamp: FileStamp,
-}
-
-/// A task file read for loading: the stamp of the handle it was read through and its bytes
-/// (validated from memory, so the stamp always describes the bytes that were checked).
-struct Opened {
-    stamp: FileStamp,
-    bytes: Vec<u8>,
+    version: Version,
+    /// When the store last confirmed `version` as current (ms since the registry opened).
+    confirmed_ms: AtomicU64,
 }
 
 /// One task file, as `GET /v1/tasks` lists it.
@@ -83,7 +60,7 @@ struct Opened {
 pub struct TaskInfo {
     /// The task id.
     pub id: String,
-    /// Size of the task file on disk.
+    /// Size of the task file in the store.
     pub file_bytes: u64,
     /// Resident bytes if loaded now.
     pub loaded_bytes: Option<u64>,
@@ -102,15 +79,21 @@ pub struct CacheStats {
     pub budget: u64,
 }
 
-/// The task directory plus the byte-bounded LRU cache of loaded tasks.
+/// The task store plus the byte-bounded LRU cache of loaded tasks.
 pub struct TaskRegistry {
-    dir: PathBuf,
+    store: Arc<dyn TaskStore>,
     model: Arc<BertModel>,
     shared: Arc<SharedFactor>,
     metrics: Arc<Metrics>,
     cache: Mutex<ByteLru<TaskId, Arc<LoadedTask>>>,
-    /// Serializes uploads and deletions so a cached stamp always matches the cached content.
+    /// Serializes uploads and deletions so a cached version always matches the cached content.
     writes: Mutex<()>,
+    /// Bumped before and after every upload and deletion: a load that saw it change did not
+    /// run alone, and is not cached.
+    generation: AtomicU64,
+    /// How long a remote store's confirmation of a cached version holds, in ms.
+    poll_ms: AtomicU64,
+    opened: Instant,
     /// Bounds concurrent loads (one per CPU).
     load_slots: LoadSlots,
     limits: RwLock<TaskLimits>,
@@ -119,22 +102,34 @@ pub struct TaskRegistry {
 impl std::fmt::Debug for TaskRegistry {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("TaskRegistry")
-            .field("dir", &self.dir)
+            .field("store", &self.store.location())
             .field("stats", &self.stats())
             .finish_non_exhaustive()
     }
 }
 
-fn io(file: &Path) -> impl FnOnce(std::io::Error) -> ServeError + '_ {
-    move |source| ServeError::Io {
-        file: file.to_path_buf(),
-        source,
-    }
+/// Whether a task is admitted by a load (cached unless an upload or deletion overlapped it,
+/// as the generation it started at tells) or by an upload (always cached).
+#[derive(Debug, Clone, Copy)]
+enum Admission {
+    Loaded { generation: u64 },
+    Written,
 }
 
+/// Which bytes a task was validated from, and when the store was asked for them.
+struct Source {
+    version: Version,
+    sha256: String,
+    file_bytes: u64,
+    asked_ms: u64,
+}
+
+/// Default polling interval of a remote store.
+pub const DEFAULT_POLL: Duration = Duration::from_secs(1);
+
 impl TaskRegistry {
-    /// A registry over `dir` (created if missing) whose tasks are validated against `model`
-    /// and `shared`, holding at most `budget_bytes` of loaded tasks.
+    /// A registry over the directory `dir` (created if missing) whose tasks are validated
+    /// against `model` and `shared`, holding at most `budget_bytes` of loaded tasks.
     pub fn new(
         dir: &Path,
         model: Arc<BertModel>,
@@ -142,25 +137,66 @@ impl TaskRegistry {
         budget_bytes: u64,
         metrics: Arc<Metrics>,
     ) -> Result<Self> {
-        std::fs::create_dir_all(dir).map_err(io(dir))?;
-        // Temp files of uploads interrupted by a crash (never visible as tasks).
-        lrs_nn::files::atomic::remove_stale_temps(dir, lrs_nn::files::atomic::STALE_TEMP_AGE)
-            .map_err(|e| ServeError::Model(NnError::File(e)))?;
+        let store = Arc::new(LocalDir::open(dir)?);
+        Ok(Self::with_store(
+            store,
+            model,
+            shared,
+            budget_bytes,
+            metrics,
+        ))
+    }
+
+    /// A registry over any task store (polling a remote one every [`DEFAULT_POLL`]).
+    pub fn with_store(
+        store: Arc<dyn TaskStore>,
+        model: Arc<BertModel>,
+        shared: Arc<SharedFactor>,
+        budget_bytes: u64,
+        metrics: Arc<Metrics>,
+    ) -> Self {
         metrics
             .cache_budget_bytes
             .store(budget_bytes, Ordering::Relaxed);
-        Ok(Self {
-            dir: dir.to_path_buf(),
+        Self {
+            store,
             model,
             shared,
             metrics,
             cache: Mutex::new(ByteLru::new(budget_bytes)),
             writes: Mutex::new(()),
+            generation: AtomicU64::new(0),
+            poll_ms: AtomicU64::new(DEFAULT_POLL.as_millis() as u64),
+            opened: Instant::now(),
             load_slots: LoadSlots::new(
                 std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get),
             ),
             limits: RwLock::new(TaskLimits::default()),
-        })
+        }
+    }
+
+    /// How long a remote store's confirmation of a cached task version is trusted before
+    /// the store is asked again (`0`: ask on every lookup). Local directories are always
+    /// asked.
+    pub fn set_poll_interval(&self, poll: Duration) {
+        self.poll_ms.store(
+            poll.as_millis().min(u64::MAX as u128) as u64,
+            Ordering::Relaxed,
+        );
+    }
+
+    /// The polling interval ([`Self::set_poll_interval`]).
+    pub fn poll_interval(&self) -> Duration {
+        Duration::from_millis(self.poll_ms.load(Ordering::Relaxed))
+    }
+
+    /// The task store.
+    pub fn store(&self) -> &Arc<dyn TaskStore> {
+        &self.store
+    }
+
+    fn now_ms(&self) -> u64 {
+        self.opened.elapsed().as_millis() as u64
     }
 
     /// The limits enforced on task files (default: none).
@@ -173,14 +209,9 @@ impl TaskRegistry {
         *self.limits.write().unwrap_or_else(|p| p.into_inner()) = limits;
     }
 
-    /// The registry directory.
-    pub fn dir(&self) -> &Path {
-        &self.dir
-    }
-
-    /// Where task `id`'s file lives.
+    /// Where task `id`'s file lives (a path, or the object's `s3://` URL).
     pub fn path(&self, id: &TaskId) -> PathBuf {
-        self.dir.join(id.file_name())
+        self.store.path(id)
     }
 
     fn cache(&self) -> MutexGuard<'_, ByteLru<TaskId, Arc<LoadedTask>>> {
@@ -198,78 +229,65 @@ impl TaskRegistry {
             .store(cache.len() as u64, Ordering::Relaxed);
     }
 
-    /// Task `id`, loaded and validated: from the cache when its file is unchanged, else read
-    /// now (first use, evicted, or changed on disk).
+    /// Task `id`, loaded and validated: from the cache when its version is unchanged (or,
+    /// for a remote store, was confirmed within the polling interval), else read now (first
+    /// use, evicted, or changed in the store).
     pub fn get(&self, id: &TaskId) -> Result<Arc<LoadedTask>> {
-        let path = self.path(id);
-        let stamp = match std::fs::metadata(&path) {
-            Ok(m) if m.is_file() => FileStamp::of(&m),
-            Ok(_) => return Err(ServeError::UnknownTask(id.to_string())),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                self.unload(id);
-                return Err(ServeError::UnknownTask(id.to_string()));
+        let poll_ms = self.poll_ms.load(Ordering::Relaxed);
+        let cached = self.cache().get(id).cloned();
+        if let Some(t) = &cached {
+            let age = self
+                .now_ms()
+                .saturating_sub(t.confirmed_ms.load(Ordering::Relaxed));
+            if self.store.remote() && poll_ms > 0 && age < poll_ms {
+                inc(&self.metrics.cache_hits);
+                return Ok(t.clone());
             }
-            Err(e) => return Err(io(&path)(e)),
+        }
+        // A confirmation dates from when the store was asked, not answered: a version changed
+        // in between is then still dropped within the polling interval of the change.
+        let asked = self.now_ms();
+        let Some(version) = self.store.head(id)? else {
+            self.unload(id);
+            return Err(ServeError::UnknownTask(id.to_string()));
         };
-        let changed = {
-            let mut cache = self.cache();
-            match cache.get(id) {
-                Some(t) if t.stamp == stamp => {
-                    inc(&self.metrics.cache_hits);
-                    return Ok(t.clone());
-                }
-                Some(_) => true,
-                None => false,
-            }
-        };
+        if let Some(t) = cached.as_ref().filter(|t| t.version == version) {
+            t.confirmed_ms.fetch_max(asked, Ordering::Relaxed);
+            inc(&self.metrics.cache_hits);
+            return Ok(t.clone());
+        }
         inc(&self.metrics.cache_misses);
-        if changed {
+        if cached.is_some() {
             inc(&self.metrics.cache_reloads);
         }
         // At most `load_slots` loads at once: each holds a file's bytes and its parsed task
         // until admitted, so this bounds memory beyond the cache budget during a load storm.
         let _slot = self.load_slots.acquire();
         // Another request may have loaded this version while this one waited for a slot.
-        if let Some(t) = self.cache().get(id).filter(|t| t.stamp == stamp) {
+        if let Some(t) = self.cache().get(id).filter(|t| t.version == version) {
             return Ok(t.clone());
         }
-        let opened = self.open(id, &path)?;
-        self.limits()
-            .check_header(id, &path, &opened.bytes, false)?;
-        let delta = self.validate(id, &path, &opened.bytes)?;
-        let sha256 = lrs_nn::files::sha256_hex(&opened.bytes);
-        let file_bytes = opened.bytes.len() as u64;
-        self.admit(id, delta, opened.stamp, sha256, file_bytes)
-    }
-
-    /// Opens task `id`'s file, checks its size from the handle's metadata, and reads it
-    /// (never past the size limit).
-    fn open(&self, id: &TaskId, path: &Path) -> Result<Opened> {
-        let unknown = || ServeError::UnknownTask(id.to_string());
-        let mut file = match std::fs::File::open(path) {
-            Ok(f) => f,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                self.unload(id);
-                return Err(unknown());
-            }
-            Err(e) => return Err(io(path)(e)),
-        };
-        let meta = file.metadata().map_err(io(path))?;
-        if !meta.is_file() {
-            return Err(unknown());
-        }
+        let generation = self.generation.load(Ordering::SeqCst);
+        let path = self.path(id);
         let limits = self.limits();
-        limits.check_file_size(id, meta.len(), false)?;
-        let mut bytes = Vec::with_capacity(usize::try_from(meta.len()).unwrap_or(0));
-        (&mut file)
-            .take(limits.max_task_file_bytes.saturating_add(1))
-            .read_to_end(&mut bytes)
-            .map_err(io(path))?;
-        limits.check_file_size(id, bytes.len() as u64, false)?;
-        Ok(Opened {
-            stamp: FileStamp::of(&meta),
-            bytes,
-        })
+        let asked = self.now_ms();
+        let Some(fetched) = self.store.read(id, limits.max_task_file_bytes)? else {
+            self.unload(id);
+            return Err(ServeError::UnknownTask(id.to_string()));
+        };
+        limits.check_file_size(id, fetched.version.len, false)?;
+        limits.check_file_size(id, fetched.bytes.len() as u64, false)?;
+        limits.check_header(id, &path, &fetched.bytes, false)?;
+        let delta = self.validate(id, &path, &fetched.bytes)?;
+        let sha256 = lrs_nn::files::sha256_hex(&fetched.bytes);
+        let file_bytes = fetched.bytes.len() as u64;
+        let source = Source {
+            version: fetched.version,
+            sha256,
+            file_bytes,
+            asked_ms: asked,
+        };
+        self.admit(id, delta, source, Admission::Loaded { generation })
     }
 
     /// Loads task `id` now if it is not loaded or changed (explicit preloading); same as
@@ -287,7 +305,7 @@ impl TaskRegistry {
     }
 
     /// Validates `bytes` as a task file for the loaded base and shared file, then installs it
-    /// as `<id>.safetensors` (atomic write) and caches it. Nothing is written if validation
+    /// as `<id>.safetensors` in the store (one atomic write) and caches it. Nothing is written if validation
     /// fails. Refused before anything else: a file over `max_task_file_bytes`, a header
     /// declaring more than `max_task_nnz` non-zeros, a new task beyond `max_task_files`.
     pub fn install(&self, id: &TaskId, bytes: &[u8]) -> Result<Arc<LoadedTask>> {
@@ -296,8 +314,8 @@ impl TaskRegistry {
         let path = self.path(id);
         limits.check_header(id, &path, bytes, true)?;
         let _writing = self.writes.lock().unwrap_or_else(|p| p.into_inner());
-        if !path.is_file() {
-            let count = self.count_files()?;
+        if self.store.head(id)?.is_none() {
+            let count = self.store.list()?.len();
             if count >= limits.max_task_files {
                 return Err(ServeError::TooManyTasks {
                     count,
@@ -315,58 +333,52 @@ impl TaskRegistry {
                 budget,
             });
         }
-        lrs_nn::files::atomic::write_atomic(&path, bytes)
-            .map_err(|e| ServeError::Model(NnError::File(e)))?;
-        let stamp = FileStamp::of(&std::fs::metadata(&path).map_err(io(&path))?);
-        let sha256 = lrs_nn::files::sha256_hex(bytes);
-        self.admit(id, delta, stamp, sha256, bytes.len() as u64)
-    }
-
-    /// Task files in the directory now.
-    fn count_files(&self) -> Result<usize> {
-        let mut count = 0;
-        for entry in std::fs::read_dir(&self.dir).map_err(io(&self.dir))? {
-            let entry = entry.map_err(io(&self.dir))?;
-            let is_task = entry
-                .file_name()
-                .to_str()
-                .and_then(TaskId::from_file_name)
-                .is_some();
-            if is_task && entry.file_type().is_ok_and(|t| t.is_file()) {
-                count += 1;
+        self.generation.fetch_add(1, Ordering::SeqCst);
+        let asked = self.now_ms();
+        let version = self.store.write(id, bytes);
+        let version = match version {
+            Ok(v) => v,
+            Err(e) => {
+                // The write may or may not have happened: forget the cached version.
+                self.unload_written(id);
+                return Err(e);
             }
-        }
-        Ok(count)
+        };
+        let sha256 = lrs_nn::files::sha256_hex(bytes);
+        let source = Source {
+            version,
+            sha256,
+            file_bytes: bytes.len() as u64,
+            asked_ms: asked,
+        };
+        self.admit(id, delta, source, Admission::Written)
     }
 
-    /// Deletes task `id`'s file and drops it from the cache.
+    /// Deletes task `id`'s file from the store and drops it from the cache.
     pub fn remove(&self, id: &TaskId) -> Result<()> {
         let _writing = self.writes.lock().unwrap_or_else(|p| p.into_inner());
-        let path = self.path(id);
-        let removed = std::fs::remove_file(&path);
-        self.unload(id);
+        self.generation.fetch_add(1, Ordering::SeqCst);
+        let removed = self.store.delete(id);
+        self.unload_written(id);
         match removed {
-            Ok(()) => Ok(()),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                Err(ServeError::UnknownTask(id.to_string()))
-            }
-            Err(e) => Err(io(&path)(e)),
+            Ok(true) => Ok(()),
+            Ok(false) => Err(ServeError::UnknownTask(id.to_string())),
+            Err(e) => Err(e),
         }
     }
 
-    /// Every task file in the directory, sorted by id, with its loaded size if loaded.
+    /// Drops task `id` from the cache after a write or deletion, bumping the generation
+    /// under the cache lock so no load that overlapped the change caches its older version.
+    fn unload_written(&self, id: &TaskId) {
+        let mut cache = self.cache();
+        cache.remove(id);
+        self.generation.fetch_add(1, Ordering::SeqCst);
+        self.publish(&cache);
+    }
+
+    /// Every task file in the store, sorted by id, with its loaded size if loaded.
     pub fn list(&self) -> Result<Vec<TaskInfo>> {
-        let mut out = Vec::new();
-        for entry in std::fs::read_dir(&self.dir).map_err(io(&self.dir))? {
-            let entry = entry.map_err(io(&self.dir))?;
-            let Some(id) = entry.file_name().to_str().and_then(TaskId::from_file_name) else {
-                continue;
-            };
-            let Ok(meta) = entry.metadata() else { continue };
-            if meta.is_file() {
-                out.push((id, meta.len()));
-            }
-        }
+        let mut out = self.store.list()?;
         out.sort();
         let cache = self.cache();
         Ok(out
@@ -415,20 +427,40 @@ impl TaskRegistry {
         &self,
         id: &TaskId,
         delta: TaskDelta,
-        stamp: FileStamp,
-        sha256: String,
-        file_bytes: u64,
+        source: Source,
+        admission: Admission,
     ) -> Result<Arc<LoadedTask>> {
         let bytes = task_bytes(&delta);
         let task = Arc::new(LoadedTask {
             id: id.clone(),
             delta,
             bytes,
-            sha256,
-            file_bytes,
-            stamp,
+            sha256: source.sha256,
+            file_bytes: source.file_bytes,
+            version: source.version,
+            confirmed_ms: AtomicU64::new(source.asked_ms),
         });
         let mut cache = self.cache();
+        match admission {
+            Admission::Loaded { generation }
+                if generation != self.generation.load(Ordering::SeqCst) =>
+            {
+                // An upload or deletion overlapped this load: the version read was current
+                // during this request, but may be older than what the cache holds now.
+                if bytes > cache.budget() {
+                    return Err(ServeError::TaskTooLarge {
+                        task: id.to_string(),
+                        bytes,
+                        budget: cache.budget(),
+                    });
+                }
+                return Ok(task);
+            }
+            Admission::Loaded { .. } => {}
+            Admission::Written => {
+                self.generation.fetch_add(1, Ordering::SeqCst);
+            }
+        }
         match cache.insert(id.clone(), task.clone(), bytes) {
             Ok(gone) => {
                 let evicted = gone.iter().filter(|g| &g.key != id).count() as u64;

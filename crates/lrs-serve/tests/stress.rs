@@ -32,6 +32,7 @@ fn concurrent_clients_get_only_answers_of_the_task_they_named() {
             cache_fraction: Some(0.25),
             max_tokens: 16,
             seed: 11,
+            store: None,
         },
         extra_tasks: 100,
         clients: 64,

@@ -91,6 +91,11 @@ pub struct BenchLoadArgs {
     /// Directory for the generated files (default: a temporary one, removed after).
     #[arg(long)]
     pub work_dir: Option<PathBuf>,
+    /// Serve the task files from an object store, `s3://bucket/prefix` (uploaded there at
+    /// start; endpoint and credentials from the AWS_* environment variables) instead of a
+    /// local directory. Task files of other ids under the prefix are deleted first.
+    #[arg(long)]
+    pub store: Option<String>,
     /// Print the report as JSON.
     #[arg(long)]
     pub json: bool,
@@ -130,6 +135,14 @@ pub fn run(a: BenchLoadArgs) -> anyhow::Result<()> {
             cache_fraction: Some(a.cache_fraction),
             max_tokens: a.max_tokens,
             seed: a.seed,
+            store: a
+                .store
+                .as_deref()
+                .map(|s| {
+                    lrs_serve::store::Location::parse(s)
+                        .map(|l| (l, lrs_serve::store::StoreOptions::default()))
+                })
+                .transpose()?,
         },
         extra_tasks: a.extra_tasks,
         clients: a.clients,
@@ -213,6 +226,10 @@ fn print_report(a: &BenchLoadArgs, r: &StressReport, total_s: f64) {
     println!(
         "latency         p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
         r.latency.p50_ms, r.latency.p99_ms, r.latency.max_ms
+    );
+    println!(
+        "cold load       {} tasks from {}: p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
+        r.cold_load.n, r.store, r.cold_load.p50_ms, r.cold_load.p99_ms, r.cold_load.max_ms
     );
     println!(
         "cache           budget {:.1} MiB = {:.0}% of the task set ({:.1} MiB, {:.0} KiB/task); peak held {:.1} MiB; {} misses, {} evictions",

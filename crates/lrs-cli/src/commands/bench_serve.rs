@@ -106,6 +106,7 @@ pub fn run(a: BenchServeArgs) -> anyhow::Result<()> {
         cache_fraction: None,
         max_tokens: 512,
         seed: 42,
+        store: None,
     };
     let t0 = std::time::Instant::now();
     let s = setup(&spec).context("setting up the benchmark")?;

@@ -3,8 +3,11 @@
 
 use std::path::PathBuf;
 
+use anyhow::Context;
 use clap::Args;
-use lrs_train::run::{personalize_run, PersonalizeOptions, RunDir};
+use lrs_serve::store::{Location, StoreOptions, TaskStore};
+use lrs_serve::TaskId;
+use lrs_train::run::{personalize_run, PersonalizeOptions, RunDir, Shard};
 
 use super::data_report::print_reports;
 
@@ -27,20 +30,54 @@ pub struct PersonalizeArgs {
     /// Print the load report and one JSON object per task on stdout.
     #[arg(long)]
     pub json: bool,
+    /// Fit only shard I of N of the tasks (`0/4` … `3/4`), by a fixed hash of the task id:
+    /// N workers with the same data and run, one per shard, fit every task exactly once.
+    #[arg(long, default_value = "0/1")]
+    pub shard: Shard,
+    /// Also write each fitted task file to this registry: a directory, or an object-store
+    /// prefix `s3://bucket/prefix` that `lrs serve --tasks` reads (credentials and endpoint
+    /// from the AWS_* environment variables). Each file is one atomic write.
+    #[arg(long)]
+    pub out: Option<String>,
 }
 
 /// Runs `lrs personalize`.
 pub fn run(a: PersonalizeArgs) -> anyhow::Result<()> {
     let run = RunDir::open(&a.run)?;
+    // Reach the output registry before fitting anything: a wrong bucket fails at once.
+    let out = match &a.out {
+        Some(text) => {
+            let location = Location::parse(text)?;
+            let store = lrs_serve::store::open(&location, &StoreOptions::default())?;
+            store
+                .check()
+                .with_context(|| format!("--out {location}: the registry does not answer"))?;
+            Some(store)
+        }
+        None => None,
+    };
     let done = personalize_run(
         &run,
         &a.task_data,
         PersonalizeOptions {
             holdout: a.holdout,
             strict: a.strict,
+            shard: a.shard,
         },
     )?;
     print_reports(std::slice::from_ref(&done.report));
+    if a.shard != Shard::all() {
+        println!(
+            "shard {}: {} of the file's tasks",
+            a.shard,
+            done.tasks.len()
+        );
+    }
+    if let Some(store) = &out {
+        for (task, path, _, _) in &done.tasks {
+            upload(store.as_ref(), task, path)?;
+        }
+    }
     if a.json {
         println!("{}", serde_json::json!({"data": done.report.to_json()}));
     }
@@ -62,5 +99,15 @@ pub fn run(a: PersonalizeArgs) -> anyhow::Result<()> {
             println!("{task} → {} ({trained} rows trained)", path.display());
         }
     }
+    Ok(())
+}
+
+/// Writes the task file at `path` to `store` as task `task`.
+fn upload(store: &dyn TaskStore, task: &str, path: &std::path::Path) -> anyhow::Result<()> {
+    let id = TaskId::parse(task)?;
+    let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+    store
+        .write(&id, &bytes)
+        .with_context(|| format!("writing task {task} to {}", store.location()))?;
     Ok(())
 }

@@ -15,12 +15,32 @@ pub struct ServeArgs {
     /// Base checkpoint: a directory or a hub id (`id` or `id@revision`).
     #[arg(long)]
     pub model: Option<String>,
-    /// The shared file (`shared.safetensors`).
+    /// The shared file (`shared.safetensors`): a path or an object `s3://bucket/key`.
     #[arg(long)]
     pub shared: Option<PathBuf>,
-    /// Registry directory of `<task_id>.safetensors` files.
-    #[arg(long)]
+    /// Registry of `<task_id>.safetensors` files: a directory, or `s3://bucket/prefix`
+    /// (credentials and endpoint from the AWS_* environment variables).
+    #[arg(long, visible_alias = "tasks")]
     pub tasks_dir: Option<PathBuf>,
+    /// Object-store registry: how long a confirmed task version is trusted before the store
+    /// is asked again, in ms (changes through other replicas show within it).
+    #[arg(long)]
+    pub poll_ms: Option<u64>,
+    /// Object-store endpoint URL (default: AWS_ENDPOINT_URL).
+    #[arg(long)]
+    pub store_endpoint: Option<String>,
+    /// Object-store region (default: AWS_REGION, else us-east-1).
+    #[arg(long)]
+    pub store_region: Option<String>,
+    /// Allow a plain-HTTP object-store endpoint (default: AWS_ALLOW_HTTP).
+    #[arg(long)]
+    pub store_allow_http: Option<bool>,
+    /// Longest one object-store request may take, in ms (then 503 store_unavailable).
+    #[arg(long)]
+    pub store_timeout_ms: Option<u64>,
+    /// Retries of a failed object-store request (exponential backoff).
+    #[arg(long)]
+    pub store_retries: Option<usize>,
     /// `tokenizer.json` (default: the checkpoint's).
     #[arg(long)]
     pub tokenizer: Option<PathBuf>,
@@ -79,6 +99,12 @@ impl ServeArgs {
             model,
             shared,
             tasks_dir,
+            poll_ms,
+            store_endpoint,
+            store_region,
+            store_allow_http,
+            store_timeout_ms,
+            store_retries,
             listen,
             cache_bytes,
             max_batch_rows,

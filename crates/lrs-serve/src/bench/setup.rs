@@ -1,8 +1,9 @@
 //! A benchmark setup for any BERT checkpoint: a shared file (random, or an existing one),
 //! synthetic task files, and an [`Engine`] over them.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Instant;
 
 use candle_core::{DType, Device};
 use lrs_nn::{BertCheckpoint, BertModel, LrsOptions};
@@ -10,8 +11,10 @@ use lrs_nn::{BertCheckpoint, BertModel, LrsOptions};
 use crate::engine::{lrs_options_of, Engine};
 use crate::error::{Result, ServeError};
 use crate::metrics::Metrics;
+use crate::store::{LocalDir, Location, StoreOptions, TaskStore};
 use crate::synth::{random_task, write_shared, write_tasks, TaskSpec};
 use crate::task_bytes::task_bytes;
+use crate::task_id::TaskId;
 use crate::text::TextEncoder;
 
 /// What to build.
@@ -41,6 +44,9 @@ pub struct SetupSpec {
     pub max_tokens: usize,
     /// Seed of everything random.
     pub seed: u64,
+    /// Serve the task files from this object-store location instead of `work_dir/tasks`
+    /// (they are written there first, then uploaded); `None`: the local directory.
+    pub store: Option<(Location, StoreOptions)>,
 }
 
 /// What was built.
@@ -65,6 +71,8 @@ pub struct Setup {
     pub cache_bytes: u64,
     /// How the task files were made.
     pub task_spec: TaskSpec,
+    /// Seconds the upload of the task files to the object store took (`None`: local).
+    pub upload_s: Option<f64>,
 }
 
 /// Loads the checkpoint (f32, CPU), writes or adopts the shared file, writes the task
@@ -114,10 +122,22 @@ pub fn setup(spec: &SetupSpec) -> Result<Setup> {
         .as_deref()
         .map(|t| TextEncoder::from_file(t, spec.max_tokens))
         .transpose()?;
-    let engine = Engine::new(
+    let (store, upload_s) = match &spec.store {
+        None => (
+            Arc::new(LocalDir::open(&tasks_dir)?) as Arc<dyn TaskStore>,
+            None,
+        ),
+        Some((location, options)) => {
+            let store = crate::store::open(location, options)?;
+            let start = Instant::now();
+            upload_tasks(store.as_ref(), &tasks_dir, &task_ids)?;
+            (store, Some(start.elapsed().as_secs_f64()))
+        }
+    };
+    let engine = Engine::with_store(
         model,
         &shared_path,
-        &tasks_dir,
+        store,
         text,
         cache_bytes,
         spec.max_tokens,
@@ -136,7 +156,26 @@ pub fn setup(spec: &SetupSpec) -> Result<Setup> {
         task_resident_bytes,
         cache_bytes,
         task_spec: spec.task_spec,
+        upload_s,
     })
+}
+
+/// Copies the task files `<dir>/<id>.safetensors` into `store`, and deletes whatever other
+/// task files the store holds (a store left by an earlier run starts clean).
+fn upload_tasks(store: &dyn TaskStore, dir: &Path, task_ids: &[String]) -> Result<()> {
+    let keep: std::collections::HashSet<&str> = task_ids.iter().map(String::as_str).collect();
+    for (id, _) in store.list()? {
+        if !keep.contains(id.as_str()) {
+            store.delete(&id)?;
+        }
+    }
+    for id in task_ids {
+        let id = TaskId::parse(id)?;
+        let path = dir.join(id.file_name());
+        let bytes = std::fs::read(&path).map_err(|source| ServeError::Io { file: path, source })?;
+        store.write(&id, &bytes)?;
+    }
+    Ok(())
 }
 
 /// Token rows for the benchmark: `texts` tokenized if the engine has a tokenizer, else

@@ -88,8 +88,21 @@ pub struct Unloaded {
 /// `GET /healthz` answer.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct Health {
-    /// Always `"ok"` while the server answers.
+    /// `"ok"`, or `"store_unavailable"` (with status 503) when the task store does not answer.
     pub status: String,
     /// Cache occupancy.
     pub cache: CacheStats,
+    /// The task store and whether it answered.
+    pub store: StoreHealth,
+}
+
+/// Whether the task store answers (`/healthz`).
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct StoreHealth {
+    /// Where tasks are read from (a directory, `s3://bucket/prefix`).
+    pub location: String,
+    /// Whether it answered just now.
+    pub reachable: bool,
+    /// Why not, if it did not.
+    pub error: Option<String>,
 }

@@ -9,7 +9,8 @@ use axum::response::IntoResponse;
 use axum::Json;
 
 use super::api::{
-    ErrorBody, Health, PredictBody, PredictResponse, TaskLoaded, TasksResponse, Unloaded,
+    ErrorBody, Health, PredictBody, PredictResponse, StoreHealth, TaskLoaded, TasksResponse,
+    Unloaded,
 };
 use super::error::{body_error, parse_json};
 use super::AppState;
@@ -54,7 +55,7 @@ fn loaded(task: &LoadedTask) -> TaskLoaded {
         (status = 404, description = "`unknown_task`", body = ErrorBody),
         (status = 413, description = "`too_many_inputs`, `input_too_long`, `body_too_large`", body = ErrorBody),
         (status = 422, description = "`bad_json` (wrong shape), `invalid_request`, `invalid_task_file`, `task_too_large`, `task_file_too_large`, `too_many_nonzeros`", body = ErrorBody),
-        (status = 503, description = "`overloaded`, `shutting_down`", body = ErrorBody),
+        (status = 503, description = "`overloaded`, `shutting_down`, `store_unavailable`", body = ErrorBody),
     )
 )]
 pub async fn predict(
@@ -129,6 +130,7 @@ pub async fn list_tasks(State(state): State<AppState>) -> Result<Json<TasksRespo
         (status = 409, description = "`too_many_tasks`", body = ErrorBody),
         (status = 413, description = "`body_too_large`, `task_file_too_large`, `too_many_nonzeros`", body = ErrorBody),
         (status = 422, description = "`invalid_task_file`, `task_too_large`", body = ErrorBody),
+        (status = 503, description = "`store_unavailable`", body = ErrorBody),
     )
 )]
 pub async fn put_task(
@@ -152,6 +154,7 @@ pub async fn put_task(
         (status = 204, description = "Removed and unloaded"),
         (status = 400, description = "`invalid_task_id`", body = ErrorBody),
         (status = 404, description = "`unknown_task`", body = ErrorBody),
+        (status = 503, description = "`store_unavailable`", body = ErrorBody),
     )
 )]
 pub async fn delete_task(
@@ -214,13 +217,38 @@ pub async fn unload_task(
     get,
     path = "/healthz",
     tag = "server",
-    responses((status = 200, description = "The server answers", body = Health))
+    responses(
+        (status = 200, description = "The server and its task store answer", body = Health),
+        (status = 503, description = "The task store does not answer (`status`: `store_unavailable`)", body = Health),
+    )
 )]
 pub async fn healthz(State(state): State<AppState>) -> impl IntoResponse {
-    Json(Health {
-        status: "ok".into(),
+    let engine = state.engine.clone();
+    let checked = blocking(move || Ok(engine.registry().store().check())).await;
+    let error = match checked {
+        Ok(Ok(())) => None,
+        Ok(Err(e)) | Err(e) => Some(e.to_string()),
+    };
+    let status = if error.is_none() {
+        axum::http::StatusCode::OK
+    } else {
+        axum::http::StatusCode::SERVICE_UNAVAILABLE
+    };
+    let body = Health {
+        status: if error.is_none() {
+            "ok"
+        } else {
+            "store_unavailable"
+        }
+        .into(),
         cache: state.engine.registry().stats(),
-    })
+        store: StoreHealth {
+            location: state.engine.registry().store().location(),
+            reachable: error.is_none(),
+            error,
+        },
+    };
+    (status, Json(body))
 }
 
 /// `GET /metrics`: Prometheus text exposition.

@@ -8,6 +8,7 @@ pub mod data;
 pub mod dir;
 pub mod evaluate;
 pub mod personalized;
+pub mod shard;
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -19,6 +20,7 @@ pub use data::{load_run_data, load_task_file, RunData, SkippedTask, MOVIELENS_HI
 pub use dir::{valid_task_id, RoundRecord, RunDir, RunSummary};
 pub use evaluate::{evaluate_run, EvalOptions, FailedTask, RunEvaluation, ScoredTask, TaskKind};
 pub use personalized::{holdout_split, PersonalizeRecord};
+pub use shard::Shard;
 
 use crate::trainer::{Evaluation, Part, TaskData, TrainConfig, TrainError, Trainer};
 use crate::{DataError, LoadReport, Split};
@@ -363,6 +365,8 @@ pub struct PersonalizeOptions {
     pub holdout: f64,
     /// Refuse a file with any rejected row.
     pub strict: bool,
+    /// Fit only the tasks of this shard ([`Shard::all`]: every task).
+    pub shard: Shard,
 }
 
 /// What [`personalize_run`] did.
@@ -379,7 +383,9 @@ pub struct Personalized {
 /// Fits every task in `file` (JSONL/CSV rows `{task, text, label}`) with `run`'s shared parts
 /// frozen, and writes `tasks/<task>.safetensors` and `personalized/<task>.json` for each.
 /// With `holdout > 0` each task's latest rows are kept out of training ([`holdout_split`])
-/// and scored. The load report goes to `personalize-report.json` too.
+/// and scored. The load report goes to `personalize-report.json` too
+/// (`personalize-report.shard-I-of-N.json` for a shard other than [`Shard::all`], so workers
+/// sharing a run directory never overwrite each other's).
 pub fn personalize_run(
     run: &RunDir,
     file: &Path,
@@ -399,14 +405,29 @@ pub fn personalize_run(
         .dataset
         .tasks()
         .iter()
+        .filter(|t| options.shard.owns(t.name()))
         .map(|t| holdout_split(t, options.holdout))
         .collect();
-    let (paths, evaluation) = personalize_splits_from(run, &splits, file, options.holdout)?;
+    let (paths, evaluation) = if splits.is_empty() {
+        (Vec::new(), Evaluation { tasks: Vec::new() })
+    } else {
+        personalize_splits_from(run, &splits, file, options.holdout)?
+    };
+    let report_name = if options.shard == Shard::all() {
+        "personalize-report.json".to_string()
+    } else {
+        format!(
+            "personalize-report.shard-{}-of-{}.json",
+            options.shard.index(),
+            options.shard.count()
+        )
+    };
     run.write_json(
-        &run.root().join("personalize-report.json"),
+        &run.root().join(report_name),
         &serde_json::json!({
             "file": loaded.report.to_json(),
             "holdout": options.holdout,
+            "shard": options.shard.to_string(),
             "tasks": splits.iter().map(|s| serde_json::json!({
                 "task": s.task, "trained_rows": s.train.len(), "held_out_rows": s.test.len(),
             })).collect::<Vec<_>>(),

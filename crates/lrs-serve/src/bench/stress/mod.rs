@@ -109,6 +109,11 @@ pub struct StressReport {
     pub churn: Churn,
     /// Per-request latency.
     pub latency: Summary,
+    /// Where the task files were served from (a directory, `s3://bucket/prefix`).
+    pub store: String,
+    /// Cold loads before the run: a task not in the cache loaded through the registry
+    /// (ask the store, read, validate, admit), one at a time, for up to 50 tasks.
+    pub cold_load: Summary,
     /// Seconds of load.
     pub wall_s: f64,
     /// Whether the deadline cut the run short.
@@ -203,6 +208,7 @@ fn io(file: &Path) -> impl FnOnce(std::io::Error) -> ServeError + '_ {
 pub fn run(spec: &StressSpec) -> Result<StressReport> {
     let s = setup(&spec.setup)?;
     let engine = s.engine.clone();
+    let cold_load = cold_loads(&engine, &s.task_ids, 50)?;
     let tokenizer = s
         .tokenizer
         .clone()
@@ -355,6 +361,8 @@ pub fn run(spec: &StressSpec) -> Result<StressReport> {
                 .map(|r| Duration::from_secs_f64((r.end - r.start).max(0.0)))
                 .collect::<Vec<_>>(),
         ),
+        store: engine.registry().store().location(),
+        cold_load,
         wall_s: wall,
         hit_deadline,
         cache_budget: s.cache_bytes,
@@ -379,6 +387,22 @@ pub fn run(spec: &StressSpec) -> Result<StressReport> {
         spec.tolerance,
     )?;
     Ok(report)
+}
+
+/// Times the load of each of the first `n` tasks from the store into an empty cache slot
+/// (each is unloaded after, so the run starts cold).
+fn cold_loads(engine: &crate::Engine, task_ids: &[String], n: usize) -> Result<Summary> {
+    let registry = engine.registry();
+    let mut times = Vec::new();
+    for id in task_ids.iter().take(n) {
+        let id = crate::TaskId::parse(id)?;
+        registry.unload(&id);
+        let start = Instant::now();
+        registry.load(&id)?;
+        times.push(start.elapsed());
+        registry.unload(&id);
+    }
+    Ok(Summary::of(&times))
 }
 
 /// Checks every record against the history and the reference logits.
