@@ -48,6 +48,7 @@ pub mod movielens;
 pub mod report;
 pub mod run;
 pub mod split;
+pub mod stable_hash;
 pub mod trainer;
 
 pub use crate::csv::{load_csv, read_csv};

@@ -12,6 +12,7 @@
 use rand::SeedableRng;
 use rand_chacha::ChaCha20Rng;
 
+use crate::stable_hash::fnv1a64;
 use crate::{Example, Task, TaskDataset};
 
 /// The protocol's test share, in percent.
@@ -103,14 +104,6 @@ pub fn split_dataset(dataset: &TaskDataset, config: &SplitConfig) -> Vec<Split> 
 /// The splits the protocol scores: those whose test set holds both labels.
 pub fn with_both_test_labels(splits: &[Split]) -> impl Iterator<Item = &Split> + '_ {
     splits.iter().filter(|s| s.test_has_both_labels())
-}
-
-/// FNV-1a, 64-bit: a fixed, platform-independent hash of the task id for its RNG stream
-/// (`std`'s hasher is randomly keyed per process).
-fn fnv1a64(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, &b| {
-        (h ^ b as u64).wrapping_mul(0x0000_0100_0000_01b3)
-    })
 }
 
 #[cfg(test)]

@@ -208,8 +208,7 @@ impl BertModel {
         tasks: Option<&TaskBatch>,
         train: bool,
     ) -> candle_core::Result<Tensor> {
-        let mask_bias = self.mask_bias(&input.attention_mask)?;
-        let packing = TokenPacking::from_mask(&input.attention_mask)?;
+        let (mask_bias, packing) = self.masks(&input.attention_mask)?;
         let mut x = self
             .embeddings
             .forward_t(&input.input_ids, &input.token_type_ids, train)?;
@@ -256,8 +255,7 @@ impl BertModel {
         input: &BertInput,
         point: Option<ResumePoint>,
     ) -> candle_core::Result<PrefixState> {
-        let mask_bias = self.mask_bias(&input.attention_mask)?;
-        let packing = TokenPacking::from_mask(&input.attention_mask)?;
+        let (mask_bias, packing) = self.masks(&input.attention_mask)?;
         let mut x = self
             .embeddings
             .forward_t(&input.input_ids, &input.token_type_ids, false)?;
@@ -336,8 +334,7 @@ impl BertModel {
         let Some(point) = point.filter(|p| p.layer < self.layers.len()) else {
             return Ok(state.hidden.clone());
         };
-        let mask_bias = self.mask_bias(attention_mask)?;
-        let packing = TokenPacking::from_mask(attention_mask)?;
+        let (mask_bias, packing) = self.masks(attention_mask)?;
         let layer = &self.layers[point.layer];
         let mut x = match point.stage {
             LayerStage::Attention => {
@@ -365,11 +362,16 @@ impl BertModel {
         Ok(x)
     }
 
-    /// Additive attention mask as in the original BERT: 0 for tokens, −10000 for padding.
-    fn mask_bias(&self, attention_mask: &Tensor) -> candle_core::Result<Tensor> {
+    /// What every layer reads of `attention_mask`: the additive attention mask as in the
+    /// original BERT (0 for tokens, −10000 for padding) and the batch's [`TokenPacking`].
+    fn masks(
+        &self,
+        attention_mask: &Tensor,
+    ) -> candle_core::Result<(Tensor, Option<TokenPacking>)> {
         let mask = attention_mask.to_dtype(self.dtype)?;
         let (b, s) = mask.dims2()?;
-        ((mask.ones_like()? - &mask)? * -10000.0)?.reshape((b, 1, 1, s))
+        let bias = ((mask.ones_like()? - &mask)? * -10000.0)?.reshape((b, 1, 1, s))?;
+        Ok((bias, TokenPacking::from_mask(attention_mask)?))
     }
 
     /// Pooled `[batch, h]` embeddings (eval mode).

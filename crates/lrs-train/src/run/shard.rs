@@ -1,7 +1,7 @@
 //! [`Shard`]: one of `N` disjoint parts of the task ids, for running personalization as `N`
 //! independent workers (`lrs personalize --shard I/N`: Kubernetes indexed Jobs, Slurm arrays).
 //!
-//! A task belongs to shard `fnv1a64(id) mod N`: a fixed hash of the id's bytes, the same on
+//! A task belongs to shard `fnv1a64(id) mod N` ([`fnv1a64`]): a fixed hash of the id's bytes, the same on
 //! every machine, process and release (not std's randomly seeded hasher), so the `N` workers
 //! agree on the split without talking to each other, and each task is fitted exactly once.
 //!
@@ -18,20 +18,13 @@
 use std::fmt;
 use std::str::FromStr;
 
+use crate::stable_hash::fnv1a64;
+
 /// Shard `index` of `count` (`0 ≤ index < count`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Shard {
     index: u64,
     count: u64,
-}
-
-/// FNV-1a, 64 bits: a fixed, well-spread hash of a short string.
-pub fn fnv1a64(bytes: &[u8]) -> u64 {
-    const OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
-    const PRIME: u64 = 0x0000_0100_0000_01b3;
-    bytes
-        .iter()
-        .fold(OFFSET, |h, &b| (h ^ u64::from(b)).wrapping_mul(PRIME))
 }
 
 impl Shard {
@@ -145,13 +138,5 @@ mod tests {
                 );
             }
         }
-    }
-
-    #[test]
-    fn the_hash_is_fixed() {
-        // FNV-1a's published test values: the split never changes between releases.
-        assert_eq!(fnv1a64(b""), 0xcbf2_9ce4_8422_2325);
-        assert_eq!(fnv1a64(b"a"), 0xaf63_dc4c_8601_ec8c);
-        assert_eq!(fnv1a64(b"foobar"), 0x8594_4171_f739_67e8);
     }
 }

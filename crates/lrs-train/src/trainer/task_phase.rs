@@ -23,6 +23,7 @@ use super::data::{Row, TaskData};
 use super::error::{Result, TrainError};
 use super::heads::{task_head, HEAD_BIAS, HEAD_WEIGHT};
 use super::Trainer;
+use crate::stable_hash::fnv1a64;
 
 impl Trainer {
     /// Fits every task, in parallel ([`Self::fit_task`] at the current round's budget) and stores
@@ -204,18 +205,17 @@ impl Trainer {
         let cfg = &self.config;
         let rank = cfg.lora_rank.unwrap_or(cfg.rank);
         let alpha = cfg.lora_alpha.unwrap_or(rank as f64);
-        // FNV-1a over seed, task and module: a stable per-(task, module) stream.
-        let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-        for byte in cfg
+        // A stable per-(task, module) stream, keyed by seed, task and module.
+        let key: Vec<u8> = cfg
             .seed
             .to_le_bytes()
             .iter()
             .chain(task.as_bytes())
             .chain(b"/")
             .chain(module.as_bytes())
-        {
-            h = (h ^ u64::from(*byte)).wrapping_mul(0x0100_0000_01b3);
-        }
+            .copied()
+            .collect();
+        let h = fnv1a64(&key);
         let mut rng = ChaCha20Rng::seed_from_u64(h);
         let bound = 1.0 / (in_dim as f32).sqrt();
         let a: Vec<f32> = (0..rank * in_dim)
