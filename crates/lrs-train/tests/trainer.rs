@@ -125,6 +125,24 @@ fn baselines_train_only_their_parts() {
         .tasks()
         .iter()
         .all(|task| task.head.is_empty() && task.nnz() == 0));
+
+    // global-lora: the shared factor and head move, no task phase, every task at w = 1.
+    let mut t = trainer(&f, tiny_config_toml(Method::GlobalLora), &data);
+    let shared = shared_snapshot(&t);
+    let before = t.evaluate(&data, Part::Train).expect("eval").mean_loss();
+    let stats = t.round(&data).expect("global-lora round");
+    assert_eq!(stats.task_loss, None);
+    assert!(stats.shared_loss.is_some());
+    assert_ne!(
+        shared_snapshot(&t),
+        shared,
+        "global-lora trained nothing shared"
+    );
+    let after = t.evaluate(&data, Part::Train).expect("eval").mean_loss();
+    assert!(after < before, "{before} → {after}");
+    assert!(t.tasks().iter().all(|task| task.head.is_empty()
+        && task.nnz() == 0
+        && task.layers.values().all(|l| l.w.is_none())));
 }
 
 #[test]

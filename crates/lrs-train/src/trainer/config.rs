@@ -43,6 +43,9 @@ pub enum Method {
     Lrs,
     /// One shared head on the frozen base, nothing per task.
     Global,
+    /// Shared `U`, `V` (with `w = 1`: one LoRA for every task) and head; nothing per task
+    /// (PEFT's one global LoRA).
+    GlobalLora,
     /// A per-task head on the frozen base, nothing shared.
     HeadOnly,
     /// Shared `U`, `V` and head; per task `w` and head, no `S` (FedRep-style representation).
@@ -60,7 +63,7 @@ pub enum Method {
 impl Method {
     /// Whether the shared phase steps the low-rank factors `U`, `V`.
     pub fn trains_factors(self) -> bool {
-        matches!(self, Method::Lrs | Method::SharedOnly)
+        matches!(self, Method::Lrs | Method::SharedOnly | Method::GlobalLora)
     }
 
     /// Whether the shared phase steps the shared head.
@@ -75,7 +78,7 @@ impl Method {
 
     /// Whether the task phase steps a per-task head.
     pub fn trains_task_head(self) -> bool {
-        !matches!(self, Method::Global)
+        !matches!(self, Method::Global | Method::GlobalLora)
     }
 
     /// Whether the task phase runs IHT on a per-task sparse part.
@@ -94,9 +97,10 @@ impl Method {
     }
 
     /// Every method, in table order.
-    pub const ALL: [Method; 7] = [
+    pub const ALL: [Method; 8] = [
         Method::Lrs,
         Method::Global,
+        Method::GlobalLora,
         Method::HeadOnly,
         Method::SharedOnly,
         Method::SparseOnly,
@@ -109,6 +113,7 @@ impl Method {
         match self {
             Method::Lrs => "lrs",
             Method::Global => "global",
+            Method::GlobalLora => "global-lora",
             Method::HeadOnly => "head-only",
             Method::SharedOnly => "shared-only",
             Method::SparseOnly => "sparse-only",
@@ -426,11 +431,12 @@ impl TrainConfig {
     }
 
     /// Whether tasks carry a head: always for `head-only` (the head is all it trains),
-    /// never for `global`, otherwise as [`Self::task_head`] says.
+    /// never for `global` and `global-lora` (nothing per task), otherwise as
+    /// [`Self::task_head`] says.
     pub fn task_heads(&self) -> bool {
         match self.method {
             Method::HeadOnly => true,
-            Method::Global => false,
+            Method::Global | Method::GlobalLora => false,
             _ => self.task_head,
         }
     }
