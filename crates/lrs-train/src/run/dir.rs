@@ -64,7 +64,7 @@ pub struct RunSummary {
     pub tasks: usize,
     /// Training rows per task.
     pub shots: usize,
-    /// Rounds completed.
+    /// Rounds whose outputs were kept (with early stopping: up to the best round).
     pub rounds: usize,
     /// Mean per-task test ROC AUC (over tasks whose test set has both labels).
     pub test_auc: Option<f64>,
@@ -81,7 +81,8 @@ pub struct RunSummary {
     /// User-level `(ε, δ)` of the shared file, for private runs.
     #[serde(default)]
     pub privacy: Option<lrs_privacy::Guarantee>,
-    /// Mean per-task validation ROC AUC after the last round (runs with `[data] validation`).
+    /// Mean per-task validation ROC AUC after the round kept (the last one, or the best one
+    /// with early stopping; runs with `[data] validation`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub validation_auc: Option<f64>,
     /// Mean per-task validation loss after each round, in round order (the curve that
@@ -206,6 +207,12 @@ impl RunDir {
     /// `checkpoint/`.
     pub fn checkpoint_dir(&self) -> PathBuf {
         self.root.join("checkpoint")
+    }
+
+    /// `best-checkpoint/`: the checkpoint of the best round so far (runs with early stopping,
+    /// [`crate::trainer::TrainConfig::patience`]).
+    pub fn best_checkpoint_dir(&self) -> PathBuf {
+        self.root.join("best-checkpoint")
     }
 
     /// Appends one record to `metrics.jsonl` by replacing the file atomically (old records

@@ -244,7 +244,15 @@ pub fn train(
         cached: (trainer.prefix_cache().len(), trainer.prefix_cache().bytes()),
         start_round: trainer.rounds_done(),
     });
+    let mut best = if config.patience > 0 {
+        best_round(config, &run.read_metrics()?)
+    } else {
+        None
+    };
     while trainer.rounds_done() < config.rounds {
+        if best.is_some_and(|(round, _)| trainer.rounds_done() > round + config.patience) {
+            break;
+        }
         let start = Instant::now();
         let stats = trainer.round(&data)?;
         let round_s = start.elapsed().as_secs_f64();
@@ -271,6 +279,13 @@ pub fn train(
         };
         run.append_metrics(&record)?;
         on(Event::Round(&record));
+        if config.patience > 0 && best_round(config, std::slice::from_ref(&record)).is_some() {
+            let loss = record.validation_loss.unwrap_or(f64::INFINITY);
+            if best.is_none_or(|(_, b)| loss < b) {
+                best = Some((record.round, loss));
+                trainer.save_checkpoint(&run.best_checkpoint_dir())?;
+            }
+        }
         let done = trainer.rounds_done();
         let due = config.checkpoint_every > 0 && done % config.checkpoint_every == 0;
         if due || done == config.rounds {
@@ -278,9 +293,30 @@ pub fn train(
             on(Event::Checkpoint(&dir));
         }
     }
+    if let Some((round, _)) = best.filter(|(round, _)| round + 1 != trainer.rounds_done()) {
+        let dir = Trainer::latest_checkpoint(&run.best_checkpoint_dir())?.ok_or_else(|| {
+            RunError::Invalid(format!(
+                "{}: the checkpoint of the best round ({round}) is missing",
+                run.best_checkpoint_dir().display()
+            ))
+        })?;
+        trainer.restore_checkpoint(&dir)?;
+    }
     let summary = write_outputs(&trainer, &data, run, config)?;
     on(Event::Done(&summary));
     Ok(summary)
+}
+
+/// The round of `metrics` with the lowest mean validation loss among those that can be kept
+/// (their sparse budget annealed to `k`, see [`TrainConfig::patience`]), and that loss.
+fn best_round(config: &TrainConfig, metrics: &[RoundRecord]) -> Option<(usize, f64)> {
+    let can_keep =
+        |round| !config.method.trains_sparse() || config.sparsity.annealed(round, config.rounds);
+    metrics
+        .iter()
+        .filter(|r| can_keep(r.round))
+        .filter_map(|r| Some((r.round, r.validation_loss?)))
+        .min_by(|a, b| a.1.total_cmp(&b.1))
 }
 
 /// Writes the shared file, task files, `eval.jsonl` and `summary.json` of a trained run.
@@ -325,7 +361,10 @@ fn write_outputs(
             .unwrap_or(0),
         train_s: metrics.iter().map(|r| r.round_s).sum(),
         privacy: trainer.privacy_guarantee()?,
-        validation_auc: metrics.last().and_then(|r| r.validation_auc),
+        validation_auc: metrics
+            .iter()
+            .find(|r| r.round + 1 == trainer.rounds_done())
+            .and_then(|r| r.validation_auc),
         validation_loss_by_round: metrics.iter().filter_map(|r| r.validation_loss).collect(),
     };
     run.write_json(&run.summary_path(), &summary)?;

@@ -197,6 +197,12 @@ impl SparsityConfig {
         )
     }
 
+    /// Whether round `round` (0-based) of `rounds` keeps the final budget `k`: the
+    /// annealing is over.
+    pub fn annealed(&self, round: usize, rounds: usize) -> bool {
+        round + 1 >= self.anneal_rounds.unwrap_or(rounds)
+    }
+
     /// A final budget `k` of `size` entries annealed to round `round` of `rounds`: the same
     /// schedule as [`Self::k_at_round`], for any k-sparse part (the per-task head too).
     pub fn anneal(&self, k: usize, size: usize, round: usize, rounds: usize) -> usize {
@@ -370,6 +376,12 @@ pub struct TrainConfig {
     pub data: DataConfig,
     /// Write a checkpoint every this-many rounds (0: only at the end).
     pub checkpoint_every: usize,
+    /// Early stopping on validation loss (needs `[data] validation > 0`): training stops once
+    /// this many rounds in a row have not lowered the best mean validation loss, and the run's
+    /// outputs are those of the best round. Only rounds whose sparse budget has annealed to
+    /// `k` can be the best one, so a stopped run still holds k-sparse parts. `0`: off (every
+    /// round runs, the last one is kept).
+    pub patience: usize,
     /// User-level differential privacy of the shared phase (off when absent).
     pub privacy: Option<super::privacy::PrivacyConfig>,
 }
@@ -396,6 +408,7 @@ impl Default for TrainConfig {
             model: "sentence-transformers/all-MiniLM-L6-v2".into(),
             data: DataConfig::default(),
             checkpoint_every: 1,
+            patience: 0,
             privacy: None,
         }
     }
@@ -494,6 +507,12 @@ impl TrainConfig {
                 format!("must be in [0, 1), got {}", self.data.validation),
             );
         }
+        if self.patience > 0 && self.data.validation == 0.0 {
+            return bad(
+                "patience",
+                "early stopping needs validation rows: set [data] validation > 0".into(),
+            );
+        }
         if self.data.shots == 0 {
             return bad("data.shots", "must be at least 1".into());
         }
@@ -557,6 +576,14 @@ mod tests {
             TrainConfig::from_toml_str("method = \"shared-only\"", "x").map(|c| c.method),
             Ok(Method::SharedOnly)
         ));
+        assert!(matches!(
+            TrainConfig::from_toml_str("patience = 2", "x"),
+            Err(TrainError::Config {
+                field: "patience",
+                ..
+            })
+        ));
+        assert!(TrainConfig::from_toml_str("patience = 2\n[data]\nvalidation = 0.25", "x").is_ok());
     }
 
     #[test]
@@ -568,6 +595,8 @@ mod tests {
         };
         let ks: Vec<_> = (0..5).map(|l| s.k_at_round(8, 8, l, 5)).collect();
         assert_eq!(ks, [30, 20, 10, 10, 10]);
+        let annealed: Vec<_> = (0..5).map(|l| s.annealed(l, 5)).collect();
+        assert_eq!(annealed, [false, false, true, true, true]);
         // Capped at the layer size.
         assert_eq!(s.k_at_round(2, 3, 0, 5), 6);
         assert_eq!(s.k_final(2, 3), 6);
