@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{config_toml, lrs, ok, write_data, write_tiny_model};
+use common::{config_toml, ok, train_run, write_data, write_tiny_model};
 
 fn json_lines(path: &std::path::Path) -> Vec<serde_json::Value> {
     std::fs::read_to_string(path)
@@ -33,13 +33,7 @@ fn a_run_stops_after_patience_rounds_and_keeps_the_best_round() {
     let cfg = dir.path().join("run.toml");
     std::fs::write(&cfg, toml).expect("config");
     let run = dir.path().join("run");
-    ok(&lrs()
-        .args(["train", "--config"])
-        .arg(&cfg)
-        .arg("--run")
-        .arg(&run)
-        .output()
-        .expect("lrs train"));
+    ok(&train_run(&cfg, &run));
 
     let metrics = json_lines(&run.join("metrics.jsonl"));
     let loss = |r: &serde_json::Value| r["validation_loss"].as_f64().expect("validation loss");
@@ -89,13 +83,7 @@ fn patience_without_validation_rows_is_refused() {
     )
     .expect("config");
     let run = dir.path().join("run");
-    let out = lrs()
-        .args(["train", "--config"])
-        .arg(&cfg)
-        .arg("--run")
-        .arg(&run)
-        .output()
-        .expect("lrs train");
+    let out = train_run(&cfg, &run);
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(

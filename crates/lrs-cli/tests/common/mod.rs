@@ -19,6 +19,17 @@ pub fn lrs() -> Command {
     Command::new(env!("CARGO_BIN_EXE_lrs"))
 }
 
+/// `lrs train --config CONFIG --run RUN`, run to completion.
+pub fn train_run(config: &Path, run: &Path) -> Output {
+    lrs()
+        .args(["train", "--config"])
+        .arg(config)
+        .arg("--run")
+        .arg(run)
+        .output()
+        .expect("lrs train")
+}
+
 /// Stdout of a successful run; panics with both streams otherwise.
 pub fn ok(out: &Output) -> String {
     assert!(
