@@ -9,6 +9,8 @@
 //!   the directory (seed it with `scripts/seed-movielens.sh`).
 //! * Every load returns a [`LoadReport`]: malformed rows are counted with their line and reason,
 //!   never silently dropped; only problems that leave nothing to load are a [`DataError`].
+//! * [`planted`] — the planted deep benchmark's teacher: a BERT whose task `i` computes with
+//!   `W0 + U*·diag(w*_i)·V*ᵀ + S*_i`, labelling random texts (`lrs bench planted`).
 //! * [`trainer`] — the alternating LRS trainer ([`Trainer`], configured by [`TrainConfig`]).
 //! * [`split_dataset`] — per task, the latest 20 % for test and `shots` seeded train rows;
 //!   [`with_both_test_labels`] — the tasks the protocol scores.
@@ -45,6 +47,7 @@ pub mod error;
 pub mod example;
 pub mod jsonl;
 pub mod movielens;
+pub mod planted;
 pub mod report;
 pub mod run;
 pub mod split;

@@ -9,6 +9,7 @@ mod common;
 use candle_core::{Device, Tensor};
 use common::*;
 use lrs_nn::{LayerDelta, SparseDelta, SparsePart, TaskDelta};
+use lrs_train::planted::{precision_recall, PlantedSpec, PlantedTruth, TruthParts};
 use lrs_train::trainer::{
     Budget, Method, Part, Row, SparsityConfig, TaskData, TaskPhaseConfig, TaskRows, TrainConfig,
     Trainer,
@@ -88,15 +89,6 @@ fn teacher_labels(teacher: &Trainer, truth: &TaskDelta, ids: &[Vec<u32>]) -> Vec
     sorted.sort_by(f32::total_cmp);
     let median = sorted[sorted.len() / 2];
     z.iter().map(|&v| v > median).collect()
-}
-
-/// Precision and recall of `found` against `planted`.
-fn precision_recall(found: &[u32], planted: &[u32]) -> (f64, f64) {
-    let hits = found.iter().filter(|i| planted.contains(i)).count();
-    (
-        hits as f64 / found.len().max(1) as f64,
-        hits as f64 / planted.len().max(1) as f64,
-    )
 }
 
 /// Mean per-task test AUC.
@@ -270,4 +262,75 @@ fn validation_rows_come_from_training_rows_never_from_test_rows() {
     );
     assert!(d.carve_validation(1.0).is_err());
     assert!(d.carve_validation(f64::NAN).is_err());
+}
+
+/// Copies the teacher's shared head into the student.
+fn copy_head(from: &Trainer, to: &Trainer) {
+    let src = from.model().shared_vars().expect("teacher vars");
+    let dst = to.model().shared_vars().expect("student vars");
+    let (src, dst) = (
+        src.data().lock().expect("lock"),
+        dst.data().lock().expect("lock"),
+    );
+    for name in [
+        lrs_train::trainer::HEAD_WEIGHT,
+        lrs_train::trainer::HEAD_BIAS,
+    ] {
+        dst[name].set(src[name].as_tensor()).expect("same shapes");
+    }
+}
+
+#[test]
+fn a_student_given_the_planted_parts_reproduces_the_teachers_labels() {
+    // The planted generator's teacher and a student's forward pass agree: with the planted
+    // sparse parts installed (and the teacher's head), a student ranks every task's test rows
+    // as the teacher labelled them; without them it does clearly worse.
+    let f = fixture();
+    let spec = PlantedSpec {
+        tasks: 3,
+        train_rows: 8,
+        test_rows: 64,
+        rank: 2,
+        k: K,
+        target_modules: vec!["encoder.layer.0.intermediate.dense".into()],
+        sparse_value: 10.0,
+        core_std: 0.0,
+        seed: 4,
+        ..PlantedSpec::default()
+    };
+    let truth = PlantedTruth::generate(&f.ckpt, &spec).expect("planted");
+    assert_eq!(truth.data.tasks.len(), 3);
+    for (i, t) in truth.data.tasks.iter().enumerate() {
+        let positives = t.test.iter().filter(|r| r.positive).count();
+        assert!(
+            (24..=40).contains(&positives),
+            "task {i}: {positives} of 64 positive"
+        );
+        assert_eq!(
+            truth.support(i, &spec.target_modules[0]).map(<[u32]>::len),
+            Some(K)
+        );
+    }
+    let mut cfg = config();
+    cfg.target_modules = spec.target_modules.clone();
+    let mut student = trainer(&f, cfg, &truth.data);
+    copy_head(truth.teacher(), &student);
+    let without = test_auc(&student, &truth.data);
+    let mut tasks = truth.tasks.clone();
+    for t in &mut tasks {
+        for layer in t.layers.values_mut() {
+            layer.w = None; // a sparse-only student has no core; U = 0 anyway
+        }
+    }
+    student.install_tasks(tasks).expect("install");
+    let with = test_auc(&student, &truth.data);
+    eprintln!("test AUC without the planted parts {without:.4}, with them {with:.4}");
+    assert!(with > 0.999, "{with}");
+    assert!(without < 0.95, "{without}");
+    let base_only = truth.oracle_auc(TruthParts::None).expect("oracle");
+    assert!(
+        (base_only - without).abs() < 1e-6,
+        "{base_only} vs {without}"
+    );
+    assert!(truth.oracle_auc(TruthParts::Both).expect("oracle") > 0.999);
 }

@@ -20,6 +20,9 @@ pub enum BenchCommand {
     Load(crate::commands::bench_load::BenchLoadArgs),
     /// Training: rows/s of one shared-phase step, optionally beside PyTorch + PEFT.
     Train(crate::commands::bench_train::BenchTrainArgs),
+    /// The planted deep benchmark: students of every method against a teacher with planted
+    /// low-rank and sparse parts, at several m and seeds.
+    Planted(crate::commands::bench_planted::BenchPlantedArgs),
 }
 
 /// Arguments of `lrs bench linear`.
@@ -63,6 +66,7 @@ pub fn run(cmd: BenchCommand) -> anyhow::Result<()> {
         BenchCommand::Serve(a) => crate::commands::bench_serve::run(a),
         BenchCommand::Load(a) => crate::commands::bench_load::run(a),
         BenchCommand::Train(a) => crate::commands::bench_train::run(a),
+        BenchCommand::Planted(a) => crate::commands::bench_planted::run(a),
     }
 }
 

@@ -2,6 +2,7 @@
 
 pub mod bench;
 pub mod bench_load;
+pub mod bench_planted;
 pub mod bench_serve;
 pub mod bench_train;
 pub mod data_report;
