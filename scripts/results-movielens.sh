@@ -6,7 +6,7 @@
 #
 # Usage: scripts/results-movielens.sh [RUNS_DIR]   (default runs/movielens)
 # Env: LRS (default: cargo run --release -q --), SHOTS (default "5 10 20"),
-#      METHODS (default "global head-only shared-only sparse-only lora lrs"),
+#      METHODS (default "global global-lora head-only shared-only sparse-only lora lrs"),
 #      FULL_FT_SHOTS (default: SHOTS): the m at which the 100-user full fine-tuning and LRS
 #      comparison runs (they are the slowest runs: a dense 384×1536 update per user).
 set -euo pipefail
@@ -14,7 +14,7 @@ cd "$(dirname "$0")/.."
 OUT="${1:-runs/movielens}"
 LRS="${LRS:-cargo run --release -q --}"
 SHOTS="${SHOTS:-5 10 20}"
-METHODS="${METHODS:-global head-only shared-only sparse-only lora lrs}"
+METHODS="${METHODS:-global global-lora head-only shared-only sparse-only lora lrs}"
 FULL_FT_SHOTS="${FULL_FT_SHOTS-$SHOTS}"
 CONFIG=configs/movielens-minilm.toml
 

@@ -97,6 +97,10 @@ fn bad_planted_arguments_are_refused_clearly() {
         (vec!["--lr-grid", "0"], "--lr-grid values must be positive"),
         (vec!["--methods", "nope"], "nope"),
         (
+            vec!["--validation-only", "--lr-grid", "0.5,1"],
+            "--validation-only takes one --lr-grid value",
+        ),
+        (
             vec!["--hidden", "30"],
             "--hidden must be a positive multiple of 4",
         ),
@@ -111,4 +115,47 @@ fn bad_planted_arguments_are_refused_clearly() {
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(stderr.contains(message), "{args:?}: {stderr}");
     }
+}
+
+#[test]
+fn validation_only_scores_validation_rows() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = dir.path().join("planted.toml");
+    std::fs::write(&config, CONFIG).expect("config");
+    let run = |extra: &[&str]| {
+        let out = lrs()
+            .args(["bench", "planted", "--config"])
+            .arg(&config)
+            .args(["--methods", "shared-only", "--shots", "8", "--seeds", "1"])
+            .args([
+                "--tasks",
+                "4",
+                "--test-rows",
+                "8",
+                "--lr-grid",
+                "1",
+                "--json",
+            ])
+            .args(extra)
+            .output()
+            .expect("lrs bench planted");
+        ok(&out)
+    };
+    let auc = |stdout: &str| -> f64 {
+        let line = stdout
+            .lines()
+            .find(|l| l.starts_with('{'))
+            .expect("a JSON line");
+        let v: serde_json::Value = serde_json::from_str(line).expect("JSON");
+        v["auc"].as_f64().expect("auc")
+    };
+    let validation = run(&["--validation-only"]);
+    assert!(
+        validation.contains("scored: validation rows"),
+        "{validation}"
+    );
+    let test = run(&[]);
+    assert!(!test.contains("scored: validation rows"), "{test}");
+    // Different rows scored (and fewer rows trained on): the figures differ.
+    assert_ne!(auc(&validation), auc(&test));
 }

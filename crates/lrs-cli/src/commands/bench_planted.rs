@@ -64,6 +64,10 @@ pub struct BenchPlantedArgs {
     /// The AUC whose first `m` is reported per method.
     #[arg(long, default_value_t = 0.8)]
     pub target_auc: f64,
+    /// Score validation rows instead of test rows (each student trains on the rows left after
+    /// carving `--validation`): for choosing the config itself without reading test rows.
+    #[arg(long)]
+    pub validation_only: bool,
     /// Print JSON lines.
     #[arg(long)]
     pub json: bool,
@@ -89,6 +93,9 @@ pub fn run(mut a: BenchPlantedArgs) -> anyhow::Result<()> {
         .collect::<anyhow::Result<_>>()?;
     if a.seeds == 0 || a.shots.is_empty() || a.lr_grid.is_empty() {
         bail!("--seeds, --shots and --lr-grid need at least one value");
+    }
+    if a.validation_only && a.lr_grid.len() > 1 {
+        bail!("--validation-only takes one --lr-grid value (it scores the rows tuning would use)");
     }
     if a.lr_grid.iter().any(|m| !(m.is_finite() && *m > 0.0)) {
         bail!("--lr-grid values must be positive");
@@ -140,7 +147,15 @@ pub fn run(mut a: BenchPlantedArgs) -> anyhow::Result<()> {
             truth.oracle_auc(TruthParts::Sparse)?,
         ]);
         for (si, &m) in a.shots.iter().enumerate() {
-            let data = truth.with_shots(m)?;
+            let mut data = truth.with_shots(m)?;
+            if a.validation_only {
+                data.carve_validation(a.validation)?;
+            }
+            let (scored, rows) = if a.validation_only {
+                (Part::Validation, "validation")
+            } else {
+                (Part::Test, "test")
+            };
             for (mi, &method) in methods.iter().enumerate() {
                 let mut cfg = base.clone();
                 cfg.method = method;
@@ -148,17 +163,18 @@ pub fn run(mut a: BenchPlantedArgs) -> anyhow::Result<()> {
                 if seed == 0 {
                     chosen[mi][si] = tune(&ckpt, &cfg, &data, &a)?;
                 }
-                let outcome = student(&ckpt, &cfg, &data, &truth, chosen[mi][si])?;
+                let outcome = student(&ckpt, &cfg, &data, &truth, chosen[mi][si], scored)?;
                 if a.json {
                     println!(
                         "{}",
                         json!({"seed": seed, "m": m, "method": method.name(),
-                               "test_auc": outcome.auc, "lr_multiplier": outcome.multiplier,
+                               "scored": rows, "auc": outcome.auc,
+                               "lr_multiplier": outcome.multiplier,
                                "support": outcome.precision_recall, "seconds": outcome.seconds})
                     );
                 } else {
                     eprintln!(
-                        "seed {seed} m {m:>3} {:<12} test AUC {:.4} (lr ×{}) {:.1} s",
+                        "seed {seed} m {m:>3} {:<12} {rows} AUC {:.4} (lr ×{}) {:.1} s",
                         method.name(),
                         outcome.auc,
                         outcome.multiplier,
@@ -200,22 +216,20 @@ fn tune(
     Ok(multiplier)
 }
 
-/// Trains on all of `data`'s training rows with the lrs scaled by `multiplier` and scores
-/// its test rows.
+/// Trains on all of `data`'s training rows with the learning rates scaled by `multiplier`
+/// and scores its `scored` rows.
 fn student(
     ckpt: &BertCheckpoint,
     base: &TrainConfig,
     data: &TaskData,
     truth: &PlantedTruth,
     multiplier: f64,
+    scored: Part,
 ) -> anyhow::Result<Outcome> {
     let start = Instant::now();
     let t = train(ckpt, &scaled(base, multiplier), data)?;
     let seconds = start.elapsed().as_secs_f64();
-    let auc = t
-        .evaluate(data, Part::Test)?
-        .mean_auc()
-        .map_or(0.5, |a| a.0);
+    let auc = t.evaluate(data, scored)?.mean_auc().map_or(0.5, |a| a.0);
     let precision_recall = base
         .method
         .trains_sparse()
@@ -284,6 +298,12 @@ fn print_table(
         "teacher with parts removed (test AUC vs its own labels): base only {:.4}, low-rank only {:.4}, sparse only {:.4}",
         none.0, low.0, sparse.0
     );
+    if a.validation_only {
+        println!(
+            "scored: validation rows (the latest {} of each task's m)",
+            a.validation
+        );
+    }
     let mut header = String::from("| method |");
     for m in &a.shots {
         header.push_str(&format!(" m = {m} |"));
