@@ -495,3 +495,35 @@ fn per_task_parts_in_the_top_layer_only_agree_with_the_full_forward() {
         })
     ));
 }
+
+#[test]
+fn a_random_core_start_is_seeded_per_task_and_off_by_default() {
+    let f = fixture();
+    let core = |t: &Trainer, task: usize| -> Vec<f32> {
+        let layer = t.tasks()[task].layers.values().next().expect("a layer");
+        layer.w.as_ref().expect("w").to_vec1().expect("f32")
+    };
+    let data = tiny_data(3, 6);
+    let ones = trainer(&f, tiny_config_toml(Method::Lrs), &data);
+    assert!(core(&ones, 0).iter().all(|&w| w == 1.0));
+
+    let mut cfg = tiny_config_toml(Method::Lrs);
+    cfg.task.core_init_std = 0.5;
+    let drawn = trainer(&f, cfg.clone(), &data);
+    let (w0, w1) = (core(&drawn, 0), core(&drawn, 1));
+    assert_ne!(w0, w1, "tasks draw their own start");
+    assert!(w0.iter().all(|w| w.is_finite() && *w != 1.0), "{w0:?}");
+    // The same task gets the same start in another task order (keyed by its id).
+    let mut reversed = data.clone();
+    reversed.tasks.reverse();
+    let other = trainer(&f, cfg.clone(), &reversed);
+    assert_eq!(core(&other, 2), w0);
+    // Another seed draws another start.
+    cfg.seed += 1;
+    assert_ne!(core(&trainer(&f, cfg.clone(), &data), 0), w0);
+
+    cfg.task.core_init_std = -1.0;
+    let model = Trainer::load_model(&f.ckpt, &cfg, &candle_core::Device::Cpu).expect("model");
+    let err = Trainer::new(model, cfg, &data).expect_err("negative std refused");
+    assert!(err.to_string().contains("task.core_init_std"), "{err}");
+}

@@ -267,6 +267,12 @@ pub struct TaskPhaseConfig {
     /// Non-zeros of the per-task head weight (a k-sparse per-task logistic regression on the
     /// pooled embedding); 0 keeps the head dense. Needs a task head.
     pub head_nnz: usize,
+    /// Standard deviation `σ` of each task's starting core: `w ~ N(1, σ²)` per entry, seeded by
+    /// the config's seed and the task id (so a task starts the same in any task order). 0 (the
+    /// default) starts every task at `w = 1`, where the first shared phase fits one LoRA for
+    /// all tasks; `σ > 0` lets it fit task-specific directions at once, which matters when the
+    /// tasks' coordinates have little in common (mean near 0).
+    pub core_init_std: f64,
 }
 
 impl Default for TaskPhaseConfig {
@@ -278,6 +284,7 @@ impl Default for TaskPhaseConfig {
             sparse_lr: 5e-3,
             regrow: 0.0,
             head_nnz: 0,
+            core_init_std: 0.0,
         }
     }
 }
@@ -484,6 +491,12 @@ impl TrainConfig {
             return bad(
                 "task.regrow",
                 format!("must be in [0, 1), got {}", self.task.regrow),
+            );
+        }
+        if !(self.task.core_init_std.is_finite() && self.task.core_init_std >= 0.0) {
+            return bad(
+                "task.core_init_std",
+                format!("must be finite and ≥ 0, got {}", self.task.core_init_std),
             );
         }
         if self.task.head_nnz > 0 && !self.task_heads() {

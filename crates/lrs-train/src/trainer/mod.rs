@@ -484,8 +484,9 @@ fn encoder_layer(module: &str) -> Option<usize> {
         .ok()
 }
 
-/// A task's starting parts: `w = 1` on every adapted layer (when the method learns `w`), no
-/// sparse part, a zero head (when the method has task heads).
+/// A task's starting parts: `w = 1` on every adapted layer (when the method learns `w`; drawn
+/// from `N(1, σ²)` with [`TaskPhaseConfig::core_init_std`] `σ > 0`), no sparse part, a zero
+/// head (when the method has task heads).
 fn new_task(
     name: &str,
     config: &TrainConfig,
@@ -494,11 +495,24 @@ fn new_task(
     device: &Device,
 ) -> Result<TaskDelta> {
     let mut task = TaskDelta::new(name, config.rank);
+    let std = config.task.core_init_std;
+    let mut rng = ChaCha20Rng::seed_from_u64(
+        config.seed ^ crate::stable_hash::fnv1a64(format!("core-init/{name}").as_bytes()),
+    );
     for module in modules.keys() {
-        let w = if config.method.trains_core() {
-            Some(Tensor::ones(config.rank, DType::F32, device)?)
-        } else {
+        let w = if !config.method.trains_core() {
             None
+        } else if std > 0.0 {
+            let normal = rand_distr::Normal::new(1.0, std).map_err(|e| TrainError::Config {
+                field: "task.core_init_std",
+                reason: e.to_string(),
+            })?;
+            let w: Vec<f32> = (0..config.rank)
+                .map(|_| rand_distr::Distribution::<f64>::sample(&normal, &mut rng) as f32)
+                .collect();
+            Some(Tensor::from_vec(w, config.rank, device)?)
+        } else {
+            Some(Tensor::ones(config.rank, DType::F32, device)?)
         };
         task.layers.insert(
             module.clone(),
