@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::Output;
 
 use candle_core::{DType, Device, Tensor};
-use common::{config_toml, ok, temp_files, write_data, write_tiny_model};
+use common::{config_toml, ok, temp_files, train_run, write_data, write_tiny_model};
 use lrs_nn::bert::model::pool;
 use lrs_nn::{BertCheckpoint, BertModel, BertTokenizer, Pooling};
 
@@ -41,13 +41,7 @@ fn train(root: &Path, name: &str, method: &str, seed: u64) -> PathBuf {
         .replace("seed = 5", &format!("seed = {seed}\ntask_head = true"));
     std::fs::write(&cfg, toml).expect("config");
     let run = root.join(name);
-    ok(&lrs()
-        .args(["train", "--config"])
-        .arg(&cfg)
-        .arg("--run")
-        .arg(&run)
-        .output()
-        .expect("lrs train"));
+    ok(&train_run(&cfg, &run));
     run
 }
 

@@ -7,7 +7,7 @@ mod common;
 use std::collections::BTreeSet;
 use std::path::Path;
 
-use common::{config_toml, lrs, ok, write_data, write_tiny_model};
+use common::{config_toml, lrs, ok, train_run, write_data, write_tiny_model};
 
 /// The tasks one `lrs personalize --json` run printed.
 fn fitted(stdout: &str) -> BTreeSet<String> {
@@ -40,13 +40,7 @@ fn shards_are_disjoint_and_cover_every_task() {
     let cfg = tmp.path().join("tiny.toml");
     std::fs::write(&cfg, config_toml(&model, &data, 1)).expect("config");
     let run = tmp.path().join("run");
-    ok(&lrs()
-        .args(["train", "--config"])
-        .arg(&cfg)
-        .arg("--run")
-        .arg(&run)
-        .output()
-        .expect("lrs train"));
+    ok(&train_run(&cfg, &run));
 
     let new_users = tmp.path().join("new.jsonl");
     write_data(&new_users, "n", 9, 8, false);

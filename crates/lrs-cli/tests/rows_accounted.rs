@@ -9,7 +9,7 @@ mod common;
 use std::path::Path;
 use std::process::Output;
 
-use common::{config_toml, lrs, ok, write_data, write_tiny_model};
+use common::{config_toml, lrs, ok, train_run, write_data, write_tiny_model};
 
 fn stderr(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
@@ -92,13 +92,7 @@ fn rows_are_reported_holdout_rows_are_the_only_ones_scored_and_every_task_file_i
     let run = tmp.path().join("run");
 
     // train: the load report and the skipped task on stderr, the detail in the run directory.
-    let out = lrs()
-        .args(["train", "--config"])
-        .arg(&cfg)
-        .arg("--run")
-        .arg(&run)
-        .output()
-        .expect("lrs train");
+    let out = train_run(&cfg, &run);
     let stdout = ok(&out);
     let err = stderr(&out);
     assert!(err.contains("42 rows read, 41 loaded, 1 rejected"), "{err}");
