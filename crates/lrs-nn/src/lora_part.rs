@@ -65,28 +65,50 @@ impl LoraPart {
         Self { a, b, scale }
     }
 
-    /// A fresh trainable part for a `(out, in)` layer with PEFT's initialisation: `A` uniform
-    /// in `±1/√in` (PEFT's Kaiming-uniform with `a = √5`), `B = 0`, so the layer starts
-    /// unchanged. Returns the part and the `[A, B]` [`Var`]s to hand to an optimizer.
-    pub fn trainable(
+    /// A fresh part for a `(out, in)` layer with PEFT's initialisation: `A` uniform in
+    /// `±1/√in` (PEFT's Kaiming-uniform with `a = √5`) from a ChaCha20 stream keyed by `seed`
+    /// (the same part for the same seed; candle's CPU RNG cannot be seeded), `B = 0`, so the
+    /// layer starts unchanged. f32.
+    pub fn seeded(
         shape: (usize, usize),
         rank: usize,
         alpha: f64,
-        dtype: DType,
+        seed: u64,
         device: &Device,
-    ) -> Result<(Self, [Var; 2])> {
+    ) -> Result<Self> {
+        use rand::{Rng, SeedableRng};
         let (out_dim, in_dim) = shape;
         if rank == 0 || in_dim == 0 || out_dim == 0 {
             return Err(NnError::Invalid(format!(
                 "LoRA part: rank {rank} for a [{out_dim}, {in_dim}] layer (all must be ≥ 1)"
             )));
         }
-        let bound = 1.0 / (in_dim as f64).sqrt();
-        let a = Var::from_tensor(
-            &Tensor::rand(-bound, bound, (rank, in_dim), device)?.to_dtype(dtype)?,
-        )?;
-        let b = Var::zeros((out_dim, rank), dtype, device)?;
-        let part = Self::from_alpha(a.as_tensor().clone(), b.as_tensor().clone(), alpha);
+        let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(seed);
+        let bound = 1.0 / (in_dim as f32).sqrt();
+        let a: Vec<f32> = (0..rank * in_dim)
+            .map(|_| rng.gen_range(-bound..bound))
+            .collect();
+        Ok(Self::from_alpha(
+            Tensor::from_vec(a, (rank, in_dim), device)?,
+            Tensor::zeros((out_dim, rank), DType::F32, device)?,
+            alpha,
+        ))
+    }
+
+    /// [`Self::seeded`] in `dtype` with `A` and `B` as [`Var`]s. Returns the part and the
+    /// `[A, B]` vars to hand to an optimizer.
+    pub fn trainable(
+        shape: (usize, usize),
+        rank: usize,
+        alpha: f64,
+        seed: u64,
+        dtype: DType,
+        device: &Device,
+    ) -> Result<(Self, [Var; 2])> {
+        let part = Self::seeded(shape, rank, alpha, seed, device)?;
+        let a = Var::from_tensor(&part.a.to_dtype(dtype)?)?;
+        let b = Var::from_tensor(&part.b.to_dtype(dtype)?)?;
+        let part = Self::new(a.as_tensor().clone(), b.as_tensor().clone(), part.scale);
         Ok((part, [a, b]))
     }
 
@@ -176,7 +198,7 @@ mod tests {
     #[test]
     fn shapes_are_checked_and_trainable_starts_at_zero() {
         let dev = Device::Cpu;
-        let (part, [a, b]) = LoraPart::trainable((4, 6), 2, 8.0, DType::F32, &dev).unwrap();
+        let (part, [a, b]) = LoraPart::trainable((4, 6), 2, 8.0, 3, DType::F32, &dev).unwrap();
         assert_eq!((a.dims(), b.dims()), (&[2usize, 6][..], &[4usize, 2][..]));
         assert_eq!(part.scale, 4.0);
         part.check_shape((4, 6)).unwrap();
@@ -192,7 +214,23 @@ mod tests {
             .to_scalar()
             .unwrap();
         assert_eq!(zero, 0.0);
-        assert!(LoraPart::trainable((4, 6), 0, 8.0, DType::F32, &dev).is_err());
+        assert!(LoraPart::trainable((4, 6), 0, 8.0, 3, DType::F32, &dev).is_err());
+        // The same seed draws the same A; another seed another.
+        let a_of = |seed| {
+            let p = LoraPart::seeded((4, 6), 2, 8.0, seed, &dev).unwrap();
+            p.a.flatten_all().unwrap().to_vec1::<f32>().unwrap()
+        };
+        assert_eq!(
+            a_of(3),
+            a.as_tensor()
+                .flatten_all()
+                .unwrap()
+                .to_vec1::<f32>()
+                .unwrap()
+        );
+        assert_ne!(a_of(3), a_of(4));
+        let bound = 1.0 / 6f32.sqrt();
+        assert!(a_of(3).iter().all(|v| v.abs() <= bound && *v != 0.0));
         // Mismatched inner ranks are rejected.
         let bad = LoraPart::new(
             Tensor::zeros((2, 6), DType::F32, &dev).unwrap(),

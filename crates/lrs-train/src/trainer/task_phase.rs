@@ -14,8 +14,6 @@ use std::collections::BTreeMap;
 
 use candle_core::{DType, Tensor, Var};
 use lrs_nn::{LoraPart, TaskDelta};
-use rand::{Rng, SeedableRng};
-use rand_chacha::ChaCha20Rng;
 use rayon::prelude::*;
 
 use super::adamw::{AdamW, AdamWParams};
@@ -193,9 +191,8 @@ impl Trainer {
         Ok((task, loss))
     }
 
-    /// A fresh LoRA pair for `module` of `task`: `A` uniform in `±1/√in` (PEFT's
-    /// initialisation) from a ChaCha20 stream keyed by the config seed, task and module (so
-    /// runs are reproducible), `B = 0`.
+    /// A fresh LoRA pair for `module` of `task` ([`LoraPart::seeded`]: PEFT's initialisation),
+    /// its stream keyed by the config seed, task and module, so runs are reproducible.
     fn new_lora(
         &self,
         task: &str,
@@ -215,18 +212,13 @@ impl Trainer {
             .chain(module.as_bytes())
             .copied()
             .collect();
-        let h = fnv1a64(&key);
-        let mut rng = ChaCha20Rng::seed_from_u64(h);
-        let bound = 1.0 / (in_dim as f32).sqrt();
-        let a: Vec<f32> = (0..rank * in_dim)
-            .map(|_| rng.gen_range(-bound..bound))
-            .collect();
-        let device = self.model.device();
-        Ok(LoraPart::from_alpha(
-            Tensor::from_vec(a, (rank, in_dim), device)?,
-            Tensor::zeros((out_dim, rank), DType::F32, device)?,
+        Ok(LoraPart::seeded(
+            (out_dim, in_dim),
+            rank,
             alpha,
-        ))
+            fnv1a64(&key),
+            self.model.device(),
+        )?)
     }
 
     /// A new task's starting parts for this trainer's method (`w = 1`, `S = 0`, zero head),
