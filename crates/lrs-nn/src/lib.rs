@@ -26,7 +26,7 @@
 //! // One task: a core scaling and a 1%-dense sparse correction on one layer.
 //! let mut task = TaskDelta::new("alice", 4);
 //! let name = "encoder.layer.0.attention.self.query";
-//! let s = hard_threshold(&Tensor::randn(0f32, 1.0, (16, 16), &dev)?, 3)?;
+//! let s = hard_threshold(&lrs_nn::testing::seeded_tensor(&[16, 16], 0.0, 1.0, 3)?, 3)?;
 //! task.layers.insert(name.into(), LayerDelta {
 //!     w: Some(Tensor::new(&[1f32, 2.0, 0.5, 1.0], &dev)?),
 //!     sparse: SparsePart::Sparse(s),

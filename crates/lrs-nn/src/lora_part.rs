@@ -18,8 +18,8 @@
 //! let dev = Device::Cpu;
 //! let (out_dim, in_dim, rank) = (3, 4, 2);
 //! let lora = LoraPart::from_alpha(
-//!     Tensor::randn(0f32, 1.0, (rank, in_dim), &dev)?,
-//!     Tensor::randn(0f32, 1.0, (out_dim, rank), &dev)?,
+//!     lrs_nn::testing::seeded_tensor(&[rank, in_dim], 0.0, 1.0, 1)?,
+//!     lrs_nn::testing::seeded_tensor(&[out_dim, rank], 0.0, 1.0, 2)?,
 //!     4.0,
 //! );
 //! assert_eq!(lora.scale, 2.0);

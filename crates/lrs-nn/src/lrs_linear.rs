@@ -17,9 +17,9 @@
 //! use lrs_nn::{LowRank, LrsLinear};
 //! # fn main() -> candle_core::Result<()> {
 //! let dev = Device::Cpu;
-//! let w0 = Tensor::randn(0f32, 1.0, (3, 4), &dev)?;
+//! let w0 = lrs_nn::testing::seeded_tensor(&[3, 4], 0.0, 1.0, 1).map_err(candle_core::Error::wrap)?;
 //! let low_rank = LowRank::new(Tensor::zeros((3, 2), candle_core::DType::F32, &dev)?,
-//!                             Tensor::randn(0f32, 1.0, (4, 2), &dev)?, 0.5);
+//!     lrs_nn::testing::seeded_tensor(&[4, 2], 0.0, 1.0, 2).map_err(candle_core::Error::wrap)?, 0.5);
 //! let layer = LrsLinear::new("dense", w0, None, Some(low_rank));
 //! let y = layer.forward(&Tensor::ones((5, 4), candle_core::DType::F32, &dev)?)?;
 //! assert_eq!(y.dims(), &[5, 3]);
