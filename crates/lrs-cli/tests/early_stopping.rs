@@ -4,14 +4,7 @@
 mod common;
 
 use common::{config_toml, ok, train_run, write_data, write_tiny_model};
-
-fn json_lines(path: &std::path::Path) -> Vec<serde_json::Value> {
-    std::fs::read_to_string(path)
-        .expect("metrics.jsonl")
-        .lines()
-        .map(|l| serde_json::from_str(l).expect("a JSON line"))
-        .collect()
-}
+use lrs_train::run::{RoundRecord, RunDir, RunSummary};
 
 #[test]
 fn a_run_stops_after_patience_rounds_and_keeps_the_best_round() {
@@ -35,15 +28,16 @@ fn a_run_stops_after_patience_rounds_and_keeps_the_best_round() {
     let run = dir.path().join("run");
     ok(&train_run(&cfg, &run));
 
-    let metrics = json_lines(&run.join("metrics.jsonl"));
-    let loss = |r: &serde_json::Value| r["validation_loss"].as_f64().expect("validation loss");
+    let dir = RunDir::open(&run).expect("run dir");
+    let metrics = dir.read_metrics().expect("metrics.jsonl");
+    let loss = |r: &RoundRecord| r.validation_loss.expect("validation loss");
     // Round 0 still holds the annealing's 2·k entries: it cannot be the one kept.
     let best = metrics
         .iter()
-        .filter(|r| r["round"].as_u64() >= Some(1))
+        .filter(|r| r.round >= 1)
         .min_by(|a, b| loss(a).total_cmp(&loss(b)))
         .expect("a round past the annealing");
-    let best_round = best["round"].as_u64().expect("round") as usize;
+    let best_round = best.round;
     assert!(
         metrics.len() < rounds,
         "never stopped early: {:?}",
@@ -55,17 +49,16 @@ fn a_run_stops_after_patience_rounds_and_keeps_the_best_round() {
         "stops one round (patience) after the best"
     );
 
-    let summary: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(run.join("summary.json")).expect("summary.json"),
-    )
-    .expect("summary JSON");
-    assert_eq!(summary["rounds"].as_u64(), Some(best_round as u64 + 1));
+    let summary: RunSummary =
+        serde_json::from_str(&std::fs::read_to_string(dir.summary_path()).expect("summary.json"))
+            .expect("summary JSON");
+    assert_eq!(summary.rounds, best_round + 1);
     // The outputs were evaluated on the best round's parameters, not the last round's.
-    assert_eq!(summary["test_auc"], best["test_auc"]);
-    assert_eq!(summary["validation_auc"], best["validation_auc"]);
+    assert_eq!(summary.test_auc, best.test_auc);
+    assert_eq!(summary.validation_auc, best.validation_auc);
     assert_ne!(
-        metrics.last().expect("a round")["validation_auc"],
-        best["validation_auc"],
+        metrics.last().expect("a round").validation_auc,
+        best.validation_auc,
         "the last round should differ from the best one here"
     );
 }
