@@ -184,9 +184,10 @@ impl PlantedTruth {
             let mut variant = truth.clone();
             for layer in variant.layers.values_mut() {
                 if matches!(parts, TruthParts::None | TruthParts::Sparse) {
-                    layer.w = Some(layer.w.as_ref().map_or_else(
-                        || Tensor::zeros(self.tasks[0].rank, candle_core::DType::F32, &Device::Cpu),
-                        Tensor::zeros_like,
+                    layer.w = Some(Tensor::zeros(
+                        truth.rank,
+                        candle_core::DType::F32,
+                        &Device::Cpu,
                     )?);
                 }
                 if matches!(parts, TruthParts::None | TruthParts::LowRank) {

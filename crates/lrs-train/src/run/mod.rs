@@ -279,11 +279,12 @@ pub fn train(
         };
         run.append_metrics(&record)?;
         on(Event::Round(&record));
-        if config.patience > 0 && best_round(config, std::slice::from_ref(&record)).is_some() {
-            let loss = record.validation_loss.unwrap_or(f64::INFINITY);
-            if best.is_none_or(|(_, b)| loss < b) {
-                best = Some((record.round, loss));
-                trainer.save_checkpoint(&run.best_checkpoint_dir())?;
+        if config.patience > 0 {
+            if let Some((round, loss)) = best_round(config, std::slice::from_ref(&record)) {
+                if best.is_none_or(|(_, b)| loss < b) {
+                    best = Some((round, loss));
+                    trainer.save_checkpoint(&run.best_checkpoint_dir())?;
+                }
             }
         }
         let done = trainer.rounds_done();

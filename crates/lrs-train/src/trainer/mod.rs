@@ -495,20 +495,24 @@ fn new_task(
     device: &Device,
 ) -> Result<TaskDelta> {
     let mut task = TaskDelta::new(name, config.rank);
-    let std = config.task.core_init_std;
-    let mut rng = ChaCha20Rng::seed_from_u64(
-        config.seed ^ crate::stable_hash::fnv1a64(format!("core-init/{name}").as_bytes()),
-    );
-    for module in modules.keys() {
-        let w = if !config.method.trains_core() {
-            None
-        } else if std > 0.0 {
+    // The random start's stream and law, only when asked for.
+    let mut random_core = match config.task.core_init_std {
+        std if std > 0.0 => {
             let normal = rand_distr::Normal::new(1.0, std).map_err(|e| TrainError::Config {
                 field: "task.core_init_std",
                 reason: e.to_string(),
             })?;
+            let key = crate::stable_hash::fnv1a64(format!("core-init/{name}").as_bytes());
+            Some((normal, ChaCha20Rng::seed_from_u64(config.seed ^ key)))
+        }
+        _ => None,
+    };
+    for module in modules.keys() {
+        let w = if !config.method.trains_core() {
+            None
+        } else if let Some((normal, rng)) = random_core.as_mut() {
             let w: Vec<f32> = (0..config.rank)
-                .map(|_| rand_distr::Distribution::<f64>::sample(&normal, &mut rng) as f32)
+                .map(|_| rand_distr::Distribution::<f64>::sample(normal, rng) as f32)
                 .collect();
             Some(Tensor::from_vec(w, config.rank, device)?)
         } else {
