@@ -17,9 +17,12 @@
 //! use lrs_nn::{LowRank, LrsLinear};
 //! # fn main() -> candle_core::Result<()> {
 //! let dev = Device::Cpu;
-//! let w0 = lrs_nn::testing::seeded_tensor(&[3, 4], 0.0, 1.0, 1).map_err(candle_core::Error::wrap)?;
+//! let seeded = |shape: &[usize], seed| {
+//!     lrs_nn::testing::seeded_tensor(shape, 0.0, 1.0, seed).map_err(candle_core::Error::wrap)
+//! };
+//! let w0 = seeded(&[3, 4], 1)?;
 //! let low_rank = LowRank::new(Tensor::zeros((3, 2), candle_core::DType::F32, &dev)?,
-//!     lrs_nn::testing::seeded_tensor(&[4, 2], 0.0, 1.0, 2).map_err(candle_core::Error::wrap)?, 0.5);
+//!                             seeded(&[4, 2], 2)?, 0.5);
 //! let layer = LrsLinear::new("dense", w0, None, Some(low_rank));
 //! let y = layer.forward(&Tensor::ones((5, 4), candle_core::DType::F32, &dev)?)?;
 //! assert_eq!(y.dims(), &[5, 3]);

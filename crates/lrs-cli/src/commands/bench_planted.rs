@@ -2,8 +2,9 @@
 //! computes with `W0 + U*·diag(w*_i)·V*ᵀ + S*_i` labels random texts
 //! ([`lrs_train::planted`]); students of every method start from the same `W0`, get their
 //! learning rates chosen on validation rows carved from each task's training rows (seed 0,
-//! the same grid for every method) and are scored on test rows, for several `m` and seeds. Prints mean ± sd test AUC, the smallest `m` reaching `--target-auc`, and the
-//! sparse support's precision/recall against the planted one.
+//! the same grid for every method) and are scored on test rows, for several `m` and seeds.
+//! Prints mean ± sd test AUC, the smallest `m` reaching `--target-auc`, and the sparse
+//! support's precision/recall against the planted one.
 
 use std::path::PathBuf;
 use std::time::Instant;
@@ -113,7 +114,7 @@ pub fn run(mut a: BenchPlantedArgs) -> anyhow::Result<()> {
         intermediate_size: 2 * a.hidden,
         ..tiny_config()
     };
-    let m_max = *a.shots.iter().max().unwrap_or(&1);
+    let m_max = a.shots.last().copied().unwrap_or(1); // sorted above
 
     // results[method][shot] = outcomes over seeds.
     let mut results: Vec<Vec<Vec<Outcome>>> = methods

@@ -1,9 +1,10 @@
 //! [`Shard`]: one of `N` disjoint parts of the task ids, for running personalization as `N`
 //! independent workers (`lrs personalize --shard I/N`: Kubernetes indexed Jobs, Slurm arrays).
 //!
-//! A task belongs to shard `fnv1a64(id) mod N` ([`fnv1a64`]): a fixed hash of the id's bytes, the same on
-//! every machine, process and release (not std's randomly seeded hasher), so the `N` workers
-//! agree on the split without talking to each other, and each task is fitted exactly once.
+//! A task belongs to shard `fnv1a64(id) mod N` ([`fnv1a64`]): a fixed hash of the id's bytes,
+//! the same on every machine, process and release (not std's randomly seeded hasher), so the
+//! `N` workers agree on the split without talking to each other, and each task is fitted
+//! exactly once.
 //!
 //! ```
 //! use lrs_train::run::Shard;
