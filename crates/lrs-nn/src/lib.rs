@@ -53,6 +53,7 @@ pub mod layer_delta;
 pub mod layer_norm;
 pub mod lora_part;
 pub mod lrs_linear;
+mod matmul;
 mod multi_task_sparse;
 mod sparse_apply;
 pub mod sparse_delta;

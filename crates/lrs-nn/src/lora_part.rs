@@ -33,7 +33,7 @@
 
 use candle_core::{DType, Device, Tensor, Var};
 
-use crate::lrs_linear::matmul_last;
+use crate::matmul::matmul_last;
 use crate::{NnError, Result};
 
 /// One task's LoRA term for one layer: `s_l · (x Aᵀ) Bᵀ`, i.e. a dense weight update

@@ -29,13 +29,14 @@
 //! # Ok(()) }
 //! ```
 
-use candle_core::{CpuStorage, Module, Storage, Tensor, D};
+use candle_core::{CpuStorage, Module, Storage, Tensor};
 use candle_nn::{Init, VarBuilder};
 
 use crate::fused::adapted_linear::AdaptedLinear;
 use crate::fused::frozen_linear::FrozenLinear;
 use crate::layer_delta::{LayerDelta, SparsePart};
 use crate::lora_part::LoraPart;
+use crate::matmul::matmul_last;
 use crate::multi_task_sparse::{self, MultiTaskSparse};
 use crate::sparse_apply::contiguous;
 use crate::sparse_delta::SparseDelta;
@@ -459,19 +460,6 @@ fn per_row_product(x: &Tensor, d: &Tensor) -> candle_core::Result<Tensor> {
         .reshape((batch, tokens, in_dim))?
         .matmul(&d.transpose(1, 2)?)?
         .reshape(out)
-}
-
-/// `x [.., k] · m [k, n]` → `[.., n]`, as one 2-D matmul over the flattened leading dims.
-pub(crate) fn matmul_last(x: &Tensor, m: &Tensor) -> candle_core::Result<Tensor> {
-    let dims = x.dims();
-    let k = x.dim(D::Minus1)?;
-    let lead: usize = dims[..dims.len() - 1].iter().product();
-    let mut out = dims.to_vec();
-    let n = m.dim(1)?;
-    if let Some(last) = out.last_mut() {
-        *last = n;
-    }
-    x.contiguous()?.reshape((lead, k))?.matmul(m)?.reshape(out)
 }
 
 impl Module for LrsLinear {

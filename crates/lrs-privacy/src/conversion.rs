@@ -17,7 +17,7 @@
 //! `∞/∞ = NaN`; here the limit is taken (`ε = RDP(∞)`, i.e. pure DP).
 
 use crate::error::{check_delta, check_epsilon, PrivacyError, Result};
-use crate::rdp::check_order;
+use crate::orders::check_order;
 use serde::{Deserialize, Serialize};
 
 /// Which RDP → (ε, δ) conversion to use.

@@ -5,8 +5,20 @@
 //! libraries they come from.
 
 use crate::error::{PrivacyError, Result};
-use crate::rdp::check_order;
 use serde::{Deserialize, Serialize};
+
+/// Largest finite order accepted. The integer expansion has `α + 1` terms; standard grids
+/// stop at 512 (TF Privacy) or 1024 (dp_accounting), so this only rules out runaway input.
+pub const MAX_FINITE_ORDER: f64 = 1e5;
+
+/// Checks `order ∈ (1, MAX_FINITE_ORDER]` or `order = +∞`.
+pub(crate) fn check_order(order: f64) -> Result<()> {
+    if order == f64::INFINITY || (order > 1.0 && order <= MAX_FINITE_ORDER) {
+        Ok(())
+    } else {
+        Err(PrivacyError::InvalidOrder { order })
+    }
+}
 
 /// A validated, non-empty list of Rényi orders, each `> 1` (or `+∞`).
 ///
@@ -47,7 +59,7 @@ impl Orders {
     }
 
     /// A custom grid. Every order must be in `(1, MAX_FINITE_ORDER]` or `+∞`
-    /// ([`crate::rdp::MAX_FINITE_ORDER`]); the list must be non-empty.
+    /// ([`MAX_FINITE_ORDER`]); the list must be non-empty.
     pub fn custom(orders: Vec<f64>) -> Result<Self> {
         if orders.is_empty() {
             return Err(PrivacyError::EmptyOrders);

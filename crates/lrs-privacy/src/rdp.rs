@@ -18,16 +18,14 @@
 //! `+∞`. RDP composes additively: `T` steps give `T·RDP`, and different mechanisms add their
 //! curves order by order.
 
-use crate::error::{check_q, check_sigma, check_steps, PrivacyError, Result};
-use crate::orders::Orders;
+use crate::error::{check_q, check_sigma, check_steps, Result};
+/// Re-exported from [`crate::orders`], where the accepted orders are defined.
+pub use crate::orders::MAX_FINITE_ORDER;
+use crate::orders::{check_order, Orders};
 use crate::special::{log_add, log_comb, log_erfc};
 
 /// Most terms of the fractional-order series before the order is given up as `+∞`.
 const MAX_TERMS_FRAC: usize = 1000;
-
-/// Largest finite order accepted. The integer expansion has `α + 1` terms; standard grids
-/// stop at 512 (TF Privacy) or 1024 (dp_accounting), so this only rules out runaway input.
-pub const MAX_FINITE_ORDER: f64 = 1e5;
 
 /// `(k² − k)/(2σ²)`, defined as 0 for `k ∈ {0, 1}` even when `2σ²` underflows to 0.
 fn quad_term(k: f64, two_s2: f64) -> f64 {
@@ -58,15 +56,6 @@ pub fn rdp_subsampled_gaussian(q: f64, sigma: f64, order: f64) -> Result<f64> {
         log_a_frac(q, sigma, order)
     };
     Ok(log_a / (order - 1.0))
-}
-
-/// Checks `order ∈ (1, MAX_FINITE_ORDER]` or `order = +∞`.
-pub(crate) fn check_order(order: f64) -> Result<()> {
-    if order == f64::INFINITY || (order > 1.0 && order <= MAX_FINITE_ORDER) {
-        Ok(())
-    } else {
-        Err(PrivacyError::InvalidOrder { order })
-    }
 }
 
 /// RDP curve of `steps` identical steps at every order of `orders` (`steps · RDP(α)`).
@@ -181,6 +170,7 @@ fn log_sub(a: f64, b: f64) -> Option<f64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::error::PrivacyError;
 
     /// dp_accounting `rdp_privacy_accountant_test`: σ = 2.5, q = 0.01, 50 steps.
     #[test]
