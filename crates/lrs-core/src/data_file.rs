@@ -8,7 +8,6 @@
 //! the tensor at fault; writers are atomic (temp file, fsync, rename).
 
 use std::collections::HashMap;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use safetensors::{tensor::TensorView, Dtype, SafeTensors};
@@ -306,36 +305,8 @@ fn write_f64_tensors(
         path: path.into(),
         reason: e.to_string(),
     })?;
-    atomic_write(path, &out)
-}
-
-/// Writes `bytes` to `path` atomically: a temporary file in the same directory, fsync, rename.
-pub fn atomic_write(path: &Path, bytes: &[u8]) -> Result<()> {
-    let io = |source| CoreError::Io {
-        path: path.into(),
-        source,
-    };
-    let dir = path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let tmp = dir.join(format!(".{name}.tmp.{}", std::process::id()));
-    let result = (|| {
-        let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-        std::fs::rename(&tmp, path)?;
-        if let Ok(d) = std::fs::File::open(dir) {
-            let _ = d.sync_all();
-        }
-        Ok(())
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    result.map_err(io)
+    crate::atomic::write_atomic(path, &out).map_err(|e| CoreError::Io {
+        path: e.path,
+        source: e.source,
+    })
 }

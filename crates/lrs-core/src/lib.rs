@@ -15,6 +15,7 @@
 //! ```
 
 pub mod amht_lrs;
+pub mod atomic;
 pub mod baselines;
 pub mod data_file;
 pub mod error;
