@@ -1,5 +1,7 @@
 //! Which task each row of a batch belongs to, grouped once per forward pass.
 
+use std::collections::HashMap;
+
 use candle_core::{Device, Tensor};
 
 use crate::files::task_delta::TaskDelta;
@@ -72,20 +74,21 @@ impl<'a> TaskBatch<'a> {
         Self::new(vec![task], &vec![0; batch], device)
     }
 
-    /// One task per row; rows sharing a task (same reference) are grouped together.
+    /// One task per row; rows sharing a task (the same reference, not merely equal contents)
+    /// are grouped together, tasks in order of first appearance. The one place rows are
+    /// grouped by task, for the server's mixed batches as for tests.
     pub fn per_row(rows: &[&'a TaskDelta], device: &Device) -> Result<Self> {
+        let mut slot_of: HashMap<*const TaskDelta, usize> = HashMap::new();
         let mut tasks: Vec<&'a TaskDelta> = Vec::new();
-        let mut row_task = Vec::with_capacity(rows.len());
-        for &r in rows {
-            let t = match tasks.iter().position(|&t| std::ptr::eq(t, r)) {
-                Some(t) => t,
-                None => {
+        let row_task: Vec<usize> = rows
+            .iter()
+            .map(|&r| {
+                *slot_of.entry(std::ptr::from_ref(r)).or_insert_with(|| {
                     tasks.push(r);
                     tasks.len() - 1
-                }
-            };
-            row_task.push(t);
-        }
+                })
+            })
+            .collect();
         Self::new(tasks, &row_task, device)
     }
 

@@ -6,7 +6,6 @@
 //! task file, absent heads count as zero), score `σ(z)`. A row without a task runs the shared
 //! model with the empty delta (`w = 1`, no sparse part, no task head).
 
-use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Instant;
@@ -14,9 +13,7 @@ use std::time::Instant;
 use candle_core::{DType, Device, Tensor};
 use lrs_nn::bert::binary_head::{binary_logits, HEAD_BIAS, HEAD_WEIGHT};
 use lrs_nn::bert::model::pool;
-use lrs_nn::{
-    BertCheckpoint, BertInput, BertModel, LrsOptions, Pooling, SharedFactor, TaskBatch, TaskDelta,
-};
+use lrs_nn::{BertCheckpoint, BertInput, BertModel, Pooling, SharedFactor, TaskBatch, TaskDelta};
 
 use crate::config::ServeConfig;
 use crate::error::{Result, ServeError};
@@ -42,30 +39,6 @@ pub struct BatchOutput {
     pub logits: Vec<f32>,
     /// Mean-pooled embedding per row (when asked for).
     pub embeddings: Option<Vec<Vec<f32>>>,
-}
-
-/// Reads the rank, scale and target modules a shared file was trained with, so the base model
-/// can be built to match it before the file is loaded (and validated) for real.
-pub fn lrs_options_of(shared: &Path) -> Result<LrsOptions> {
-    let summary = lrs_nn::files::summary::summarize(shared).map_err(lrs_nn::NnError::from)?;
-    let meta = |key: &str| {
-        summary
-            .metadata
-            .get(key)
-            .ok_or_else(|| ServeError::Config(format!("{}: no {key:?} metadata", shared.display())))
-    };
-    let bad =
-        |key: &str, e: String| ServeError::Config(format!("{}: {key}: {e}", shared.display()));
-    Ok(LrsOptions {
-        rank: meta("rank")?
-            .parse()
-            .map_err(|e| bad("rank", format!("{e}")))?,
-        scale: meta("scale")?
-            .parse()
-            .map_err(|e| bad("scale", format!("{e}")))?,
-        target_modules: serde_json::from_str(meta("target_modules")?)
-            .map_err(|e| bad("target_modules", e.to_string()))?,
-    })
 }
 
 /// The shared file as a local path: the file itself, or a temporary copy of an object.
@@ -135,7 +108,7 @@ impl Engine {
         let shared_file = SharedFile::fetch(&Location::of_path(&cfg.shared)?, &store_options)?;
         let tasks = crate::store::open(&Location::of_path(&cfg.tasks_dir)?, &store_options)?;
         let ckpt = BertCheckpoint::resolve(&cfg.model)?;
-        let opts = lrs_options_of(shared_file.path())?;
+        let opts = SharedFactor::options_of(shared_file.path()).map_err(lrs_nn::NnError::from)?;
         let model = BertModel::load(&ckpt, Some(&opts), &Device::Cpu, DType::F32)?;
         let tokenizer = cfg.tokenizer.clone().or(ckpt.tokenizer);
         let text = tokenizer
@@ -292,49 +265,15 @@ impl Engine {
                 embeddings: embeddings.then(Vec::new),
             });
         }
-        // Distinct tasks by identity: two rows share a slot only if they hold the same load.
-        let mut slot_of: HashMap<*const LoadedTask, usize> = HashMap::new();
-        let mut tasks: Vec<&TaskDelta> = Vec::new();
-        let mut base_slot = None;
-        let mut row_task = Vec::with_capacity(rows.len());
-        for r in rows {
-            let slot = match r.task {
-                Some(t) => *slot_of.entry(t as *const LoadedTask).or_insert_with(|| {
-                    tasks.push(&t.delta);
-                    tasks.len() - 1
-                }),
-                None => *base_slot.get_or_insert_with(|| {
-                    tasks.push(&self.base_task);
-                    tasks.len() - 1
-                }),
-            };
-            row_task.push(slot);
-        }
-        let seq = rows
+        // Rows share a task slot only if they hold the same load (grouped by identity).
+        let deltas: Vec<&TaskDelta> = rows
             .iter()
-            .map(|r| r.tokens.len())
-            .max()
-            .unwrap_or(1)
-            .max(1);
-        let (mut ids, mut mask) = (
-            Vec::with_capacity(rows.len() * seq),
-            Vec::with_capacity(rows.len() * seq),
-        );
-        for r in rows {
-            ids.extend_from_slice(r.tokens);
-            mask.extend(std::iter::repeat_n(1u32, r.tokens.len()));
-            ids.extend(std::iter::repeat_n(self.pad_id, seq - r.tokens.len()));
-            mask.extend(std::iter::repeat_n(0u32, seq - r.tokens.len()));
-        }
-        let shape = (rows.len(), seq);
-        let input_ids = Tensor::from_vec(ids, shape, dev)?;
-        let input = BertInput {
-            token_type_ids: input_ids.zeros_like()?,
-            attention_mask: Tensor::from_vec(mask, shape, dev)?,
-            input_ids,
-        };
-        let n_tasks = tasks.len();
-        let batch = TaskBatch::new(tasks, &row_task, dev)?.for_inference();
+            .map(|r| r.task.map_or(&self.base_task, |t| &t.delta))
+            .collect();
+        let batch = TaskBatch::per_row(&deltas, dev)?.for_inference();
+        let n_tasks = batch.tasks().len();
+        let tokens: Vec<&[u32]> = rows.iter().map(|r| r.tokens).collect();
+        let input = BertInput::padded(&tokens, self.pad_id, dev)?;
         let hidden = self.model.forward_t(&input, Some(&batch), false)?;
         let pooled = pool(&hidden, &input.attention_mask, Pooling::Mean)?;
         let head = self.head.as_ref().map(|(w, b)| (w, b));

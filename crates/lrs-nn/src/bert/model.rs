@@ -40,6 +40,46 @@ impl BertInput {
             input_ids,
         })
     }
+
+    /// Rows of token ids as one batch: each row padded with `pad_id` to the longest row (at
+    /// least one column), the mask of [`padding_mask`], all-zero token types. Padding never
+    /// changes a row's result; every batch of the trainer and the server is built here.
+    pub fn padded(rows: &[&[u32]], pad_id: u32, device: &Device) -> candle_core::Result<Self> {
+        let seq = padded_len(rows.iter().map(|r| r.len()));
+        let mut ids = Vec::with_capacity(rows.len() * seq);
+        for r in rows {
+            ids.extend_from_slice(r);
+            ids.extend(std::iter::repeat_n(pad_id, seq - r.len()));
+        }
+        let input_ids = Tensor::from_vec(ids, (rows.len(), seq), device)?;
+        Ok(Self {
+            attention_mask: padding_mask(rows.iter().map(|r| r.len()), device)?,
+            token_type_ids: input_ids.zeros_like()?,
+            input_ids,
+        })
+    }
+}
+
+/// The `[rows, seq]` u32 attention mask of rows of these lengths padded to the longest (at
+/// least one column): 1 for each row's tokens, 0 for its padding.
+pub fn padding_mask(
+    lens: impl Iterator<Item = usize> + Clone,
+    device: &Device,
+) -> candle_core::Result<Tensor> {
+    let seq = padded_len(lens.clone());
+    let mut mask = Vec::new();
+    let mut rows = 0;
+    for len in lens {
+        mask.extend(std::iter::repeat_n(1u32, len));
+        mask.extend(std::iter::repeat_n(0u32, seq - len));
+        rows += 1;
+    }
+    Tensor::from_vec(mask, (rows, seq), device)
+}
+
+/// The padded length of rows of these lengths: the longest, and at least 1.
+fn padded_len(lens: impl Iterator<Item = usize>) -> usize {
+    lens.max().unwrap_or(0).max(1)
 }
 
 /// How to reduce `[batch, seq, h]` hidden states to one vector per row.

@@ -165,33 +165,21 @@ pub fn targets(rows: &[&Row], device: &Device) -> Result<Tensor> {
     Ok(Tensor::from_vec(y, rows.len(), device)?)
 }
 
-/// A padded batch and its `[batch]` f32 targets (1 positive, 0 negative).
+/// The id padded positions of the trainer's batches get. They are masked out, so any id gives
+/// the same result; 0 is `[PAD]` in BERT vocabularies.
+pub const PAD_ID: u32 = 0;
+
+/// A padded batch ([`BertInput::padded`]) and its `[batch]` f32 targets (1 positive,
+/// 0 negative).
 pub fn batch<'a>(
     rows: impl IntoIterator<Item = &'a Row>,
     device: &Device,
 ) -> Result<(BertInput, Tensor)> {
     let rows: Vec<&Row> = rows.into_iter().collect();
-    let seq = rows.iter().map(|r| r.ids.len()).max().unwrap_or(0);
-    let (mut ids, mut mask) = (Vec::new(), Vec::new());
-    for r in &rows {
-        ids.extend_from_slice(&r.ids);
-        ids.extend(std::iter::repeat_n(0u32, seq - r.ids.len()));
-        mask.extend(std::iter::repeat_n(1u32, r.ids.len()));
-        mask.extend(std::iter::repeat_n(0u32, seq - r.ids.len()));
-    }
-    let b = rows.len();
-    let input_ids = Tensor::from_vec(ids, (b, seq), device)?;
-    let targets: Vec<f32> = rows
-        .iter()
-        .map(|r| f32::from(u8::from(r.positive)))
-        .collect();
+    let ids: Vec<&[u32]> = rows.iter().map(|r| r.ids.as_slice()).collect();
     Ok((
-        BertInput {
-            token_type_ids: input_ids.zeros_like()?,
-            attention_mask: Tensor::from_vec(mask, (b, seq), device)?,
-            input_ids,
-        },
-        Tensor::from_vec(targets, b, device)?,
+        BertInput::padded(&ids, PAD_ID, device)?,
+        targets(&rows, device)?,
     ))
 }
 

@@ -12,7 +12,8 @@
 
 use std::collections::HashMap;
 
-use candle_core::{Device, Tensor};
+use candle_core::Tensor;
+use lrs_nn::bert::model::padding_mask;
 use lrs_nn::bert::prefix::{PrefixState, ResumePoint};
 use lrs_nn::BertModel;
 
@@ -136,19 +137,9 @@ impl PrefixCache {
             })
             .collect::<Result<Vec<_>>>()?;
         let stacked = PrefixState::stack_padded(&states)?;
-        Ok((stacked, mask(rows, model.device())?))
+        let mask = padding_mask(rows.iter().map(|r| r.ids.len()), model.device())?;
+        Ok((stacked, mask))
     }
-}
-
-/// `[batch, seq]` u32 mask: 1 for each row's tokens, 0 for padding up to the longest row.
-pub fn mask(rows: &[&Row], device: &Device) -> Result<Tensor> {
-    let seq = rows.iter().map(|r| r.ids.len()).max().unwrap_or(0);
-    let mut m = Vec::with_capacity(rows.len() * seq);
-    for r in rows {
-        m.extend(std::iter::repeat_n(1u32, r.ids.len()));
-        m.extend(std::iter::repeat_n(0u32, seq - r.ids.len()));
-    }
-    Ok(Tensor::from_vec(m, (rows.len(), seq), device)?)
 }
 
 /// One prefix pass over `rows` up to `at` (padded by [`batch`]), split back into per-row states
