@@ -14,8 +14,7 @@ mod common;
 use std::sync::Arc;
 
 use candle_core::{DType, Device};
-use lrs_nn::{BertCheckpoint, BertModel};
-use lrs_serve::engine::lrs_options_of;
+use lrs_nn::{BertCheckpoint, BertModel, SharedFactor};
 use lrs_serve::{Engine, Metrics, Row, TaskId, TextEncoder};
 
 fn main() -> anyhow::Result<()> {
@@ -23,7 +22,7 @@ fn main() -> anyhow::Result<()> {
     let (model_dir, run) = common::trained_run(tmp.path(), 3)?;
 
     let ckpt = BertCheckpoint::from_dir(&model_dir)?;
-    let opts = lrs_options_of(&run.shared_path())?;
+    let opts = SharedFactor::options_of(&run.shared_path())?;
     let model = BertModel::load(&ckpt, Some(&opts), &Device::Cpu, DType::F32)?;
     let text = TextEncoder::from_file(&model_dir.join("tokenizer.json"), 16)?;
     let engine = Engine::new(

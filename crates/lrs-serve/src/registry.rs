@@ -33,7 +33,6 @@ use crate::load_slots::LoadSlots;
 use crate::lru::ByteLru;
 use crate::metrics::{inc, Metrics};
 use crate::store::{LocalDir, TaskStore, Version};
-use crate::task_bytes::task_bytes;
 use crate::task_id::TaskId;
 
 /// A validated task, ready for the forward pass.
@@ -43,7 +42,7 @@ pub struct LoadedTask {
     pub id: TaskId,
     /// Its parameters, on the model's device and in its dtype.
     pub delta: TaskDelta,
-    /// Bytes counted against the cache budget ([`task_bytes`]).
+    /// Bytes counted against the cache budget ([`TaskDelta::resident_bytes`]).
     pub bytes: u64,
     /// Lowercase hex sha256 of the task file bytes this was validated from: which version
     /// of the task computes with it.
@@ -325,7 +324,7 @@ impl TaskRegistry {
         }
         let delta = self.validate(id, &path, bytes)?;
         let budget = self.cache().budget();
-        let size = task_bytes(&delta);
+        let size = delta.resident_bytes();
         if size > budget {
             return Err(ServeError::TaskTooLarge {
                 task: id.to_string(),
@@ -430,7 +429,7 @@ impl TaskRegistry {
         source: Source,
         admission: Admission,
     ) -> Result<Arc<LoadedTask>> {
-        let bytes = task_bytes(&delta);
+        let bytes = delta.resident_bytes();
         let task = Arc::new(LoadedTask {
             id: id.clone(),
             delta,

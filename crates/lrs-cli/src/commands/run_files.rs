@@ -85,7 +85,7 @@ impl Run {
     pub fn model(&self) -> anyhow::Result<RunModel> {
         let (ckpt, _) = resolve_model(&self.config).map_err(|e| anyhow!("{e}"))?;
         let shared_path = self.dir.shared_path();
-        let opts = lrs_serve::engine::lrs_options_of(&shared_path).map_err(|e| anyhow!("{e}"))?;
+        let opts = lrs_nn::SharedFactor::options_of(&shared_path)?;
         let model = BertModel::load(
             &ckpt,
             Some(&opts),

@@ -7,6 +7,7 @@ use std::path::Path;
 use candle_core::{DType, Device, Tensor};
 
 use super::{atomic::write_atomic, read_bytes, serialize, sha256_hex, LoadCheck, Parsed};
+use crate::bert::LrsOptions;
 use crate::error::FileError;
 use crate::lrs_linear::LowRank;
 
@@ -73,6 +74,20 @@ impl SharedFactor {
         Ok(sha)
     }
 
+    /// The adapter options (rank, scale, target modules) a shared file was trained with, read
+    /// from its metadata alone, so the base model can be built to match the file before it is
+    /// loaded and validated for real ([`Self::load`]).
+    pub fn options_of(path: &Path) -> Result<LrsOptions, FileError> {
+        let bytes = read_bytes(path)?;
+        let p = Parsed::new(path, &bytes)?;
+        p.check_format(SHARED_FORMAT)?;
+        Ok(LrsOptions {
+            rank: p.meta_parse("rank")?,
+            scale: p.meta_parse("scale")?,
+            target_modules: target_modules(&p)?,
+        })
+    }
+
     /// Reads and validates a shared file: format/version, `base_sha256` against
     /// `check.base_sha256`, rank (if `check.rank`), every `lrs_u`/`lrs_v` pair present for
     /// exactly known modules with consistent shapes. Tensors land on `device` in `dtype`.
@@ -99,8 +114,7 @@ impl SharedFactor {
         p.check_hash("base_sha256", &check.base_sha256)?;
         let rank = p.rank_matching(check.rank)?;
         let scale: f64 = p.meta_parse("scale")?;
-        let target_modules: Vec<String> = serde_json::from_str(p.meta("target_modules")?)
-            .map_err(|e| p.bad_meta("target_modules", &e.to_string()))?;
+        let target_modules = target_modules(&p)?;
         let dp = match p.meta.get("dp") {
             None => None,
             Some(s) => Some(serde_json::from_str(s).map_err(|e| p.bad_meta("dp", &e.to_string()))?),
@@ -175,6 +189,12 @@ impl SharedFactor {
             sha256: Some(sha256_hex(bytes)),
         })
     }
+}
+
+/// The `target_modules` metadata: a JSON list of module-name patterns.
+fn target_modules(p: &Parsed) -> Result<Vec<String>, FileError> {
+    serde_json::from_str(p.meta("target_modules")?)
+        .map_err(|e| p.bad_meta("target_modules", &e.to_string()))
 }
 
 #[cfg(test)]

@@ -94,6 +94,40 @@ impl TaskDelta {
         self.lora.values().map(LoraPart::num_params).sum()
     }
 
+    /// Trainable parameters of the personal part: every layer's `w` and sparse non-zeros,
+    /// the per-task LoRA parameters and the per-task head.
+    pub fn params(&self) -> usize {
+        let layers: usize = self
+            .layers
+            .values()
+            .map(|l| l.w.as_ref().map_or(0, Tensor::elem_count) + l.nnz())
+            .sum();
+        layers + self.lora_params() + self.head.values().map(Tensor::elem_count).sum::<usize>()
+    }
+
+    /// Bytes the loaded delta's tensors hold in memory (what a serving cache's budget
+    /// counts): per layer `w` and the sparse part as [`SparseDelta`] holds it (value and
+    /// 4-byte flat index per non-zero, plus `out + 1` row offsets), the LoRA pairs and the
+    /// head. Allocator and map overheads (a few hundred bytes per layer) are not counted.
+    pub fn resident_bytes(&self) -> u64 {
+        let tensor = |t: &Tensor| (t.elem_count() * t.dtype().size_in_bytes()) as u64;
+        let mut bytes = 0u64;
+        for layer in self.layers.values() {
+            if let Some(w) = &layer.w {
+                bytes += tensor(w);
+            }
+            match &layer.sparse {
+                SparsePart::None => {}
+                SparsePart::Sparse(s) => bytes += s.resident_bytes(),
+                SparsePart::Dense(d) | SparsePart::RowScratch(d) => bytes += tensor(d),
+            }
+        }
+        for lora in self.lora.values() {
+            bytes += tensor(&lora.a) + tensor(&lora.b);
+        }
+        bytes + self.head.values().map(tensor).sum::<u64>()
+    }
+
     /// `H_k` on every dense scratch: keep `k(module)` largest magnitudes per layer.
     pub fn harden(&mut self, k: impl Fn(&str) -> usize) -> crate::Result<()> {
         for (module, layer) in self.layers.iter_mut() {
@@ -583,5 +617,26 @@ mod tests {
             }
             other => panic!("expected a shape error on head.weight, got {other:?}"),
         }
+    }
+
+    #[test]
+    fn resident_bytes_and_params_count_w_sparse_and_head() -> crate::Result<()> {
+        let dev = Device::Cpu;
+        let mut t = TaskDelta::new("a", 4);
+        let s = SparseDelta::new(8, 8, vec![1, 5, 9], Tensor::new(&[1f32, 2.0, 3.0], &dev)?)?;
+        let layer = LayerDelta {
+            w: Some(Tensor::ones(4, DType::F32, &dev)?),
+            sparse: SparsePart::Sparse(s),
+        };
+        t.layers.insert("m".into(), layer);
+        t.head.insert(
+            "head.weight".into(),
+            Tensor::zeros((1, 8), DType::F32, &dev)?,
+        );
+        // w: 4 f32; sparse: 3 values + 3 indices + 9 row offsets (u32); head: 8 f32.
+        assert_eq!(t.resident_bytes(), 16 + 3 * (4 + 4) + 9 * 4 + 32);
+        // w: 4, sparse: 3 non-zeros, head: 8.
+        assert_eq!(t.params(), 4 + 3 + 8);
+        Ok(())
     }
 }

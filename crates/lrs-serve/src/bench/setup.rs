@@ -6,14 +6,13 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use candle_core::{DType, Device};
-use lrs_nn::{BertCheckpoint, BertModel, LrsOptions};
+use lrs_nn::{BertCheckpoint, BertModel, LrsOptions, SharedFactor};
 
-use crate::engine::{lrs_options_of, Engine};
+use crate::engine::Engine;
 use crate::error::{Result, ServeError};
 use crate::metrics::Metrics;
 use crate::store::{LocalDir, Location, StoreOptions, TaskStore};
 use crate::synth::{random_task, write_shared, write_tasks, TaskSpec};
-use crate::task_bytes::task_bytes;
 use crate::task_id::TaskId;
 use crate::text::TextEncoder;
 
@@ -64,7 +63,7 @@ pub struct Setup {
     pub shared_path: PathBuf,
     /// The checkpoint's tokenizer, if any.
     pub tokenizer: Option<PathBuf>,
-    /// Resident bytes of one loaded task ([`task_bytes`]; all tasks of a spec have the same
+    /// Resident bytes of one loaded task ([`lrs_nn::TaskDelta::resident_bytes`]; all tasks of a spec have the same
     /// shapes and non-zero counts).
     pub task_resident_bytes: u64,
     /// The engine's cache budget.
@@ -84,7 +83,7 @@ pub fn setup(spec: &SetupSpec) -> Result<Setup> {
     })?;
     let ckpt = BertCheckpoint::resolve(&spec.model)?;
     let opts = match &spec.shared {
-        Some(p) => lrs_options_of(p)?,
+        Some(p) => SharedFactor::options_of(p).map_err(lrs_nn::NnError::from)?,
         None => {
             let mut opts = LrsOptions::bert_default(spec.rank);
             if let Some(t) = &spec.target_modules {
@@ -112,7 +111,7 @@ pub fn setup(spec: &SetupSpec) -> Result<Setup> {
         &spec.task_spec,
         spec.seed + 1,
     )?;
-    let task_resident_bytes = task_bytes(&random_task(&model, "probe", &spec.task_spec, 0)?);
+    let task_resident_bytes = random_task(&model, "probe", &spec.task_spec, 0)?.resident_bytes();
     let cache_bytes = match spec.cache_fraction {
         Some(f) => (f * (task_resident_bytes * spec.tasks as u64) as f64) as u64,
         None => spec.cache_bytes,

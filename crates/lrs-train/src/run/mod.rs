@@ -169,16 +169,6 @@ fn mean_accuracy(e: &Evaluation) -> f64 {
     e.tasks.iter().map(|t| t.accuracy).sum::<f64>() / e.tasks.len() as f64
 }
 
-/// Trainable parameters of a task's personal part.
-pub fn task_params(task: &TaskDelta) -> usize {
-    let layers: usize = task
-        .layers
-        .values()
-        .map(|l| l.w.as_ref().map_or(0, |w| w.elem_count()) + l.nnz())
-        .sum();
-    layers + task.lora_params() + task.head.values().map(|t| t.elem_count()).sum::<usize>()
-}
-
 /// How [`train`] runs.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct TrainOptions {
@@ -342,7 +332,7 @@ fn write_outputs(
         let path = run.task_path(&task.task_id)?;
         task.save(&path, &provenance, DType::F16)?;
         bytes += std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
-        params += task_params(task);
+        params += task.params();
     }
     let test_eval = trainer.evaluate(data, Part::Test)?;
     write_eval(run, &test_eval)?;
