@@ -154,6 +154,76 @@ impl Default for PrivateConfig {
     }
 }
 
+/// Default number of private rounds `L`.
+pub const DEFAULT_ROUNDS: usize = 40;
+/// Default Poisson sampling rate of users per round.
+pub const DEFAULT_SAMPLE_RATE: f64 = 1.0;
+/// Default clip norm per sample: `C = DEFAULT_CLIP_PER_SAMPLE · m` (the contribution
+/// `G_i = X_iᵀ r_i w_iᵀ` is a sum over the user's `m` samples).
+pub const DEFAULT_CLIP_PER_SAMPLE: f64 = 1.0;
+
+/// The mechanism's settings that do not depend on the instance or the privacy target: what
+/// `lrs linear fit --dp-…` and the privacy sweep share. [`Self::config`] completes them.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MechanismSettings {
+    /// Frobenius clip norm `C` (`None`: [`DEFAULT_CLIP_PER_SAMPLE`] · m).
+    pub clip: Option<f64>,
+    /// Number of released rounds `L`.
+    pub rounds: usize,
+    /// Poisson sampling rate `q ∈ (0, 1]` of users per round.
+    pub sample_rate: f64,
+    /// Server step size η (`None`: [`default_step_size`]).
+    pub step_size: Option<f64>,
+    /// Rounds at the full step before the averaging phase (`None`: `⌈L/2⌉`).
+    pub warm_rounds: Option<usize>,
+    /// Accountant for calibration and reporting.
+    pub accountant: Accountant,
+}
+
+impl Default for MechanismSettings {
+    fn default() -> Self {
+        Self {
+            clip: None,
+            rounds: DEFAULT_ROUNDS,
+            sample_rate: DEFAULT_SAMPLE_RATE,
+            step_size: None,
+            warm_rounds: None,
+            accountant: Accountant::Rdp,
+        }
+    }
+}
+
+impl MechanismSettings {
+    /// The private configuration for `base` on users with `samples` samples each. Its init
+    /// is forced to random: the method of moments would read every user's data unprotected.
+    pub fn config(
+        &self,
+        base: AmhtConfig,
+        samples: usize,
+        noise: NoiseSpec,
+        delta: f64,
+        rng: NoiseRng,
+    ) -> PrivateConfig {
+        PrivateConfig {
+            base: AmhtConfig {
+                init: Init::Random,
+                ..base
+            },
+            rounds: self.rounds,
+            sample_rate: self.sample_rate,
+            clip: self
+                .clip
+                .unwrap_or(DEFAULT_CLIP_PER_SAMPLE * samples as f64),
+            noise,
+            delta,
+            step_size: self.step_size,
+            warm_rounds: self.warm_rounds,
+            accountant: self.accountant,
+            rng,
+        }
+    }
+}
+
 /// The default server step `η = 1/m`: the Newton step for isotropic features and
 /// unit-scale `w_i` (see the module docs).
 pub fn default_step_size(samples: usize) -> f64 {

@@ -7,7 +7,7 @@ use clap::{Args, Subcommand};
 use lrs_core::{fit, Method, SyntheticSpec};
 use serde_json::json;
 
-use crate::commands::linear::SolverArgs;
+use crate::commands::linear::solver_args::SolverArgs;
 
 /// Benchmarks.
 #[derive(Debug, Subcommand)]

@@ -4,7 +4,7 @@
 use clap::Args;
 use lrs_core::{fit, Method, SyntheticSpec};
 
-use crate::commands::linear::SolverArgs;
+use super::solver_args::SolverArgs;
 
 /// Arguments of `lrs linear demo`.
 #[derive(Debug, Args)]

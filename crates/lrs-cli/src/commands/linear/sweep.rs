@@ -1,6 +1,7 @@
 //! `lrs linear sweep`: the phase-transition picture. For every method and every number of
 //! samples per task, the fraction of seeds on which the noiseless instance is recovered
-//! (relative error of Θ below a threshold), written as CSV and drawn as an SVG plot.
+//! (relative error of Θ below a threshold), written as CSV and drawn as an SVG plot. The
+//! experiment is [`RecoverySweep`]; this module parses, prints and draws.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -8,11 +9,13 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
-use lrs_core::{fit, Method, SyntheticSpec};
+use lrs_core::recovery_sweep::{first_m_reaching, RecoverySweep, SweepPoint};
+use lrs_core::Method;
 use plotters::prelude::*;
 use serde_json::json;
 
-use crate::commands::linear::SolverArgs;
+use super::dp_args::DpSweepArgs;
+use super::solver_args::SolverArgs;
 use crate::commands::train_plots::{
     draw_legend, integer_label, integer_labels, LegendEntry, LEGEND_WIDTH,
 };
@@ -47,7 +50,7 @@ pub struct SweepArgs {
     #[command(flatten)]
     pub solver: SolverArgs,
     #[command(flatten)]
-    pub dp: crate::commands::private_linear::DpSweepArgs,
+    pub dp: DpSweepArgs,
     /// Directory for `sweep.csv` and `sweep.svg`.
     #[arg(long, default_value = "sweep-out")]
     pub out_dir: PathBuf,
@@ -56,28 +59,8 @@ pub struct SweepArgs {
     pub json: bool,
 }
 
-/// One grid point's outcome.
-#[derive(Debug, Clone, serde::Serialize)]
-pub struct SweepPoint {
-    /// Method name.
-    pub method: &'static str,
-    /// Samples per task.
-    pub samples: usize,
-    /// Fraction of seeds recovered.
-    pub success: f64,
-    /// Median relative error over seeds.
-    pub median_error: f64,
-    /// Mean fit time, seconds.
-    pub mean_seconds: f64,
-}
-
-/// Runs the sweep.
-pub fn run_sweep(a: SweepArgs) -> anyhow::Result<()> {
-    if a.dp.privacy {
-        return crate::commands::private_linear::run_privacy_sweep(&a);
-    }
-    anyhow::ensure!(!a.samples.is_empty(), "--samples: give at least one value");
-    anyhow::ensure!(a.seeds >= 1, "--seeds must be at least 1");
+/// Runs `lrs linear sweep` (without `--privacy`).
+pub fn run(a: SweepArgs) -> anyhow::Result<()> {
     let methods: Vec<Method> = if a.methods.is_empty() {
         Method::ALL.to_vec()
     } else {
@@ -86,59 +69,32 @@ pub fn run_sweep(a: SweepArgs) -> anyhow::Result<()> {
             .map(|m| m.parse())
             .collect::<Result<_, _>>()?
     };
+    anyhow::ensure!(!a.samples.is_empty(), "--samples: give at least one value");
+    anyhow::ensure!(a.seeds >= 1, "--seeds must be at least 1");
     std::fs::create_dir_all(&a.out_dir)
         .with_context(|| format!("creating {}", a.out_dir.display()))?;
-    let total = (methods.len() * a.samples.len()) as u64 * a.seeds;
-    let bar = ProgressBar::new(total).with_style(
+    let sweep = RecoverySweep {
+        dim: a.d,
+        rank: a.r,
+        sparsity: a.k,
+        tasks: a.tasks,
+        samples: a.samples.clone(),
+        seeds: a.seeds,
+        methods: methods.clone(),
+        threshold: a.threshold,
+        config: a.solver.config(a.r, a.k),
+    };
+    let bar = ProgressBar::new(sweep.fits()).with_style(
         ProgressStyle::with_template("{elapsed_precise} [{bar:40}] {pos}/{len} {msg}")
             .unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
-    let cfg = a.solver.config(a.r, a.k);
-    let mut points = Vec::new();
-    for &m in &a.samples {
-        // One instance per (m, seed), shared by all methods.
-        let instances: Vec<_> = (0..a.seeds)
-            .map(|s| {
-                SyntheticSpec {
-                    dim: a.d,
-                    rank: a.r,
-                    sparsity: a.k,
-                    tasks: a.tasks,
-                    samples: m,
-                    test_samples: 0,
-                    noise: 0.0,
-                    sparse_magnitude: 1.0,
-                    seed: s,
-                }
-                .generate()
-            })
-            .collect::<Result<_, _>>()?;
-        for &method in &methods {
-            let mut errors = Vec::new();
-            let mut seconds = 0.0;
-            for inst in &instances {
-                bar.set_message(format!("{} m={m}", method.name()));
-                let f = fit(method, &inst.train, &cfg, inst.truth.as_ref())?;
-                let e = f
-                    .report(&inst.train, None, inst.truth.as_ref())
-                    .theta_error
-                    .unwrap_or(f64::NAN);
-                errors.push(e);
-                seconds += f.seconds;
-                bar.inc(1);
-            }
-            let success =
-                errors.iter().filter(|e| **e < a.threshold).count() as f64 / errors.len() as f64;
-            errors.sort_by(f64::total_cmp);
-            points.push(SweepPoint {
-                method: method.name(),
-                samples: m,
-                success,
-                median_error: errors[errors.len() / 2],
-                mean_seconds: seconds / a.seeds as f64,
-            });
+    let mut started = false;
+    let points = sweep.run(|method, m| {
+        if std::mem::replace(&mut started, true) {
+            bar.inc(1);
         }
-    }
+        bar.set_message(format!("{} m={m}", method.name()));
+    })?;
     bar.finish_and_clear();
     let csv = a.out_dir.join("sweep.csv");
     write_csv(&csv, &points)?;
@@ -187,21 +143,6 @@ pub fn run_sweep(a: SweepArgs) -> anyhow::Result<()> {
         println!("wrote {} and {}", csv.display(), svg.display());
     }
     Ok(())
-}
-
-/// Smallest grid `m` from which on the success rate stays ≥ `level`.
-pub fn first_m_reaching(points: &[SweepPoint], method: &str, level: f64) -> Option<usize> {
-    let mut pts: Vec<_> = points.iter().filter(|p| p.method == method).collect();
-    pts.sort_by_key(|p| p.samples);
-    let mut answer = None;
-    for p in pts.iter().rev() {
-        if p.success >= level {
-            answer = Some(p.samples);
-        } else {
-            break;
-        }
-    }
-    answer
 }
 
 fn write_csv(path: &Path, points: &[SweepPoint]) -> anyhow::Result<()> {
