@@ -16,7 +16,7 @@ pub fn write_tiny_model(dir: &Path) -> anyhow::Result<()> {
     lrs_nn::testing::write_seeded_checkpoint(dir, &cfg, 7)?;
     std::fs::write(
         dir.join("tokenizer.json"),
-        lrs_serve::testing::word_level_tokenizer(cfg.vocab_size),
+        lrs_bench::testing::word_level_tokenizer(cfg.vocab_size),
     )?;
     Ok(())
 }

@@ -17,7 +17,7 @@ use axum::Router;
 use http_body_util::BodyExt;
 use libfuzzer_sys::fuzz_target;
 use lrs_fuzz::st::{self, Vocab};
-use lrs_serve::testing::Fixture;
+use lrs_bench::testing::Fixture;
 use lrs_serve::{AppState, ByteSize, Engine, Metrics, TaskId};
 use serde_json::{json, Value};
 use tower::ServiceExt;

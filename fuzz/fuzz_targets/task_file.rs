@@ -87,7 +87,7 @@ fuzz_target!(|data: &[u8]| {
     let path = Path::new("fuzz.safetensors");
     match TaskDelta::from_bytes(path, &bytes, &t.task_check, &Device::Cpu, DType::F32) {
         Ok(task) => {
-            let _ = lrs_serve::task_bytes(&task);
+            let _ = task.resident_bytes();
             let head = Some((&t.head.0, &t.head.1));
             if let Err(e) = lrs_fuzz::tiny::score(&t.model, head, &task) {
                 panic!("task file accepted by the loader fails the forward pass: {e}");

@@ -427,7 +427,7 @@ fn personalize_killed_mid_write_leaves_each_task_file_old_or_new() {
 #[test]
 fn serve_killed_mid_upload_keeps_a_complete_task_file_and_serves_it_after_restart() {
     const KILLS: usize = 4;
-    let f = lrs_serve::testing::Fixture::new(2).expect("fixture");
+    let f = lrs_bench::testing::Fixture::new(2).expect("fixture");
     let toml = f.dir.path().join("serve.toml");
     std::fs::write(
         &toml,

@@ -4,7 +4,7 @@ mod common;
 
 use std::process::Command;
 
-use lrs_serve::testing::Fixture;
+use lrs_bench::testing::Fixture;
 
 /// One JSON request ([`common::http::request`]); returns the status and body as text.
 fn http(addr: &str, method: &str, path: &str, body: &str) -> (u16, String) {

@@ -3,7 +3,7 @@
 //! `task_sha256`; a delete through one is a 404 on the other within the polling interval;
 //! killing the store gives 503s (never a hang, never another 5xx) and both replicas recover
 //! when it returns. Throughout, two clients per replica predict while tasks change, and every
-//! answer is checked against the history of the bucket (`lrs_serve::bench::stress::history`),
+//! answer is checked against the history of the bucket (`lrs_bench::stress::history`),
 //! allowing a replica to serve a version for at most one polling interval after it changed.
 //!
 //! The server binary: `LRS_S3S_FS`, else `~/.cache/lrs/tools/bin/s3s-fs`, as
@@ -20,9 +20,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use lrs_serve::bench::stress::history::History;
-use lrs_serve::synth::{write_tasks, TaskSpec};
-use lrs_serve::testing::Fixture;
+use lrs_bench::stress::history::History;
+use lrs_bench::synth::{write_tasks, TaskSpec};
+use lrs_bench::testing::Fixture;
 
 const BUCKET: &str = "lrs-e2e";
 const ACCESS_KEY: &str = "lrs-test-key";

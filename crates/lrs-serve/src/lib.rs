@@ -32,7 +32,6 @@
 #![warn(missing_docs)]
 
 pub mod batcher;
-pub mod bench;
 pub mod config;
 pub mod engine;
 pub mod error;
@@ -43,9 +42,7 @@ pub mod lru;
 pub mod metrics;
 pub mod registry;
 pub mod store;
-pub mod synth;
 pub mod task_id;
-pub mod testing;
 pub mod text;
 
 pub use batcher::{Batcher, BatcherConfig, PredictRequest, Prediction};

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use axum::body::Body;
 use axum::http::Request;
 use http_body_util::BodyExt;
-use lrs_serve::testing::Fixture;
+use lrs_bench::testing::Fixture;
 use lrs_serve::{AppState, ByteSize, Engine, Metrics, ServeConfig, TaskId};
 use serde_json::{json, Value};
 use tower::ServiceExt;

@@ -6,8 +6,8 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use lrs_bench::testing::Fixture;
 use lrs_serve::store::{ObjectTasks, StoreOptions, TaskStore};
-use lrs_serve::testing::Fixture;
 use lrs_serve::{ServeError, TaskId, TaskRegistry};
 use object_store::memory::InMemory;
 use object_store::ObjectStore;

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use axum::body::Body;
 use axum::http::Request;
 use http_body_util::BodyExt;
-use lrs_serve::testing::Fixture;
+use lrs_bench::testing::Fixture;
 use lrs_serve::{AppState, Engine, Metrics};
 use serde_json::Value;
 use tower::ServiceExt;

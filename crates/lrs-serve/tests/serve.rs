@@ -7,7 +7,7 @@ use std::time::Duration;
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use http_body_util::BodyExt;
-use lrs_serve::testing::Fixture;
+use lrs_bench::testing::Fixture;
 use lrs_serve::{
     AppState, Batcher, BatcherConfig, Engine, Metrics, PredictRequest, Row, ServeConfig,
     ServeError, TaskId,
@@ -476,7 +476,7 @@ async fn graceful_shutdown_finishes_in_flight_requests() {
     let server = tokio::spawn(lrs_serve::serve(listener, st, async move {
         let _ = stop_rx.await;
     }));
-    let mut client = lrs_serve::bench::http_client::HttpClient::connect(&url)
+    let mut client = lrs_bench::http_client::HttpClient::connect(&url)
         .await
         .expect("connect");
     let (status, _) = client
@@ -504,7 +504,7 @@ async fn graceful_shutdown_finishes_in_flight_requests() {
         .expect("join")
         .expect("serve ok");
     // New connections are refused once it has stopped.
-    assert!(lrs_serve::bench::http_client::HttpClient::connect(&url)
+    assert!(lrs_bench::http_client::HttpClient::connect(&url)
         .await
         .is_err());
 }

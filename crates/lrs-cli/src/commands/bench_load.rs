@@ -10,9 +10,9 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::Args;
-use lrs_serve::bench::setup::SetupSpec;
-use lrs_serve::bench::stress::{run as run_stress, StressReport, StressSpec};
-use lrs_serve::synth::TaskSpec;
+use lrs_bench::setup::SetupSpec;
+use lrs_bench::stress::{run as run_stress, StressReport, StressSpec};
+use lrs_bench::synth::TaskSpec;
 use lrs_serve::ByteSize;
 
 /// Arguments of `lrs bench load`.
@@ -112,7 +112,7 @@ pub fn run(a: BenchLoadArgs) -> anyhow::Result<()> {
     let tiny = a.model == "tiny";
     let model = if tiny {
         let dir = work.join("tiny-base");
-        lrs_serve::testing::write_tiny_checkpoint(&dir).context("writing the tiny checkpoint")?;
+        lrs_bench::testing::write_tiny_checkpoint(&dir).context("writing the tiny checkpoint")?;
         dir.display().to_string()
     } else {
         a.model.clone()

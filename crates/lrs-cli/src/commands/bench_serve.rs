@@ -6,9 +6,9 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::Args;
-use lrs_serve::bench::setup::{setup, token_rows, SetupSpec};
-use lrs_serve::bench::{http_client, load, texts, throughput};
-use lrs_serve::synth::TaskSpec;
+use lrs_bench::setup::{setup, token_rows, SetupSpec};
+use lrs_bench::synth::TaskSpec;
+use lrs_bench::{http_client, load, texts, throughput};
 use lrs_serve::TaskId;
 use serde_json::json;
 
@@ -139,7 +139,7 @@ pub fn run(a: BenchServeArgs) -> anyhow::Result<()> {
 
 fn bench_throughput(
     a: &BenchServeArgs,
-    s: &lrs_serve::bench::setup::Setup,
+    s: &lrs_bench::setup::Setup,
     texts: &[String],
 ) -> anyhow::Result<()> {
     let inputs = token_rows(&s.engine, texts, a.rows, a.words + 2)?;
@@ -216,7 +216,7 @@ fn bench_throughput(
 
 fn bench_load(
     a: &BenchServeArgs,
-    s: &lrs_serve::bench::setup::Setup,
+    s: &lrs_bench::setup::Setup,
     work: &std::path::Path,
 ) -> anyhow::Result<()> {
     let bins = [0, 1, 10, 100, 1000, 10_000, 100_000];
@@ -280,7 +280,7 @@ fn bench_load(
 fn bench_http(
     a: &BenchServeArgs,
     url: &str,
-    s: &lrs_serve::bench::setup::Setup,
+    s: &lrs_bench::setup::Setup,
     texts: &[String],
 ) -> anyhow::Result<()> {
     if texts.is_empty() {

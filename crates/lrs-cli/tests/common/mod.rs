@@ -50,7 +50,7 @@ pub fn write_tiny_model(dir: &Path) {
     lrs_nn::testing::write_seeded_checkpoint(dir, &cfg, 7).expect("tiny checkpoint");
     std::fs::write(
         dir.join("tokenizer.json"),
-        lrs_serve::testing::word_level_tokenizer(cfg.vocab_size),
+        lrs_bench::testing::word_level_tokenizer(cfg.vocab_size),
     )
     .expect("tokenizer.json");
 }

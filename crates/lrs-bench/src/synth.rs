@@ -13,7 +13,7 @@ use lrs_nn::{
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
-use crate::error::{Result, ServeError};
+use lrs_serve::error::{Result, ServeError};
 
 /// How synthetic task files look.
 #[derive(Debug, Clone, Copy)]

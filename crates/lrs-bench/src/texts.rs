@@ -6,7 +6,7 @@ use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
 
-use crate::error::{Result, ServeError};
+use lrs_serve::error::{Result, ServeError};
 
 /// `n` texts of `words` random whole-word vocabulary entries each (no `##` pieces, no
 /// `[SPECIAL]` tokens), seeded.

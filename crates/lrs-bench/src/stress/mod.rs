@@ -29,12 +29,12 @@ use serde::Serialize;
 use self::clients::{Churn, ChurnSpec, Outcome, Record, Shared, Watch};
 use self::history::{History, Mismatch};
 use self::reference::{Reference, Versions};
-use super::setup::{setup, SetupSpec};
-use super::stats::{peak_rss_bytes, reset_peak_rss, rss_bytes, Summary};
-use super::texts::random_texts;
-use crate::config::ServeConfig;
-use crate::error::{Result, ServeError};
-use crate::http::AppState;
+use crate::setup::{setup, SetupSpec};
+use crate::stats::{peak_rss_bytes, reset_peak_rss, rss_bytes, Summary};
+use crate::texts::random_texts;
+use lrs_serve::config::ServeConfig;
+use lrs_serve::error::{Result, ServeError};
+use lrs_serve::http::AppState;
 
 /// A load test.
 #[derive(Debug, Clone)]
@@ -271,7 +271,7 @@ pub fn run(spec: &StressSpec) -> Result<StressReport> {
                 .local_addr()
                 .map_err(io(Path::new("127.0.0.1:0")))?;
             let (stop_server, stopped) = tokio::sync::oneshot::channel::<()>();
-            let server = tokio::spawn(crate::http::serve(listener, state, async move {
+            let server = tokio::spawn(lrs_serve::http::serve(listener, state, async move {
                 let _ = stopped.await;
             }));
             let t0 = Instant::now();
@@ -391,11 +391,11 @@ pub fn run(spec: &StressSpec) -> Result<StressReport> {
 
 /// Times the load of each of the first `n` tasks from the store into an empty cache slot
 /// (each is unloaded after, so the run starts cold).
-fn cold_loads(engine: &crate::Engine, task_ids: &[String], n: usize) -> Result<Summary> {
+fn cold_loads(engine: &lrs_serve::Engine, task_ids: &[String], n: usize) -> Result<Summary> {
     let registry = engine.registry();
     let mut times = Vec::new();
     for id in task_ids.iter().take(n) {
-        let id = crate::TaskId::parse(id)?;
+        let id = lrs_serve::TaskId::parse(id)?;
         registry.unload(&id);
         let start = Instant::now();
         registry.load(&id)?;

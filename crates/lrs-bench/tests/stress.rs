@@ -5,21 +5,21 @@
 
 use std::time::Duration;
 
-use lrs_serve::bench::setup::SetupSpec;
-use lrs_serve::bench::stress::{run, StressSpec};
-use lrs_serve::synth::TaskSpec;
+use lrs_bench::setup::SetupSpec;
+use lrs_bench::stress::{run, StressSpec};
+use lrs_bench::synth::TaskSpec;
 
 #[test]
 fn concurrent_clients_get_only_answers_of_the_task_they_named() {
     let dir = tempfile::tempdir().expect("tempdir");
     let model_dir = dir.path().join("base");
-    lrs_serve::testing::write_tiny_checkpoint(&model_dir).expect("tiny checkpoint");
+    lrs_bench::testing::write_tiny_checkpoint(&model_dir).expect("tiny checkpoint");
     let tolerance = 1e-4;
     let spec = StressSpec {
         setup: SetupSpec {
             model: model_dir.display().to_string(),
             shared: None,
-            rank: lrs_serve::testing::RANK,
+            rank: lrs_bench::testing::RANK,
             target_modules: None,
             task_spec: TaskSpec {
                 density: 0.1,

@@ -8,10 +8,10 @@ use std::sync::Arc;
 
 use lrs_nn::BertModel;
 
-use crate::engine::{Engine, Row};
-use crate::error::{Result, ServeError};
-use crate::metrics::Metrics;
-use crate::task_id::TaskId;
+use lrs_serve::engine::{Engine, Row};
+use lrs_serve::error::{Result, ServeError};
+use lrs_serve::metrics::Metrics;
+use lrs_serve::task_id::TaskId;
 
 /// Version files, by sha256 of their bytes: `<dir>/<file id>.safetensors`.
 #[derive(Debug, Default)]

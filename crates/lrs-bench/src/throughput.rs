@@ -10,11 +10,11 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
-use super::stats::{cpu_seconds, Summary};
-use crate::batcher::{Batcher, BatcherConfig, PredictRequest};
-use crate::engine::Engine;
-use crate::error::{Result, ServeError};
-use crate::registry::LoadedTask;
+use crate::stats::{cpu_seconds, Summary};
+use lrs_serve::batcher::{Batcher, BatcherConfig, PredictRequest};
+use lrs_serve::engine::Engine;
+use lrs_serve::error::{Result, ServeError};
+use lrs_serve::registry::LoadedTask;
 
 /// One measured scenario.
 #[derive(Debug, Clone, Serialize)]

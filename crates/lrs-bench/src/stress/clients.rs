@@ -11,12 +11,12 @@ use rand::{Rng, SeedableRng};
 
 use super::history::History;
 use super::reference::Versions;
-use crate::bench::http_client::HttpClient;
-use crate::bench::stats::rss_bytes;
-use crate::engine::Engine;
-use crate::error::{Result, ServeError};
-use crate::http::api::{PredictResponse, TaskLoaded};
+use crate::http_client::HttpClient;
+use crate::stats::rss_bytes;
 use crate::synth::{provenance, random_task, TaskSpec};
+use lrs_serve::engine::Engine;
+use lrs_serve::error::{Result, ServeError};
+use lrs_serve::http::api::{PredictResponse, TaskLoaded};
 
 /// Longest one request may take before it counts as failed.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);

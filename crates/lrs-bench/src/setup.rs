@@ -8,13 +8,13 @@ use std::time::Instant;
 use candle_core::{DType, Device};
 use lrs_nn::{BertCheckpoint, BertModel, LrsOptions, SharedFactor};
 
-use crate::engine::Engine;
-use crate::error::{Result, ServeError};
-use crate::metrics::Metrics;
-use crate::store::{LocalDir, Location, StoreOptions, TaskStore};
 use crate::synth::{random_task, write_shared, write_tasks, TaskSpec};
-use crate::task_id::TaskId;
-use crate::text::TextEncoder;
+use lrs_serve::engine::Engine;
+use lrs_serve::error::{Result, ServeError};
+use lrs_serve::metrics::Metrics;
+use lrs_serve::store::{LocalDir, Location, StoreOptions, TaskStore};
+use lrs_serve::task_id::TaskId;
+use lrs_serve::text::TextEncoder;
 
 /// What to build.
 #[derive(Debug, Clone)]
@@ -127,7 +127,7 @@ pub fn setup(spec: &SetupSpec) -> Result<Setup> {
             None,
         ),
         Some((location, options)) => {
-            let store = crate::store::open(location, options)?;
+            let store = lrs_serve::store::open(location, options)?;
             let start = Instant::now();
             upload_tasks(store.as_ref(), &tasks_dir, &task_ids)?;
             (store, Some(start.elapsed().as_secs_f64()))

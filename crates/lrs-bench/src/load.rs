@@ -12,12 +12,12 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
-use super::stats::{rss_bytes, Summary};
-use crate::engine::Engine;
-use crate::error::{Result, ServeError};
-use crate::metrics::Metrics;
-use crate::registry::TaskRegistry;
-use crate::task_id::TaskId;
+use crate::stats::{rss_bytes, Summary};
+use lrs_serve::engine::Engine;
+use lrs_serve::error::{Result, ServeError};
+use lrs_serve::metrics::Metrics;
+use lrs_serve::registry::TaskRegistry;
+use lrs_serve::task_id::TaskId;
 
 /// Load times for the loads made while `loaded_from..loaded_to` tasks were already loaded.
 #[derive(Debug, Clone, Serialize)]

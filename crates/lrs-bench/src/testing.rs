@@ -7,9 +7,9 @@ use std::path::PathBuf;
 use candle_core::{DType, Device};
 use lrs_nn::{BertCheckpoint, BertModel, LrsOptions, SharedFactor};
 
-use crate::config::{ByteSize, ServeConfig};
-use crate::error::{Result, ServeError};
 use crate::synth::{write_shared, write_tasks, TaskSpec};
+use lrs_serve::config::{ByteSize, ServeConfig};
+use lrs_serve::error::{Result, ServeError};
 
 /// Rank of the fixture's shared factor.
 pub const RANK: usize = 4;

@@ -9,8 +9,8 @@ use hyper::client::conn::http1::SendRequest;
 use hyper_util::rt::TokioIo;
 use serde::Serialize;
 
-use super::stats::Summary;
-use crate::error::{Result, ServeError};
+use crate::stats::Summary;
+use lrs_serve::error::{Result, ServeError};
 
 /// One HTTP/1.1 connection to `http://host:port`.
 pub struct HttpClient {
