@@ -14,6 +14,7 @@ use std::hint::black_box;
 
 use candle_core::{DType, Device, Tensor};
 use criterion::{criterion_group, criterion_main, Criterion};
+use lrs_nn::testing::{seed_shared_factors, seeded_tensor};
 use lrs_nn::{
     hard_threshold, BertCheckpoint, BertInput, BertModel, LayerDelta, LrsOptions, SparsePart,
     TaskBatch, TaskDelta, TaskProvenance,
@@ -33,11 +34,14 @@ fn checkpoint() -> BertCheckpoint {
 }
 
 fn input(dev: &Device) -> BertInput {
-    let mut ids = Tensor::rand(1000f32, 29000f32, (32, 32), dev)
-        .and_then(|t| t.to_dtype(DType::U32))
-        .expect("ids")
-        .to_vec2::<u32>()
-        .expect("ids");
+    // Ids spread over 1000..29000 by a fixed multiplicative hash: the same batch every run.
+    let mut ids: Vec<Vec<u32>> = (0..32u32)
+        .map(|r| {
+            (0..32u32)
+                .map(|c| 1000 + (r * 32 + c).wrapping_mul(2_654_435_761) % 28_000)
+                .collect()
+        })
+        .collect();
     for row in ids.iter_mut() {
         row[0] = 101;
         row[31] = 102;
@@ -50,11 +54,18 @@ fn task(id: usize, modules: &BTreeMap<String, (usize, usize)>, dev: &Device) -> 
     let mut t = TaskDelta::new(format!("task{id}"), RANK);
     for (name, &(o, i)) in modules {
         let k = ((o * i) as f64 * DENSITY).round() as usize;
-        let dense = Tensor::randn(0f32, 0.01, (o, i), dev).expect("randn");
+        let seed = (id * modules.len()) as u64 + t.layers.len() as u64;
+        let dense = seeded_tensor(&[o, i], 0.0, 0.01, 2 * seed)
+            .and_then(|d| Ok(d.to_device(dev)?))
+            .expect("dense");
         t.layers.insert(
             name.clone(),
             LayerDelta {
-                w: Some(Tensor::randn(1f32, 0.1, RANK, dev).expect("w")),
+                w: Some(
+                    seeded_tensor(&[RANK], 1.0, 0.1, 2 * seed + 1)
+                        .and_then(|w| Ok(w.to_device(dev)?))
+                        .expect("w"),
+                ),
                 sparse: SparsePart::Sparse(hard_threshold(&dense, k).expect("H_k")),
             },
         );
@@ -106,6 +117,7 @@ fn bench(c: &mut Criterion) {
         DType::F32,
     )
     .expect("lrs");
+    seed_shared_factors(&lrs, 1).expect("factors");
     for (name, var) in lrs
         .shared_vars()
         .expect("vars")
@@ -115,7 +127,7 @@ fn bench(c: &mut Criterion) {
         .iter()
     {
         if name.ends_with("lrs_u") {
-            var.set(&Tensor::randn(0f32, 0.01, var.shape(), &dev).expect("u"))
+            var.set(&seeded_tensor(var.dims(), 0.0, 0.01, 9).expect("u"))
                 .expect("set");
         }
     }

@@ -486,8 +486,9 @@ pub struct LowRankInit {
 }
 
 /// Builds an [`LrsLinear`] named by `base.prefix()`: `weight`/`bias` come from the frozen `base`
-/// builder; when `shared` is given, `lrs_u` (zeros, so the layer starts equal to the base —
-/// LoRA's convention) and `lrs_v` (uniform ±1/√in) come from it under the same prefix.
+/// builder; when `shared` is given, `lrs_u` and `lrs_v` come from it under the same prefix,
+/// both zero unless the builder holds values: the seeded starting point is drawn once, by
+/// [`crate::BertModel::init_shared_factors`], or a shared file is loaded over them.
 pub fn lrs_linear(
     in_dim: usize,
     out_dim: usize,
@@ -499,16 +500,8 @@ pub fn lrs_linear(
     let low_rank = match shared {
         None => None,
         Some((init, vb)) => {
-            let bound = 1.0 / (in_dim as f64).sqrt();
             let u = vb.get_with_hints((out_dim, init.rank), "lrs_u", Init::Const(0.0))?;
-            let v = vb.get_with_hints(
-                (in_dim, init.rank),
-                "lrs_v",
-                Init::Uniform {
-                    lo: -bound,
-                    up: bound,
-                },
-            )?;
+            let v = vb.get_with_hints((in_dim, init.rank), "lrs_v", Init::Const(0.0))?;
             Some(LowRank::new(u, v, init.scale))
         }
     };

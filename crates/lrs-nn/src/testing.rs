@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 use std::path::Path;
 
-use candle_core::{DType, Device, Tensor};
+use candle_core::{Device, Tensor};
 
 use crate::bert::config::BertConfig;
 use crate::{NnError, Result};
@@ -26,19 +26,8 @@ pub fn tiny_config() -> BertConfig {
 }
 
 /// Random weights under HF BERT names (no prefix) for `cfg`: N(0, 0.2²) everywhere, LayerNorm
-/// scales around 1, from candle's (unseedable) CPU RNG: every call differs.
-pub fn random_weights(
-    cfg: &BertConfig,
-    dtype: DType,
-    device: &Device,
-) -> Result<HashMap<String, Tensor>> {
-    weights_from(cfg, |shape| {
-        Ok(Tensor::randn(0f64, 0.2, shape, device)?.to_dtype(dtype)?)
-    })
-}
-
-/// [`random_weights`] from a ChaCha20 stream keyed by `seed`: the same weights every time
-/// (f32, CPU), for tests whose assertions depend on the model.
+/// scales around 1, from a ChaCha20 stream keyed by `seed`: the same weights every time (f32,
+/// CPU).
 pub fn seeded_weights(cfg: &BertConfig, seed: u64) -> Result<HashMap<String, Tensor>> {
     use rand::SeedableRng;
     use rand_distr::Distribution;
@@ -114,18 +103,8 @@ fn weights_from(
     Ok(w)
 }
 
-/// Writes `config.json` and `model.safetensors` (keys prefixed by `key_prefix`, e.g. `"bert."`)
-/// for `cfg` with [`random_weights`] into `dir`.
-pub fn write_checkpoint(dir: &Path, cfg: &BertConfig, key_prefix: &str) -> Result<()> {
-    write_weights(
-        dir,
-        cfg,
-        key_prefix,
-        random_weights(cfg, DType::F32, &Device::Cpu)?,
-    )
-}
-
-/// [`write_checkpoint`] with [`seeded_weights`]: the same checkpoint for the same seed.
+/// Writes `config.json` and `model.safetensors` for `cfg` with [`seeded_weights`] into `dir`: the
+/// same checkpoint for the same seed.
 pub fn write_seeded_checkpoint(dir: &Path, cfg: &BertConfig, seed: u64) -> Result<()> {
     write_weights(dir, cfg, "", seeded_weights(cfg, seed)?)
 }
@@ -169,4 +148,11 @@ fn write_weights(
         file: dir.join("config.json"),
         reason: e.to_string(),
     })
+}
+
+/// Draws `model`'s shared factors from a ChaCha20 stream of `seed`
+/// ([`crate::BertModel::init_shared_factors`]: `V` uniform, `U = 0`), as a trainer does.
+pub fn seed_shared_factors(model: &crate::BertModel, seed: u64) -> Result<()> {
+    use rand::SeedableRng;
+    model.init_shared_factors(&mut rand_chacha::ChaCha20Rng::seed_from_u64(seed))
 }

@@ -59,6 +59,7 @@ fn fixture() -> Fixture {
         ..LrsOptions::bert_default(RANK)
     };
     let model = BertModel::load(&ckpt, Some(&opts), &Device::Cpu, DType::F32).unwrap();
+    lrs_nn::testing::seed_shared_factors(&model, 7).unwrap();
     let mut shared = model.shared_factor(None).unwrap();
     for (i, lr) in shared.layers.values_mut().enumerate() {
         lr.u = seeded_tensor(lr.u.dims(), 0.0, 0.3, 40 + i as u64).unwrap();

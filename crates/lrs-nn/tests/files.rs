@@ -36,6 +36,7 @@ fn fixture() -> Fixture {
         DType::F32,
     )
     .unwrap();
+    lrs_nn::testing::seed_shared_factors(&model, 3).unwrap();
     let shared_vars = model.shared_vars().unwrap();
     let data = shared_vars.data().lock().unwrap();
     // Sorted by name, so each `U` gets the same seed in every process.

@@ -43,6 +43,7 @@ fn fixture() -> Fixture {
         DType::F32,
     )
     .unwrap();
+    lrs_nn::testing::seed_shared_factors(&model, 3).unwrap();
     let mut shared = model.shared_factor(None).unwrap();
     let shared_sha = shared.save(&root.join("shared.safetensors")).unwrap();
     let mut task = TaskDelta::new("carol", 4);

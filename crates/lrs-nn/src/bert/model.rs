@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
 
-use candle_core::{DType, Device, ModuleT, Tensor, D};
+use candle_core::{DType, Device, ModuleT, Tensor, Var, D};
 use candle_nn::{VarBuilder, VarMap};
 
 use super::config::BertConfig;
@@ -423,6 +423,54 @@ impl BertModel {
     ) -> candle_core::Result<Tensor> {
         let hidden = self.forward_t(input, tasks, false)?;
         pool(&hidden, &input.attention_mask, pooling)
+    }
+
+    /// The shared factors' vars, `[U, V]` per adapted module in module-name order (what a
+    /// trainer's optimizer updates).
+    pub fn factor_vars(&self) -> Result<Vec<Var>> {
+        let vm = self
+            .shared_vars
+            .as_ref()
+            .ok_or_else(|| NnError::Invalid("model has no LRS adapters".into()))?;
+        let data = vm
+            .data()
+            .lock()
+            .map_err(|_| NnError::Invalid("var map poisoned".into()))?;
+        let mut vars = Vec::new();
+        for module in self.adapted_modules().keys() {
+            for suffix in ["lrs_u", "lrs_v"] {
+                let name = format!("{module}.{suffix}");
+                let var = data
+                    .get(&name)
+                    .ok_or_else(|| NnError::Invalid(format!("model has no var {name}")))?;
+                vars.push(var.clone());
+            }
+        }
+        Ok(vars)
+    }
+
+    /// Draws the shared factors' starting point from `rng`: per adapted module in module-name
+    /// order, `V [in, r] ~ U(±1/√in)` row-major and `U = 0`, so the model starts equal to its
+    /// base (LoRA's convention) with a seeded direction for `U` to grow along. A model is built
+    /// with both factors at zero; a trainer calls this once, and loading a shared file
+    /// ([`Self::set_shared`]) replaces both.
+    pub fn init_shared_factors(&self, rng: &mut impl rand::Rng) -> Result<()> {
+        let modules = self.adapted_modules();
+        let vars = self.factor_vars()?;
+        for ((_, &(out_dim, in_dim)), uv) in modules.iter().zip(vars.chunks(2)) {
+            let [u, v] = uv else {
+                return Err(NnError::Invalid("factor vars come in pairs".into()));
+            };
+            let rank = v.dim(1)?;
+            let bound = 1.0 / (in_dim as f32).sqrt();
+            let init: Vec<f32> = (0..in_dim * rank)
+                .map(|_| rng.gen_range(-bound..bound))
+                .collect();
+            let v_init = Tensor::from_vec(init, (in_dim, rank), &self.device)?;
+            v.set(&v_init.to_dtype(self.dtype)?)?;
+            u.set(&Tensor::zeros((out_dim, rank), self.dtype, &self.device)?)?;
+        }
+        Ok(())
     }
 
     /// The current shared factor (detached copies of `U`, `V` and any `head.*` shared vars).

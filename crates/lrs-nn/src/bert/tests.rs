@@ -92,25 +92,30 @@ fn weights_as(
         .collect()
 }
 
-/// Seeded `U` for every adapted layer (a fresh model has `U = 0`, which hides `V`'s and `w`'s
-/// gradients and makes the adapter a no-op).
+/// Seeded `U` and `V` for every adapted layer (a fresh model has both at zero, which hides the
+/// factors' and `w`'s gradients and makes the adapter a no-op).
 fn randomize_shared(vm: &VarMap) {
     let data = vm.data().lock().unwrap();
-    // Sorted by name, so each `U` gets the same seed in every process.
+    // Sorted by name, so each factor gets the same seed in every process.
     let mut named: Vec<_> = data.iter().collect();
     named.sort_by(|a, b| a.0.cmp(b.0));
     for (j, (name, var)) in named.into_iter().enumerate() {
-        if name.ends_with("lrs_u") {
-            let t = seeded(
-                var.dims(),
-                0.0,
-                0.3,
-                1000 + j as u64,
-                var.dtype(),
-                var.device(),
-            );
-            var.set(&t).unwrap();
-        }
+        let seed = if name.ends_with("lrs_u") {
+            1000
+        } else if name.ends_with("lrs_v") {
+            3000
+        } else {
+            continue;
+        };
+        let t = seeded(
+            var.dims(),
+            0.0,
+            0.3,
+            seed + j as u64,
+            var.dtype(),
+            var.device(),
+        );
+        var.set(&t).unwrap();
     }
 }
 

@@ -20,6 +20,7 @@ fn setup(prefix: &str) -> (tempfile::TempDir, BertModel, SharedFactor, TaskDelta
         ..LrsOptions::bert_default(3)
     };
     let model = BertModel::load(&ckpt, Some(&opts), &Device::Cpu, DType::F32).unwrap();
+    crate::testing::seed_shared_factors(&model, 7).unwrap();
     let data = model.shared_vars().unwrap().data().lock().unwrap();
     let mut names: Vec<&String> = data.keys().filter(|n| n.ends_with("lrs_u")).collect();
     names.sort();

@@ -36,7 +36,7 @@ use candle_core::{DType, Device, Tensor, Var};
 use lrs_nn::bert::model::pool;
 use lrs_nn::bert::prefix::{PrefixState, ResumePoint};
 use lrs_nn::{BertCheckpoint, BertModel, LayerDelta, Pooling, TaskBatch, TaskDelta};
-use rand::{Rng, SeedableRng};
+use rand::SeedableRng;
 use rand_chacha::ChaCha20Rng;
 
 pub use adamw::{AdamW, AdamWParams};
@@ -50,6 +50,9 @@ pub use heads::{logistic_loss, logits, shared_head, task_head, HEAD_BIAS, HEAD_W
 pub use metrics::{accuracy, roc_auc, Evaluation, TaskMetrics};
 pub use prefix_cache::PrefixCache;
 pub use support::choose_support;
+
+/// Adapted module name → its `(out, in)` shape.
+type ModuleShapes = BTreeMap<String, (usize, usize)>;
 
 /// Rows per forward pass when scoring.
 const EVAL_BATCH: usize = 64;
@@ -125,66 +128,14 @@ impl Trainer {
     }
 
     /// A trainer for `data`'s tasks on `model` (f32, built with [`TrainConfig::lrs_options`]).
-    /// Re-initialises `V` from the config's seed and creates the zero shared head; every task
-    /// starts at `w = 1`, `S = 0` and a zero head.
+    /// Draws the shared factors' start from the config's seed
+    /// ([`BertModel::init_shared_factors`]) and creates the zero shared head; every task starts
+    /// at `w = 1`, `S = 0` and a zero head.
     pub fn new(model: BertModel, config: TrainConfig, data: &TaskData) -> Result<Self> {
         config.validate()?;
-        if model.lrs_options() != Some(&config.lrs_options()) {
-            return Err(TrainError::Model {
-                reason: format!(
-                    "model adapters {:?} differ from the config's {:?}",
-                    model.lrs_options(),
-                    config.lrs_options()
-                ),
-            });
-        }
-        if model.dtype() != DType::F32 {
-            return Err(TrainError::Model {
-                reason: format!("training needs f32, model is {:?}", model.dtype()),
-            });
-        }
+        check_model(&model, &config)?;
         let modules = model.adapted_modules();
-        if modules.is_empty() {
-            return Err(TrainError::Model {
-                reason: format!(
-                    "no module matches target_modules {:?}",
-                    config.target_modules
-                ),
-            });
-        }
-        let layers = model.config().num_hidden_layers;
-        if config.task_layers > layers {
-            return Err(TrainError::Config {
-                field: "task_layers",
-                reason: format!("{} exceeds the model's {layers} layers", config.task_layers),
-            });
-        }
-        let first_task_layer = match config.task_layers {
-            0 => 0,
-            n => layers - n,
-        };
-        let task_modules: BTreeMap<String, (usize, usize)> = modules
-            .iter()
-            .filter(|(name, _)| encoder_layer(name).is_none_or(|l| l >= first_task_layer))
-            .map(|(n, s)| (n.clone(), *s))
-            .collect();
-        if task_modules.is_empty() {
-            return Err(TrainError::Config {
-                field: "task_layers",
-                reason: format!(
-                    "no adapted module lies in the top {} layers",
-                    config.task_layers
-                ),
-            });
-        }
-        let task_point = ResumePoint {
-            layer: first_task_layer,
-            stage: lrs_nn::bert::encoder::LayerStage::Attention,
-        };
-        let task_cache = model
-            .resume_point()
-            .is_some_and(|p| p < task_point)
-            .then(|| PrefixCache::empty_at(task_point));
+        let (task_modules, task_cache) = task_modules(&model, &config, &modules)?;
         let device = model.device().clone();
         let vars = model.shared_vars().ok_or_else(|| TrainError::Model {
             reason: "model has no shared var map".into(),
@@ -192,58 +143,9 @@ impl Trainer {
         let hidden = model.config().hidden_size;
         let head = shared_head(vars, hidden, &device)?;
         let mut rng = ChaCha20Rng::seed_from_u64(config.seed);
-        // `V ~ U(±1/√in)` as lrs-nn creates it, but from the seeded stream: candle's CPU RNG
-        // cannot be seeded.
-        let (mut factors, mut head_vars) = (Vec::new(), vec![head.0.clone(), head.1.clone()]);
-        {
-            let data = vars.data().lock().map_err(|_| TrainError::Model {
-                reason: "shared var map poisoned".into(),
-            })?;
-            for (module, &(out_dim, in_dim)) in &modules {
-                let find = |suffix: &str| {
-                    data.get(&format!("{module}.{suffix}"))
-                        .cloned()
-                        .ok_or_else(|| TrainError::Model {
-                            reason: format!("no shared var {module}.{suffix}"),
-                        })
-                };
-                let (u, v) = (find("lrs_u")?, find("lrs_v")?);
-                let bound = 1.0 / (in_dim as f32).sqrt();
-                let init: Vec<f32> = (0..in_dim * config.rank)
-                    .map(|_| rng.gen_range(-bound..bound))
-                    .collect();
-                v.set(&Tensor::from_vec(init, (in_dim, config.rank), &device)?)?;
-                u.set(&Tensor::zeros((out_dim, config.rank), DType::F32, &device)?)?;
-                factors.push(u);
-                factors.push(v);
-            }
-        }
-        let mut trained = Vec::new();
-        if config.method.trains_factors() {
-            trained.append(&mut factors);
-        }
-        if config.method.trains_shared_head() {
-            trained.append(&mut head_vars);
-        }
-        let shared_opt = if trained.is_empty() {
-            None
-        } else {
-            Some(AdamW::new(
-                trained,
-                AdamWParams::new(config.shared.lr, config.shared.weight_decay),
-            )?)
-        };
-        let private = match &config.privacy {
-            Some(p) => {
-                let planned = (config.rounds * config.shared.steps) as u64;
-                Some(PrivateState {
-                    sigma: p.sigma(planned)?,
-                    steps_done: 0,
-                    planned,
-                })
-            }
-            None => None,
-        };
+        model.init_shared_factors(&mut rng)?;
+        let shared_opt = shared_optimizer(&model, &config, &head)?;
+        let private = private_state(&config)?;
         let cache = PrefixCache::build(
             &model,
             data.tasks
@@ -482,6 +384,114 @@ fn encoder_layer(module: &str) -> Option<usize> {
         .next()?
         .parse()
         .ok()
+}
+
+/// Checks that `model` is what `config` trains: the same adapters, f32, at least one adapted
+/// module.
+fn check_model(model: &BertModel, config: &TrainConfig) -> Result<()> {
+    if model.lrs_options() != Some(&config.lrs_options()) {
+        return Err(TrainError::Model {
+            reason: format!(
+                "model adapters {:?} differ from the config's {:?}",
+                model.lrs_options(),
+                config.lrs_options()
+            ),
+        });
+    }
+    if model.dtype() != DType::F32 {
+        return Err(TrainError::Model {
+            reason: format!("training needs f32, model is {:?}", model.dtype()),
+        });
+    }
+    if model.adapted_modules().is_empty() {
+        return Err(TrainError::Model {
+            reason: format!(
+                "no module matches target_modules {:?}",
+                config.target_modules
+            ),
+        });
+    }
+    Ok(())
+}
+
+/// The adapted modules that carry per-task parts (those of the top
+/// [`TrainConfig::task_layers`] layers, or all), and the empty cache of the states where they
+/// start when that is past the model's own resume point.
+fn task_modules(
+    model: &BertModel,
+    config: &TrainConfig,
+    modules: &ModuleShapes,
+) -> Result<(ModuleShapes, Option<PrefixCache>)> {
+    let layers = model.config().num_hidden_layers;
+    if config.task_layers > layers {
+        return Err(TrainError::Config {
+            field: "task_layers",
+            reason: format!("{} exceeds the model's {layers} layers", config.task_layers),
+        });
+    }
+    let first_task_layer = match config.task_layers {
+        0 => 0,
+        n => layers - n,
+    };
+    let task_modules: ModuleShapes = modules
+        .iter()
+        .filter(|(name, _)| encoder_layer(name).is_none_or(|l| l >= first_task_layer))
+        .map(|(n, s)| (n.clone(), *s))
+        .collect();
+    if task_modules.is_empty() {
+        return Err(TrainError::Config {
+            field: "task_layers",
+            reason: format!(
+                "no adapted module lies in the top {} layers",
+                config.task_layers
+            ),
+        });
+    }
+    let task_point = ResumePoint {
+        layer: first_task_layer,
+        stage: lrs_nn::bert::encoder::LayerStage::Attention,
+    };
+    let task_cache = model
+        .resume_point()
+        .is_some_and(|p| p < task_point)
+        .then(|| PrefixCache::empty_at(task_point));
+    Ok((task_modules, task_cache))
+}
+
+/// AdamW over what the method trains in the shared phase (`U`, `V` and/or the shared head);
+/// `None` when it trains nothing there.
+fn shared_optimizer(
+    model: &BertModel,
+    config: &TrainConfig,
+    head: &(Var, Var),
+) -> Result<Option<AdamW>> {
+    let mut trained = Vec::new();
+    if config.method.trains_factors() {
+        trained.extend(model.factor_vars()?);
+    }
+    if config.method.trains_shared_head() {
+        trained.extend([head.0.clone(), head.1.clone()]);
+    }
+    if trained.is_empty() {
+        return Ok(None);
+    }
+    Ok(Some(AdamW::new(
+        trained,
+        AdamWParams::new(config.shared.lr, config.shared.weight_decay),
+    )?))
+}
+
+/// A private run's noise multiplier, calibrated for its planned `rounds × shared.steps` steps.
+fn private_state(config: &TrainConfig) -> Result<Option<PrivateState>> {
+    let Some(p) = &config.privacy else {
+        return Ok(None);
+    };
+    let planned = (config.rounds * config.shared.steps) as u64;
+    Ok(Some(PrivateState {
+        sigma: p.sigma(planned)?,
+        steps_done: 0,
+        planned,
+    }))
 }
 
 /// A task's starting parts: `w = 1` on every adapted layer (when the method learns `w`; drawn
