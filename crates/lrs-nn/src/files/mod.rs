@@ -51,6 +51,22 @@ pub(crate) fn read_bytes(path: &Path) -> Result<Vec<u8>, FileError> {
     })
 }
 
+/// The loading skeleton of both model files ([`shared_factor`], [`task_delta`]): parse `bytes`,
+/// check `format`/`version` and the base model's hash against `check`, then hand the parsed file
+/// to `body` for the file's own checks and tensors.
+pub(crate) fn load_checked<T>(
+    path: &Path,
+    bytes: &[u8],
+    format: &'static str,
+    check: &LoadCheck,
+    body: impl FnOnce(&Parsed<'_>) -> Result<T, FileError>,
+) -> Result<T, FileError> {
+    let p = Parsed::new(path, bytes)?;
+    p.check_format(format)?;
+    p.check_hash("base_sha256", &check.base_sha256)?;
+    body(&p)
+}
+
 /// A parsed safetensors buffer with its metadata, tied to the file it came from for errors.
 pub(crate) struct Parsed<'a> {
     pub path: &'a Path,

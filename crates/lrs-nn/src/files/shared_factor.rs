@@ -6,7 +6,9 @@ use std::path::Path;
 
 use candle_core::{DType, Device, Tensor};
 
-use super::{atomic::write_atomic, read_bytes, serialize, sha256_hex, LoadCheck, Parsed};
+use super::{
+    atomic::write_atomic, load_checked, read_bytes, serialize, sha256_hex, LoadCheck, Parsed,
+};
 use crate::bert::LrsOptions;
 use crate::error::FileError;
 use crate::lrs_linear::LowRank;
@@ -109,12 +111,25 @@ impl SharedFactor {
         device: &Device,
         dtype: DType,
     ) -> Result<Self, FileError> {
-        let p = Parsed::new(path, bytes)?;
-        p.check_format(SHARED_FORMAT)?;
-        p.check_hash("base_sha256", &check.base_sha256)?;
+        let mut shared = load_checked(path, bytes, SHARED_FORMAT, check, |p| {
+            Self::from_parsed(p, check, device, dtype)
+        })?;
+        shared.sha256 = Some(sha256_hex(bytes));
+        Ok(shared)
+    }
+
+    /// The file's own checks and tensors, once [`load_checked`] has checked its format,
+    /// version and base hash.
+    fn from_parsed(
+        p: &Parsed<'_>,
+        check: &LoadCheck,
+        device: &Device,
+        dtype: DType,
+    ) -> Result<Self, FileError> {
+        let path = p.path;
         let rank = p.rank_matching(check.rank)?;
         let scale: f64 = p.meta_parse("scale")?;
-        let target_modules = target_modules(&p)?;
+        let target_modules = target_modules(p)?;
         let dp = match p.meta.get("dp") {
             None => None,
             Some(s) => Some(serde_json::from_str(s).map_err(|e| p.bad_meta("dp", &e.to_string()))?),
@@ -186,7 +201,7 @@ impl SharedFactor {
             dp,
             layers,
             head,
-            sha256: Some(sha256_hex(bytes)),
+            sha256: None,
         })
     }
 }

@@ -27,7 +27,8 @@ use std::path::Path;
 use candle_core::{DType, Device, Tensor};
 
 use super::{
-    atomic::write_atomic, now_rfc3339, read_bytes, serialize, sha256_hex, LoadCheck, Parsed,
+    atomic::write_atomic, load_checked, now_rfc3339, read_bytes, serialize, sha256_hex, LoadCheck,
+    Parsed,
 };
 use crate::error::FileError;
 use crate::layer_delta::{LayerDelta, SparsePart};
@@ -298,9 +299,20 @@ impl TaskDelta {
         device: &Device,
         dtype: DType,
     ) -> Result<Self, FileError> {
-        let p = Parsed::new(path, bytes)?;
-        p.check_format(TASK_FORMAT)?;
-        p.check_hash("base_sha256", &check.base_sha256)?;
+        load_checked(path, bytes, TASK_FORMAT, check, |p| {
+            Self::from_parsed(p, check, device, dtype)
+        })
+    }
+
+    /// The file's own checks and tensors, once [`load_checked`] has checked its format,
+    /// version and base hash.
+    fn from_parsed(
+        p: &Parsed<'_>,
+        check: &LoadCheck,
+        device: &Device,
+        dtype: DType,
+    ) -> Result<Self, FileError> {
+        let path = p.path;
         if let Some(shared) = &check.shared_sha256 {
             p.check_hash("shared_sha256", shared)?;
         }
@@ -410,7 +422,7 @@ impl TaskDelta {
                     }
                 }
                 "lora_a" => {
-                    let part = load_lora(&p, module, (out_dim, in_dim), lora_alpha, device, dtype)?;
+                    let part = load_lora(p, module, (out_dim, in_dim), lora_alpha, device, dtype)?;
                     lora.insert(module.to_string(), part);
                 }
                 "lora_b" => {
