@@ -239,7 +239,7 @@ pub fn evaluate_run(run: &RunDir, options: &EvalOptions) -> Result<RunEvaluation
     let mut scored = Vec::new();
     if !plan.is_empty() {
         let splits: Vec<Split> = plan.iter().map(|(s, _)| s.clone()).collect();
-        let (mut trainer, data, shared) = trainer_for_run(run, &splits)?;
+        let (mut trainer, data, shared) = trainer_for_run(run, &splits, &[Part::Test])?;
         let mut tasks = Vec::with_capacity(splits.len());
         let mut ok = Vec::with_capacity(splits.len());
         for (i, split) in splits.iter().enumerate() {

@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use candle_core::{DType, Device};
-use lrs_nn::{BertCheckpoint, BertTokenizer, SharedFactor, TaskDelta, TaskProvenance};
+use lrs_nn::{BertCheckpoint, BertModel, BertTokenizer, SharedFactor, TaskDelta, TaskProvenance};
 
 pub use data::{load_run_data, load_task_file, RunData, SkippedTask, MOVIELENS_HINT};
 pub use dir::{valid_task_id, RoundRecord, RunDir, RunSummary};
@@ -136,6 +136,18 @@ pub fn build_trainer(
     tokenizer: &BertTokenizer,
     splits: &[Split],
 ) -> Result<(Trainer, TaskData)> {
+    let (model, data) = model_and_data(config, ckpt, tokenizer, splits)?;
+    let trainer = Trainer::new(model, config.clone(), &data)?;
+    Ok((trainer, data))
+}
+
+/// The run's model (f32, CPU, adapters of `config`) and `splits` tokenized.
+fn model_and_data(
+    config: &TrainConfig,
+    ckpt: &BertCheckpoint,
+    tokenizer: &BertTokenizer,
+    splits: &[Split],
+) -> Result<(BertModel, TaskData)> {
     let data = TaskData::from_splits(splits, tokenizer)?;
     let model = Trainer::load_model(ckpt, config, &Device::Cpu).map_err(|e| match e {
         TrainError::Nn(source) => RunError::Model {
@@ -144,8 +156,7 @@ pub fn build_trainer(
         },
         other => other.into(),
     })?;
-    let trainer = Trainer::new(model, config.clone(), &data)?;
-    Ok((trainer, data))
+    Ok((model, data))
 }
 
 /// Mean and quartiles of the defined per-task AUCs.
@@ -375,15 +386,18 @@ fn write_eval(run: &RunDir, e: &Evaluation) -> Result<()> {
     Ok(())
 }
 
-/// A trainer for `splits` whose shared parts come from `run`'s shared file (validated against
-/// the base model) and whose tasks are blank.
+/// A frozen trainer ([`Trainer::frozen`]) for `splits`, prefix states cached for `parts`,
+/// whose shared parts come from `run`'s shared file (validated against the base model) and
+/// whose tasks are blank.
 pub(crate) fn trainer_for_run(
     run: &RunDir,
     splits: &[Split],
+    parts: &[Part],
 ) -> Result<(Trainer, TaskData, SharedFactor)> {
     let config = TrainConfig::from_file(&run.config_path())?;
     let (ckpt, tokenizer) = resolve_model(&config)?;
-    let (trainer, data) = build_trainer(&config, &ckpt, &tokenizer, splits)?;
+    let (model, data) = model_and_data(&config, &ckpt, &tokenizer, splits)?;
+    let trainer = Trainer::frozen(model, config, &data, parts)?;
     let shared = trainer.model().load_shared(&run.shared_path())?;
     Ok((trainer, data, shared))
 }
@@ -505,7 +519,7 @@ fn personalize_splits_from(
     for s in splits {
         run.task_path(&s.task)?;
     }
-    let (mut trainer, data, shared) = trainer_for_run(run, splits)?;
+    let (mut trainer, data, shared) = trainer_for_run(run, splits, &[Part::Train, Part::Test])?;
     let provenance = TaskProvenance {
         base_sha256: trainer.model().base_info().sha256.clone(),
         shared_sha256: shared

@@ -133,6 +133,37 @@ impl Trainer {
     /// at `w = 1`, `S = 0` and a zero head.
     pub fn new(model: BertModel, config: TrainConfig, data: &TaskData) -> Result<Self> {
         config.validate()?;
+        let private = private_state(&config)?;
+        let mut trainer = Self::assemble(model, config, data, &[Part::Train, Part::Test])?;
+        trainer.model.init_shared_factors(&mut trainer.rng)?;
+        trainer.shared_opt = shared_optimizer(&trainer.model, &trainer.config, &trainer.head)?;
+        trainer.private = private;
+        Ok(trainer)
+    }
+
+    /// A trainer whose shared parts stay frozen, for scoring task files and fitting tasks
+    /// against a run's shared file ([`Self::fit_task`], [`Self::evaluate`]): no shared
+    /// optimizer, no privacy state, no draw of the factors (both stay zero until a shared file
+    /// is installed over them), and prefix states cached for `parts` of `data` only (other rows
+    /// are computed when they are needed). A [`Self::round`] of it trains only the tasks.
+    pub fn frozen(
+        model: BertModel,
+        config: TrainConfig,
+        data: &TaskData,
+        parts: &[Part],
+    ) -> Result<Self> {
+        config.validate()?;
+        Self::assemble(model, config, data, parts)
+    }
+
+    /// What every trainer holds: the checked model, its per-task modules, the zero shared head,
+    /// the prefix cache of `parts` of `data` and a fresh delta per task.
+    fn assemble(
+        model: BertModel,
+        config: TrainConfig,
+        data: &TaskData,
+        parts: &[Part],
+    ) -> Result<Self> {
         check_model(&model, &config)?;
         let modules = model.adapted_modules();
         let (task_modules, task_cache) = task_modules(&model, &config, &modules)?;
@@ -142,15 +173,11 @@ impl Trainer {
         })?;
         let hidden = model.config().hidden_size;
         let head = shared_head(vars, hidden, &device)?;
-        let mut rng = ChaCha20Rng::seed_from_u64(config.seed);
-        model.init_shared_factors(&mut rng)?;
-        let shared_opt = shared_optimizer(&model, &config, &head)?;
-        let private = private_state(&config)?;
         let cache = PrefixCache::build(
             &model,
             data.tasks
                 .iter()
-                .flat_map(|t| t.train.iter().chain(&t.test)),
+                .flat_map(|t| parts.iter().flat_map(move |&p| t.rows(p))),
         )?;
         let tasks = data
             .tasks
@@ -158,18 +185,18 @@ impl Trainer {
             .map(|t| new_task(&t.task, &config, &task_modules, hidden, &device))
             .collect::<Result<Vec<_>>>()?;
         Ok(Self {
+            rng: ChaCha20Rng::seed_from_u64(config.seed),
             config,
             model,
             head,
             tasks,
             modules,
             task_modules,
-            shared_opt,
-            rng,
+            shared_opt: None,
             round: 0,
             cache,
             task_cache,
-            private,
+            private: None,
         })
     }
 
