@@ -5,6 +5,7 @@
 //! after each input.
 #![no_main]
 
+use lrs_nn::ModelFile;
 use std::path::Path;
 use std::sync::OnceLock;
 

@@ -4,6 +4,7 @@
 //! serving forward pass without error.
 #![no_main]
 
+use lrs_nn::ModelFile;
 use std::path::Path;
 use std::sync::OnceLock;
 

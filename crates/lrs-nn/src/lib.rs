@@ -66,7 +66,7 @@ pub use bert::LrsOptions;
 pub use error::{FileError, NnError, Result};
 pub use files::shared_factor::SharedFactor;
 pub use files::task_delta::{TaskDelta, TaskProvenance};
-pub use files::LoadCheck;
+pub use files::{LoadCheck, ModelFile};
 pub use hub::BertCheckpoint;
 pub use layer_delta::{LayerDelta, SparsePart};
 pub use lora_part::LoraPart;

@@ -14,7 +14,9 @@ use super::encoder::{BertLayer, LayerStage};
 use super::packing::TokenPacking;
 use super::prefix::{PrefixState, ResumePoint};
 use super::{Builder, LrsOptions};
-use crate::files::{shared_factor::SharedFactor, task_delta::TaskDelta, LoadCheck, Parsed};
+use crate::files::{
+    shared_factor::SharedFactor, task_delta::TaskDelta, LoadCheck, ModelFile, Parsed,
+};
 use crate::hub::BertCheckpoint;
 use crate::lrs_linear::{LowRank, LrsLinear};
 use crate::task_batch::TaskBatch;

@@ -51,25 +51,58 @@ pub(crate) fn read_bytes(path: &Path) -> Result<Vec<u8>, FileError> {
     })
 }
 
-/// The loading skeleton of both model files ([`shared_factor`], [`task_delta`]): parse `bytes`,
-/// check `format`/`version` and the base model's hash against `check`, then hand the parsed file
-/// to `body` for the file's own checks and tensors.
-pub(crate) fn load_checked<T>(
-    path: &Path,
-    bytes: &[u8],
-    format: &'static str,
-    check: &LoadCheck,
-    body: impl FnOnce(&Parsed<'_>) -> Result<T, FileError>,
-) -> Result<T, FileError> {
-    let p = Parsed::new(path, bytes)?;
-    p.check_format(format)?;
-    p.check_hash("base_sha256", &check.base_sha256)?;
-    body(&p)
+/// The errors of loading a file.
+pub type FileResult<T> = Result<T, FileError>;
+
+/// The loading skeleton of both model files ([`shared_factor::SharedFactor`] and
+/// [`task_delta::TaskDelta`]): read the bytes, parse the safetensors header, check
+/// `format`/`version` and the base model's hash against the [`LoadCheck`], then the file's own
+/// checks. Values land on the given device in the given dtype.
+pub trait ModelFile: sealed::FileBody {
+    /// Reads and validates the file at `path`.
+    fn load(path: &Path, check: &LoadCheck, device: &Device, dtype: DType) -> FileResult<Self> {
+        Self::from_bytes(path, &read_bytes(path)?, check, device, dtype)
+    }
+
+    /// [`Self::load`] on the file's bytes already in memory; `path` only names the file in
+    /// errors.
+    fn from_bytes(
+        path: &Path,
+        bytes: &[u8],
+        check: &LoadCheck,
+        device: &Device,
+        dtype: DType,
+    ) -> FileResult<Self> {
+        let p = Parsed::new(path, bytes)?;
+        p.check_format(Self::FORMAT)?;
+        p.check_hash("base_sha256", &check.base_sha256)?;
+        Self::from_parsed(&p, check, device, dtype)
+    }
 }
 
-/// A parsed safetensors buffer with its metadata, tied to the file it came from for errors.
-pub(crate) struct Parsed<'a> {
+impl<T: sealed::FileBody> ModelFile for T {}
+
+/// What each model file adds to the skeleton (not implementable outside this crate).
+#[doc(hidden)]
+pub mod sealed {
+    use super::*;
+
+    /// A model file's `format` and its own checks and tensors.
+    pub trait FileBody: Sized {
+        /// The `format` metadata.
+        const FORMAT: &'static str;
+        /// The checks and tensors past the skeleton's (format, version, base hash).
+        fn from_parsed(p: &Parsed, check: &LoadCheck, dev: &Device, dt: DType) -> FileResult<Self>;
+    }
+}
+
+/// A parsed safetensors buffer with its metadata, tied to the file it came from for errors
+/// (the skeleton's hand-over to each file's own checks; not for use outside this crate).
+#[doc(hidden)]
+pub struct Parsed<'a> {
     pub path: &'a Path,
+    /// The whole file.
+    pub bytes: &'a [u8],
     pub st: SafeTensors<'a>,
     pub meta: HashMap<String, String>,
 }
@@ -84,7 +117,12 @@ impl<'a> Parsed<'a> {
         let (_, header) = SafeTensors::read_metadata(bytes).map_err(malformed)?;
         let meta = header.metadata().clone().unwrap_or_default();
         let st = SafeTensors::deserialize(bytes).map_err(malformed)?;
-        Ok(Self { path, st, meta })
+        Ok(Self {
+            path,
+            bytes,
+            st,
+            meta,
+        })
     }
 
     /// Checks `format` and `version`.

@@ -6,8 +6,9 @@ use std::path::Path;
 
 use candle_core::{DType, Device, Tensor};
 
+use super::sealed::FileBody;
 use super::{
-    atomic::write_atomic, load_checked, read_bytes, serialize, sha256_hex, LoadCheck, Parsed,
+    atomic::write_atomic, read_bytes, serialize, sha256_hex, FileResult, LoadCheck, Parsed,
 };
 use crate::bert::LrsOptions;
 use crate::error::FileError;
@@ -89,43 +90,23 @@ impl SharedFactor {
             target_modules: target_modules(&p)?,
         })
     }
+}
 
-    /// Reads and validates a shared file: format/version, `base_sha256` against
-    /// `check.base_sha256`, rank (if `check.rank`), every `lrs_u`/`lrs_v` pair present for
-    /// exactly known modules with consistent shapes. Tensors land on `device` in `dtype`.
-    pub fn load(
-        path: &Path,
-        check: &LoadCheck,
-        device: &Device,
-        dtype: DType,
-    ) -> Result<Self, FileError> {
-        Self::from_bytes(path, &read_bytes(path)?, check, device, dtype)
-    }
+/// The `target_modules` metadata: a JSON list of module-name patterns.
+fn target_modules(p: &Parsed) -> Result<Vec<String>, FileError> {
+    serde_json::from_str(p.meta("target_modules")?)
+        .map_err(|e| p.bad_meta("target_modules", &e.to_string()))
+}
 
-    /// [`Self::load`] on a shared file's bytes already in memory; `path` only names the file
-    /// in errors.
-    pub fn from_bytes(
-        path: &Path,
-        bytes: &[u8],
-        check: &LoadCheck,
-        device: &Device,
-        dtype: DType,
-    ) -> Result<Self, FileError> {
-        let mut shared = load_checked(path, bytes, SHARED_FORMAT, check, |p| {
-            Self::from_parsed(p, check, device, dtype)
-        })?;
-        shared.sha256 = Some(sha256_hex(bytes));
-        Ok(shared)
-    }
+/// SharedFactor files load through the [`ModelFile`] skeleton.
+///
+/// Reads and validates a shared file: format/version, `base_sha256` against
+/// `check.base_sha256`, rank (if `check.rank`), every `lrs_u`/`lrs_v` pair present for
+/// exactly known modules with consistent shapes. Tensors land on `device` in `dtype`.
+impl FileBody for SharedFactor {
+    const FORMAT: &'static str = SHARED_FORMAT;
 
-    /// The file's own checks and tensors, once [`load_checked`] has checked its format,
-    /// version and base hash.
-    fn from_parsed(
-        p: &Parsed<'_>,
-        check: &LoadCheck,
-        device: &Device,
-        dtype: DType,
-    ) -> Result<Self, FileError> {
+    fn from_parsed(p: &Parsed, check: &LoadCheck, dev: &Device, dt: DType) -> FileResult<Self> {
         let path = p.path;
         let rank = p.rank_matching(check.rank)?;
         let scale: f64 = p.meta_parse("scale")?;
@@ -139,8 +120,8 @@ impl SharedFactor {
         let mut u_seen = BTreeMap::new();
         for name in p.names() {
             let load = |name: &str| {
-                p.tensor(name, FLOATS, FLOAT_WORDS, device)?
-                    .to_dtype(dtype)
+                p.tensor(name, FLOATS, FLOAT_WORDS, dev)?
+                    .to_dtype(dt)
                     .map_err(|e| p.tensor_err(name, e))
             };
             if name.starts_with("head.") {
@@ -201,20 +182,15 @@ impl SharedFactor {
             dp,
             layers,
             head,
-            sha256: None,
+            sha256: Some(sha256_hex(p.bytes)),
         })
     }
-}
-
-/// The `target_modules` metadata: a JSON list of module-name patterns.
-fn target_modules(p: &Parsed) -> Result<Vec<String>, FileError> {
-    serde_json::from_str(p.meta("target_modules")?)
-        .map_err(|e| p.bad_meta("target_modules", &e.to_string()))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::files::ModelFile;
 
     /// Found by the `shared_file` fuzz target: a shared head of another shape loaded and made
     /// every served forward pass fail (or, with a `[2]` bias and two rows, add per-row biases).

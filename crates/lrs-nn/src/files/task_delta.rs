@@ -26,9 +26,9 @@ use std::path::Path;
 
 use candle_core::{DType, Device, Tensor};
 
+use super::sealed::FileBody;
 use super::{
-    atomic::write_atomic, load_checked, now_rfc3339, read_bytes, serialize, sha256_hex, LoadCheck,
-    Parsed,
+    atomic::write_atomic, now_rfc3339, serialize, sha256_hex, FileResult, LoadCheck, Parsed,
 };
 use crate::error::FileError;
 use crate::layer_delta::{LayerDelta, SparsePart};
@@ -275,191 +275,6 @@ impl TaskDelta {
         write_atomic(path, &bytes)?;
         Ok(sha256_hex(&bytes))
     }
-
-    /// Reads and validates a task file: format/version, `base_sha256` and `shared_sha256`
-    /// against `check`, rank, known modules, shapes `w [r]`, `idx`/`val [nnz]` (U32 indices
-    /// strictly increasing and `< out·in`), total `nnz`; LoRA parts: `lora_a [r_l, in]` and
-    /// `lora_b [out, r_l]` both present or both absent, finite values, `lora_alpha` metadata
-    /// present (finite) exactly when some module has them. Values land on `device` in `dtype`.
-    pub fn load(
-        path: &Path,
-        check: &LoadCheck,
-        device: &Device,
-        dtype: DType,
-    ) -> Result<Self, FileError> {
-        Self::from_bytes(path, &read_bytes(path)?, check, device, dtype)
-    }
-
-    /// [`Self::load`] on a task file's bytes already in memory; `path` only names the file in
-    /// errors.
-    pub fn from_bytes(
-        path: &Path,
-        bytes: &[u8],
-        check: &LoadCheck,
-        device: &Device,
-        dtype: DType,
-    ) -> Result<Self, FileError> {
-        load_checked(path, bytes, TASK_FORMAT, check, |p| {
-            Self::from_parsed(p, check, device, dtype)
-        })
-    }
-
-    /// The file's own checks and tensors, once [`load_checked`] has checked its format,
-    /// version and base hash.
-    fn from_parsed(
-        p: &Parsed<'_>,
-        check: &LoadCheck,
-        device: &Device,
-        dtype: DType,
-    ) -> Result<Self, FileError> {
-        let path = p.path;
-        if let Some(shared) = &check.shared_sha256 {
-            p.check_hash("shared_sha256", shared)?;
-        }
-        let rank = p.rank_matching(check.rank)?;
-        let lora_alpha: Option<f64> = match p.meta.get(LORA_ALPHA_KEY) {
-            None => None,
-            Some(_) => {
-                let alpha: f64 = p.meta_parse(LORA_ALPHA_KEY)?;
-                if !alpha.is_finite() {
-                    return Err(p.bad_meta(LORA_ALPHA_KEY, &format!("{alpha} is not finite")));
-                }
-                Some(alpha)
-            }
-        };
-        let mut layers: BTreeMap<String, LayerDelta> = BTreeMap::new();
-        let mut lora: BTreeMap<String, LoraPart> = BTreeMap::new();
-        let mut head = BTreeMap::new();
-        let mut total_nnz = 0usize;
-        let unknown = |tensor: &str| FileError::UnknownModule {
-            file: path.to_path_buf(),
-            tensor: tensor.to_string(),
-        };
-        for name in p.names() {
-            if name.starts_with("head.") {
-                let t = p.tensor(
-                    &name,
-                    &[DType::F16, DType::BF16, DType::F32],
-                    "F16, BF16 or F32",
-                    device,
-                )?;
-                head.insert(
-                    name.clone(),
-                    t.to_dtype(dtype).map_err(|e| p.tensor_err(&name, e))?,
-                );
-                continue;
-            }
-            let Some((module, kind)) = name.rsplit_once('.') else {
-                return Err(unknown(&name));
-            };
-            let Some(&(out_dim, in_dim)) = check.modules.get(module) else {
-                return Err(unknown(&name));
-            };
-            match kind {
-                "lrs_w" => {
-                    let w = p.tensor(&name, &[DType::F32], "F32", device)?;
-                    if w.dims() != [rank] {
-                        return Err(p.shape_err(&name, format!("[{rank}]"), w.dims()));
-                    }
-                    let w = w.to_dtype(dtype).map_err(|e| p.tensor_err(&name, e))?;
-                    layers.entry(module.to_string()).or_default().w = Some(w);
-                }
-                "lrs_idx" => {
-                    let val_name = format!("{module}.lrs_val");
-                    let idx_t = p.tensor(&name, &[DType::U32], "U32", &Device::Cpu)?;
-                    let val = p.tensor(
-                        &val_name,
-                        &[DType::F16, DType::BF16, DType::F32],
-                        "F16, BF16 or F32",
-                        device,
-                    )?;
-                    let [nnz] = idx_t.dims() else {
-                        return Err(p.shape_err(&name, "[nnz]".into(), idx_t.dims()));
-                    };
-                    if val.dims() != [*nnz] {
-                        return Err(p.shape_err(
-                            &val_name,
-                            format!("[{nnz}] (as {name})"),
-                            val.dims(),
-                        ));
-                    }
-                    let indices: Vec<u32> = idx_t.to_vec1().map_err(|e| p.tensor_err(&name, e))?;
-                    let bound = (out_dim as u64) * (in_dim as u64);
-                    validate_indices(&indices, bound).map_err(|problem| match problem {
-                        IndexProblem::OutOfRange {
-                            position,
-                            index,
-                            bound,
-                        } => FileError::IndexOutOfRange {
-                            file: path.to_path_buf(),
-                            tensor: name.clone(),
-                            position,
-                            index,
-                            bound,
-                        },
-                        IndexProblem::NotSorted { position } => FileError::IndicesNotSorted {
-                            file: path.to_path_buf(),
-                            tensor: name.clone(),
-                            position,
-                        },
-                    })?;
-                    total_nnz += indices.len();
-                    let val = val
-                        .to_dtype(dtype)
-                        .map_err(|e| p.tensor_err(&val_name, e))?;
-                    let sparse = SparseDelta::new(out_dim, in_dim, indices, val)
-                        .map_err(|e| p.bad_meta(&name, &e.to_string()))?;
-                    layers.entry(module.to_string()).or_default().sparse =
-                        SparsePart::Sparse(sparse);
-                }
-                "lrs_val" => {
-                    let idx_name = format!("{module}.lrs_idx");
-                    if p.st.tensor(&idx_name).is_err() {
-                        return Err(FileError::MissingTensor {
-                            file: path.to_path_buf(),
-                            tensor: idx_name,
-                        });
-                    }
-                }
-                "lora_a" => {
-                    let part = load_lora(p, module, (out_dim, in_dim), lora_alpha, device, dtype)?;
-                    lora.insert(module.to_string(), part);
-                }
-                "lora_b" => {
-                    let a_name = format!("{module}.lora_a");
-                    if p.st.tensor(&a_name).is_err() {
-                        return Err(FileError::MissingTensor {
-                            file: path.to_path_buf(),
-                            tensor: a_name,
-                        });
-                    }
-                }
-                _ => return Err(unknown(&name)),
-            }
-        }
-        if lora_alpha.is_some() && lora.is_empty() {
-            return Err(p.bad_meta(
-                LORA_ALPHA_KEY,
-                "present, but the file holds no LoRA tensors (*.lora_a / *.lora_b)",
-            ));
-        }
-        p.check_head(&head, check.hidden)?;
-        let recorded: usize = p.meta_parse("nnz")?;
-        if recorded != total_nnz {
-            return Err(p.bad_meta(
-                "nnz",
-                &format!("records {recorded}, tensors hold {total_nnz}"),
-            ));
-        }
-        Ok(Self {
-            task_id: p.meta("task_id")?.to_string(),
-            rank,
-            layers,
-            head,
-            lora,
-            created: p.meta.get("created").cloned(),
-        })
-    }
 }
 
 /// Reads `<module>.lora_a` / `<module>.lora_b` for a `(out, in)` module: both present, floating
@@ -523,9 +338,169 @@ fn non_finite(file: &Path, tensor: &str, position: usize) -> FileError {
     }
 }
 
+/// TaskDelta files load through the [`ModelFile`] skeleton.
+///
+/// Reads and validates a task file: format/version, `base_sha256` and `shared_sha256`
+/// against `check`, rank, known modules, shapes `w [r]`, `idx`/`val [nnz]` (U32 indices
+/// strictly increasing and `< out·in`), total `nnz`; LoRA parts: `lora_a [r_l, in]` and
+/// `lora_b [out, r_l]` both present or both absent, finite values, `lora_alpha` metadata
+/// present (finite) exactly when some module has them. Values land on `device` in `dtype`.
+impl FileBody for TaskDelta {
+    const FORMAT: &'static str = TASK_FORMAT;
+
+    fn from_parsed(p: &Parsed, check: &LoadCheck, dev: &Device, dt: DType) -> FileResult<Self> {
+        let path = p.path;
+        if let Some(shared) = &check.shared_sha256 {
+            p.check_hash("shared_sha256", shared)?;
+        }
+        let rank = p.rank_matching(check.rank)?;
+        let lora_alpha: Option<f64> = match p.meta.get(LORA_ALPHA_KEY) {
+            None => None,
+            Some(_) => {
+                let alpha: f64 = p.meta_parse(LORA_ALPHA_KEY)?;
+                if !alpha.is_finite() {
+                    return Err(p.bad_meta(LORA_ALPHA_KEY, &format!("{alpha} is not finite")));
+                }
+                Some(alpha)
+            }
+        };
+        let mut layers: BTreeMap<String, LayerDelta> = BTreeMap::new();
+        let mut lora: BTreeMap<String, LoraPart> = BTreeMap::new();
+        let mut head = BTreeMap::new();
+        let mut total_nnz = 0usize;
+        let unknown = |tensor: &str| FileError::UnknownModule {
+            file: path.to_path_buf(),
+            tensor: tensor.to_string(),
+        };
+        for name in p.names() {
+            if name.starts_with("head.") {
+                let t = p.tensor(
+                    &name,
+                    &[DType::F16, DType::BF16, DType::F32],
+                    "F16, BF16 or F32",
+                    dev,
+                )?;
+                head.insert(
+                    name.clone(),
+                    t.to_dtype(dt).map_err(|e| p.tensor_err(&name, e))?,
+                );
+                continue;
+            }
+            let Some((module, kind)) = name.rsplit_once('.') else {
+                return Err(unknown(&name));
+            };
+            let Some(&(out_dim, in_dim)) = check.modules.get(module) else {
+                return Err(unknown(&name));
+            };
+            match kind {
+                "lrs_w" => {
+                    let w = p.tensor(&name, &[DType::F32], "F32", dev)?;
+                    if w.dims() != [rank] {
+                        return Err(p.shape_err(&name, format!("[{rank}]"), w.dims()));
+                    }
+                    let w = w.to_dtype(dt).map_err(|e| p.tensor_err(&name, e))?;
+                    layers.entry(module.to_string()).or_default().w = Some(w);
+                }
+                "lrs_idx" => {
+                    let val_name = format!("{module}.lrs_val");
+                    let idx_t = p.tensor(&name, &[DType::U32], "U32", &Device::Cpu)?;
+                    let val = p.tensor(
+                        &val_name,
+                        &[DType::F16, DType::BF16, DType::F32],
+                        "F16, BF16 or F32",
+                        dev,
+                    )?;
+                    let [nnz] = idx_t.dims() else {
+                        return Err(p.shape_err(&name, "[nnz]".into(), idx_t.dims()));
+                    };
+                    if val.dims() != [*nnz] {
+                        return Err(p.shape_err(
+                            &val_name,
+                            format!("[{nnz}] (as {name})"),
+                            val.dims(),
+                        ));
+                    }
+                    let indices: Vec<u32> = idx_t.to_vec1().map_err(|e| p.tensor_err(&name, e))?;
+                    let bound = (out_dim as u64) * (in_dim as u64);
+                    validate_indices(&indices, bound).map_err(|problem| match problem {
+                        IndexProblem::OutOfRange {
+                            position,
+                            index,
+                            bound,
+                        } => FileError::IndexOutOfRange {
+                            file: path.to_path_buf(),
+                            tensor: name.clone(),
+                            position,
+                            index,
+                            bound,
+                        },
+                        IndexProblem::NotSorted { position } => FileError::IndicesNotSorted {
+                            file: path.to_path_buf(),
+                            tensor: name.clone(),
+                            position,
+                        },
+                    })?;
+                    total_nnz += indices.len();
+                    let val = val.to_dtype(dt).map_err(|e| p.tensor_err(&val_name, e))?;
+                    let sparse = SparseDelta::new(out_dim, in_dim, indices, val)
+                        .map_err(|e| p.bad_meta(&name, &e.to_string()))?;
+                    layers.entry(module.to_string()).or_default().sparse =
+                        SparsePart::Sparse(sparse);
+                }
+                "lrs_val" => {
+                    let idx_name = format!("{module}.lrs_idx");
+                    if p.st.tensor(&idx_name).is_err() {
+                        return Err(FileError::MissingTensor {
+                            file: path.to_path_buf(),
+                            tensor: idx_name,
+                        });
+                    }
+                }
+                "lora_a" => {
+                    let part = load_lora(p, module, (out_dim, in_dim), lora_alpha, dev, dt)?;
+                    lora.insert(module.to_string(), part);
+                }
+                "lora_b" => {
+                    let a_name = format!("{module}.lora_a");
+                    if p.st.tensor(&a_name).is_err() {
+                        return Err(FileError::MissingTensor {
+                            file: path.to_path_buf(),
+                            tensor: a_name,
+                        });
+                    }
+                }
+                _ => return Err(unknown(&name)),
+            }
+        }
+        if lora_alpha.is_some() && lora.is_empty() {
+            return Err(p.bad_meta(
+                LORA_ALPHA_KEY,
+                "present, but the file holds no LoRA tensors (*.lora_a / *.lora_b)",
+            ));
+        }
+        p.check_head(&head, check.hidden)?;
+        let recorded: usize = p.meta_parse("nnz")?;
+        if recorded != total_nnz {
+            return Err(p.bad_meta(
+                "nnz",
+                &format!("records {recorded}, tensors hold {total_nnz}"),
+            ));
+        }
+        Ok(Self {
+            task_id: p.meta("task_id")?.to_string(),
+            rank,
+            layers,
+            head,
+            lora,
+            created: p.meta.get("created").cloned(),
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::files::ModelFile;
 
     /// A task file holding only `head` tensors, checked against hashes `b`/`s` and rank 4.
     fn load_head(head: Vec<(&str, Tensor)>) -> Result<TaskDelta, FileError> {

@@ -20,6 +20,7 @@ use std::path::{Path, PathBuf};
 
 use candle_core::{DType, Tensor};
 use lrs_nn::files::atomic::write_atomic;
+use lrs_nn::ModelFile;
 use lrs_nn::{TaskDelta, TaskProvenance};
 use rand::SeedableRng;
 use rand_chacha::ChaCha20Rng;
