@@ -73,9 +73,10 @@ pub struct DataFile {
     pub metadata: HashMap<String, String>,
 }
 
-/// Reads and validates a data file.
+/// Reads and validates a data file. The file is mapped, not read: its tensors are copied once,
+/// straight from the page cache into the instance.
 pub fn read_instance(path: &Path) -> Result<DataFile> {
-    instance_from_bytes(path, &read_bytes(path)?)
+    instance_from_bytes(path, &map_file(path)?)
 }
 
 /// [`read_instance`] on a data file's bytes already in memory; `path` only names the file in
@@ -152,7 +153,7 @@ pub fn instance_from_bytes(path: &Path, bytes: &[u8]) -> Result<DataFile> {
 
 /// Reads and validates a model file.
 pub fn read_params(path: &Path) -> Result<LrsParams> {
-    params_from_bytes(path, &read_bytes(path)?)
+    params_from_bytes(path, &map_file(path)?)
 }
 
 /// [`read_params`] on a model file's bytes already in memory; `path` only names the file in
@@ -174,11 +175,19 @@ pub fn params_from_bytes(path: &Path, bytes: &[u8]) -> Result<LrsParams> {
     })
 }
 
-fn read_bytes(path: &Path) -> Result<Vec<u8>> {
-    std::fs::read(path).map_err(|source| CoreError::Io {
+/// The file's bytes, mapped read-only and populated up front (one call instead of a page
+/// fault per page). The writers replace files by rename, so a mapping stays
+/// valid while a new version is written; a file cut short under a live mapping by some other
+/// program is the one case this does not guard against.
+fn map_file(path: &Path) -> Result<memmap2::Mmap> {
+    let io = |source| CoreError::Io {
         path: path.into(),
         source,
-    })
+    };
+    let file = std::fs::File::open(path).map_err(io)?;
+    // SAFETY: the map is read-only and lives only while the file is parsed; see above for
+    // the one way another program could change it underneath.
+    unsafe { memmap2::MmapOptions::new().populate().map(&file) }.map_err(io)
 }
 
 struct F64Tensor {
@@ -251,11 +260,7 @@ impl<'a> OpenFile<'a> {
         if shape.contains(&0) {
             return Err(self.bad(name, format!("has an empty dimension {shape:?}")));
         }
-        let data: Vec<f64> = view
-            .data()
-            .chunks_exact(8)
-            .map(|c| f64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]))
-            .collect();
+        let data = le_f64s(view.data());
         if let Some(pos) = data.iter().position(|v| !v.is_finite()) {
             return Err(self.bad(
                 name,
@@ -275,6 +280,21 @@ impl<'a> OpenFile<'a> {
             ))
         }
     }
+}
+
+/// Little-endian f64s from `bytes` (a multiple of 8 long), in parallel blocks.
+fn le_f64s(bytes: &[u8]) -> Vec<f64> {
+    use rayon::prelude::*;
+    const BLOCK: usize = 1 << 16;
+    let mut out = vec![0.0; bytes.len() / 8];
+    out.par_chunks_mut(BLOCK)
+        .zip(bytes.par_chunks(8 * BLOCK))
+        .for_each(|(dst, src)| {
+            for (v, c) in dst.iter_mut().zip(src.chunks_exact(8)) {
+                *v = f64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]);
+            }
+        });
+    out
 }
 
 fn write_f64_tensors(
