@@ -19,7 +19,9 @@ use crate::init::{initial_factor, Init};
 use crate::linalg::dot;
 use crate::metrics::{relative_error, relative_theta_error};
 use crate::problem::{LrsParams, TaskData};
-use crate::shared_step::{uses_dense, SharedProblem, SharedSolver, TaskGrams};
+use crate::shared_step::{
+    inverse_column_norms, uses_dense, SharedProblem, SharedSolver, TaskGrams,
+};
 use crate::sparse_step::SparseStepConfig;
 use crate::synthetic::orthonormalize;
 use crate::task_kernel::TaskScratch;
@@ -199,6 +201,16 @@ pub fn amht_lrs(
         } else {
             Vec::new()
         };
+    // The data's part of the Gauss–Newton preconditioner, for each fold.
+    let column_norms: Vec<Vec<f64>> = if cfg.u_step == UStep::GaussNewton {
+        if folds.is_empty() {
+            vec![inverse_column_norms(data)]
+        } else {
+            folds.iter().map(inverse_column_norms).collect()
+        }
+    } else {
+        Vec::new()
+    };
     // Swap search is the expensive last resort of the sparse step: worth it only once most
     // tasks fit exactly, i.e. when U is right and the remaining misfits are wrong supports.
     let mut step_cfg = SparseStepConfig {
@@ -264,6 +276,7 @@ pub fn amht_lrs(
                     w: &params.w,
                     weights: &weights,
                     bases: &bases,
+                    inv_column_norms: &column_norms[(round - 1) % column_norms.len()],
                 };
                 let y_sq = dot(&round_data.y, &round_data.y).max(f64::MIN_POSITIVE);
                 let rho = (residuals.iter().sum::<f64>() / y_sq).sqrt();

@@ -29,6 +29,9 @@ pub struct GaussNewtonStep<'a> {
     /// Per task, an orthonormal basis of `range [X_i U, X_{i,S_i}]` (`[n_i, m]`, column after
     /// column); an empty basis drops the task.
     pub bases: &'a [Vec<f64>],
+    /// The inverse diagonal of `Σ_i X_iᵀX_i` (`shared_step::inverse_column_norms` of `data`):
+    /// the data's part of the preconditioner, the same in every round.
+    pub inv_column_norms: &'a [f64],
 }
 
 impl GaussNewtonStep<'_> {
@@ -115,7 +118,7 @@ impl GaussNewtonStep<'_> {
         let active: Vec<f64> = (0..self.data.tasks)
             .map(|i| if self.active(i) { self.weights[i] } else { 0.0 })
             .collect();
-        let precond = kronecker_preconditioner(self.data, self.w, &active, r);
+        let precond = kronecker_preconditioner(self.inv_column_norms, self.w, &active, r);
         let (delta, iters) = pcg(
             |v| self.apply(v),
             |res, out| {

@@ -47,11 +47,11 @@ pub fn solve_spd(h: &Mat<f64>, rhs: &Mat<f64>) -> Mat<f64> {
     }
 }
 
-/// `A x` for a row-major view.
+/// `A x` (faer's SIMD kernels, any layout of `A`).
 pub fn mat_vec(a: MatRef<'_, f64>, x: &[f64]) -> Vec<f64> {
-    (0..a.nrows())
-        .map(|i| (0..a.ncols()).map(|j| a[(i, j)] * x[j]).sum())
-        .collect()
+    let mut out = vec![0.0; a.nrows()];
+    gemv(&mut out, a, x, 1.0, false);
+    out
 }
 
 /// `Aᵀ x`.

@@ -3,7 +3,7 @@
 
 use faer::Mat;
 
-use crate::linalg::mat_vec;
+use crate::linalg::{gemv, par_chunked_sum};
 use crate::problem::{LrsParams, TaskData};
 
 /// `‖Θ̂ − Θ*‖_F / ‖Θ*‖_F`.
@@ -78,17 +78,25 @@ pub fn support_score(b_hat: &[f64], b_star: &[f64], tol: f64) -> SupportScore {
 /// `theta` is `[t, d]` row-major.
 pub fn held_out_mse(theta: &[f64], data: &TaskData) -> f64 {
     let d = data.dim;
-    let total: f64 = (0..data.tasks)
-        .map(|i| {
-            let pred = mat_vec(data.x_task(i), &theta[i * d..(i + 1) * d]);
-            pred.iter()
+    let total = par_chunked_sum(data.tasks, 1, |range, acc| {
+        let mut pred = vec![0.0; data.samples];
+        for i in range {
+            gemv(
+                &mut pred,
+                data.x_task(i),
+                &theta[i * d..(i + 1) * d],
+                1.0,
+                false,
+            );
+            acc[0] += pred
+                .iter()
                 .zip(data.y_task(i))
                 .map(|(p, y)| (p - y) * (p - y))
                 .sum::<f64>()
-                / data.samples as f64
-        })
-        .sum();
-    total / data.tasks as f64
+                / data.samples as f64;
+        }
+    });
+    total[0] / data.tasks as f64
 }
 
 /// All metrics of one fit that the truth and held-out data allow.

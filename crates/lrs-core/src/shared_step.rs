@@ -283,7 +283,8 @@ impl SharedProblem<'_> {
         let x0: Vec<f64> = (0..d)
             .flat_map(|p| (0..r).map(move |a| start[(p, a)]))
             .collect();
-        let precond = kronecker_preconditioner(self.data, self.w, self.weights, r);
+        let inv_diag = inverse_column_norms(self.data);
+        let precond = kronecker_preconditioner(&inv_diag, self.w, self.weights, r);
         let (x, iters) = pcg(
             |v| self.apply_flat(v),
             |res, out| apply_kronecker(precond.as_ref(), res, r, out),
@@ -326,36 +327,42 @@ pub fn uses_dense(solver: SharedSolver, d: usize, r: usize) -> bool {
 
 /// The Kronecker preconditioner `D ⊗ K` of conjugate gradient on `[d, r]` unknowns:
 /// `K = Σ ω_i w_i w_iᵀ` and `D` the diagonal of `Σ_i X_iᵀX_i`, which is the shared operator
-/// itself when every `X_iᵀX_i` is the same diagonal matrix. Returns `(1/D, K⁻¹)`; `None` if
-/// `K` is singular.
+/// itself when every `X_iᵀX_i` is the same diagonal matrix. Takes `1/D`
+/// ([`inverse_column_norms`]) and returns `(1/D, K⁻¹)`; `None` if `K` is singular.
 pub(crate) fn kronecker_preconditioner(
-    data: &TaskData,
+    inv_diag: &[f64],
     w: &[f64],
     weights: &[f64],
     r: usize,
 ) -> Option<(Vec<f64>, Mat<f64>)> {
     use faer::linalg::solvers::Solve;
-    let (d, m) = (data.dim, data.samples);
-    let flat = par_chunked_sum(data.tasks, d + r * r, |range, acc| {
-        let (diag, k) = acc.split_at_mut(d);
+    let k = par_chunked_sum(weights.len(), r * r, |range, acc| {
         for i in range {
-            let x = &data.x[i * m * d..(i + 1) * m * d];
-            for row in x.chunks_exact(d) {
-                for (o, v) in diag.iter_mut().zip(row) {
-                    *o += v * v;
-                }
-            }
             let wi = &w[i * r..(i + 1) * r];
-            add_outer(k, wi, wi, weights[i]);
+            add_outer(acc, wi, wi, weights[i]);
         }
     });
-    let inv_diag: Vec<f64> = flat[..d]
-        .iter()
-        .map(|&v| if v > 0.0 { 1.0 / v } else { 1.0 })
-        .collect();
-    let k = mat_from_row_major(&flat[d..], r, r);
+    let k = mat_from_row_major(&k, r, r);
     let llt = k.llt(Side::Lower).ok()?;
-    Some((inv_diag, llt.solve(Mat::<f64>::identity(r, r))))
+    Some((inv_diag.to_vec(), llt.solve(Mat::<f64>::identity(r, r))))
+}
+
+/// `1/D` of [`kronecker_preconditioner`]: the inverse diagonal of `Σ_i X_iᵀX_i` (1 where a
+/// column is all zero). It depends on the data alone, so a fit computes it once.
+pub(crate) fn inverse_column_norms(data: &TaskData) -> Vec<f64> {
+    let d = data.dim;
+    let diag = par_chunked_sum(data.tasks, d, |range, acc| {
+        for row in
+            data.x[range.start * data.samples * d..range.end * data.samples * d].chunks_exact(d)
+        {
+            for (o, v) in acc.iter_mut().zip(row) {
+                *o += v * v;
+            }
+        }
+    });
+    diag.iter()
+        .map(|&v| if v > 0.0 { 1.0 / v } else { 1.0 })
+        .collect()
 }
 
 /// `out = D⁻¹ res K⁻¹` for `res` `[d, r]` row-major (a copy of `res` without a preconditioner).
@@ -390,8 +397,14 @@ pub(crate) fn pcg(
     max_iter: usize,
 ) -> (Vec<f64>, usize) {
     let rhs_norm = dot(rhs, rhs).sqrt().max(f64::MIN_POSITIVE);
-    let hx = apply(&x);
-    let mut res: Vec<f64> = rhs.iter().zip(&hx).map(|(b, h)| b - h).collect();
+    // From zero (the Gauss–Newton step's start) the residual is the right-hand side: no
+    // product, which costs a pass over every task's samples.
+    let mut res: Vec<f64> = if x.iter().all(|v| *v == 0.0) {
+        rhs.to_vec()
+    } else {
+        let hx = apply(&x);
+        rhs.iter().zip(&hx).map(|(b, h)| b - h).collect()
+    };
     let mut zres = Vec::with_capacity(res.len());
     precondition(&res, &mut zres);
     let mut p = zres.clone();
