@@ -17,7 +17,7 @@ use crate::error::{ensure, Result};
 use crate::gauss_newton::GaussNewtonStep;
 use crate::init::{initial_factor, Init};
 use crate::linalg::dot;
-use crate::metrics::{relative_error, relative_theta_error};
+use crate::metrics::relative_error;
 use crate::problem::{LrsParams, TaskData};
 use crate::shared_step::{
     inverse_column_norms, uses_dense, SharedProblem, SharedSolver, TaskGrams,
@@ -187,6 +187,9 @@ pub fn amht_lrs(
         b: vec![0.0; t * d],
     };
     let mut theta_prev = params.theta();
+    // The truth's Θ, formed once for the trace's error column.
+    let truth_theta = truth.map(LrsParams::theta);
+    let theta_error = |theta: &[f64]| truth_theta.as_deref().map(|tt| relative_error(theta, tt));
     let mut trace = Vec::new();
     let mut converged = false;
     let mut all_fit = false;
@@ -246,7 +249,7 @@ pub fn amht_lrs(
                 dropped_tasks: 0,
                 certified_tasks: certified,
                 rescued_tasks,
-                theta_error: truth.map(|tr| relative_theta_error(&params, tr)),
+                theta_error: theta_error(&theta),
                 elapsed_s: start.elapsed().as_secs_f64(),
             });
             converged = true;
@@ -296,6 +299,7 @@ pub fn amht_lrs(
         params.u = u.clone();
         let theta = params.theta();
         let relative_change = relative_error(&theta_prev, &theta);
+        let error = theta_error(&theta);
         theta_prev = theta;
         trace.push(RoundTrace {
             round,
@@ -304,7 +308,7 @@ pub fn amht_lrs(
             dropped_tasks,
             certified_tasks: certified,
             rescued_tasks,
-            theta_error: truth.map(|tr| relative_theta_error(&params, tr)),
+            theta_error: error,
             elapsed_s: start.elapsed().as_secs_f64(),
         });
         if relative_change < cfg.tol {

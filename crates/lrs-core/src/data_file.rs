@@ -260,8 +260,8 @@ impl<'a> OpenFile<'a> {
         if shape.contains(&0) {
             return Err(self.bad(name, format!("has an empty dimension {shape:?}")));
         }
-        let data = le_f64s(view.data());
-        if let Some(pos) = data.iter().position(|v| !v.is_finite()) {
+        let (data, non_finite) = le_f64s(view.data());
+        if let Some(pos) = non_finite {
             return Err(self.bad(
                 name,
                 format!("holds a non-finite value at flat index {pos}"),
@@ -282,19 +282,26 @@ impl<'a> OpenFile<'a> {
     }
 }
 
-/// Little-endian f64s from `bytes` (a multiple of 8 long), in parallel blocks.
-fn le_f64s(bytes: &[u8]) -> Vec<f64> {
+/// Little-endian f64s from `bytes` (a multiple of 8 long), decoded in parallel blocks, and the
+/// flat index of the first non-finite value, if any (found in the same pass).
+fn le_f64s(bytes: &[u8]) -> (Vec<f64>, Option<usize>) {
     use rayon::prelude::*;
     const BLOCK: usize = 1 << 16;
     let mut out = vec![0.0; bytes.len() / 8];
-    out.par_chunks_mut(BLOCK)
+    let non_finite = out
+        .par_chunks_mut(BLOCK)
         .zip(bytes.par_chunks(8 * BLOCK))
-        .for_each(|(dst, src)| {
+        .enumerate()
+        .filter_map(|(n, (dst, src))| {
+            let mut finite = true;
             for (v, c) in dst.iter_mut().zip(src.chunks_exact(8)) {
                 *v = f64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]);
+                finite &= v.is_finite();
             }
-        });
-    out
+            (!finite).then(|| n * BLOCK + dst.iter().position(|v| !v.is_finite()).unwrap_or(0))
+        })
+        .min();
+    (out, non_finite)
 }
 
 fn write_f64_tensors(

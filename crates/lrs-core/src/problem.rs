@@ -134,7 +134,15 @@ impl LrsParams {
 
     /// All `θ_i` stacked as `[t, d]` row-major (row `i` is `θ_i`).
     pub fn theta(&self) -> Vec<f64> {
-        (0..self.tasks()).flat_map(|i| self.theta_task(i)).collect()
+        let (d, r) = (self.dim(), self.rank());
+        let mut out = self.b.clone();
+        for (i, theta) in out.chunks_exact_mut(d.max(1)).enumerate() {
+            let w = self.w_task(i);
+            for (p, o) in theta.iter_mut().enumerate() {
+                *o += (0..r).map(|a| self.u[(p, a)] * w[a]).sum::<f64>();
+            }
+        }
+        out
     }
 }
 
