@@ -87,10 +87,15 @@ pub enum UStep {
 pub const GN_MAX_ITERS: usize = 25;
 
 /// Loosest relative residual to which a Gauss–Newton step is solved. The step is solved to
-/// `min(GN_TOL, ρ)`, `ρ` the round's relative fit residual `‖y − ŷ‖ / ‖y‖` (an inexact Newton
-/// step with that forcing term keeps the quadratic convergence), and never below
-/// [`GN_TOL_FLOOR`].
+/// `min(GN_TOL, ρ^GN_FORCING_EXPONENT)`, `ρ` the round's relative fit residual
+/// `‖y − ŷ‖ / ‖y‖`, and never below [`GN_TOL_FLOOR`].
 pub const GN_TOL: f64 = 1e-2;
+
+/// Exponent of the inexact Newton forcing term `ρ^e`: `e = 1` keeps the quadratic
+/// convergence, `e < 1` gives order `1 + e` for fewer conjugate-gradient iterations per step.
+/// At 0.75 a noiseless d=100, t=500, m=80 fit takes the same 5 rounds with 17 instead of 21
+/// iterations in all and ends at a relative error of ~1e-13 instead of ~3e-16.
+pub const GN_FORCING_EXPONENT: f64 = 0.75;
 
 /// Tightest relative residual of a Gauss–Newton step.
 pub const GN_TOL_FLOOR: f64 = 1e-12;
@@ -283,7 +288,8 @@ pub fn amht_lrs(
                 };
                 let y_sq = dot(&round_data.y, &round_data.y).max(f64::MIN_POSITIVE);
                 let rho = (residuals.iter().sum::<f64>() / y_sq).sqrt();
-                let (delta, _) = step.solve(rho.clamp(GN_TOL_FLOOR, GN_TOL), GN_MAX_ITERS);
+                let forcing = rho.powf(GN_FORCING_EXPONENT);
+                let (delta, _) = step.solve(forcing.clamp(GN_TOL_FLOOR, GN_TOL), GN_MAX_ITERS);
                 &u + &delta
             }
         };
