@@ -278,12 +278,24 @@ pub fn amht_lrs(
             UStep::GaussNewton => {
                 let bases =
                     task_bases(round_data, u.as_ref(), &fits, &weights, cfg.sparse.sparsity);
+                // A task whose basis was recomputed gets its right-hand side from that basis.
+                let images: Vec<&[f64]> = fits
+                    .iter()
+                    .map(|f| {
+                        if f.basis.is_empty() {
+                            &[][..]
+                        } else {
+                            &f.residual_image[..]
+                        }
+                    })
+                    .collect();
                 let step = GaussNewtonStep {
                     data: round_data,
                     u: u.as_ref(),
                     w: &params.w,
                     weights: &weights,
                     bases: &bases,
+                    residual_images: &images,
                     inv_column_norms: &column_norms[(round - 1) % column_norms.len()],
                 };
                 let y_sq = dot(&round_data.y, &round_data.y).max(f64::MIN_POSITIVE);

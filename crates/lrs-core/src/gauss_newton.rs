@@ -29,6 +29,9 @@ pub struct GaussNewtonStep<'a> {
     /// Per task, an orthonormal basis of `range [X_i U, X_{i,S_i}]` (`[n_i, m]`, column after
     /// column); an empty basis drops the task.
     pub bases: &'a [Vec<f64>],
+    /// Per task, `X_iᵀ P_i y_i` where the task phase computed it (its `residual_image`; empty:
+    /// computed here from the basis).
+    pub residual_images: &'a [&'a [f64]],
     /// The inverse diagonal of `Σ_i X_iᵀX_i` (`shared_step::inverse_column_norms` of `data`):
     /// the data's part of the preconditioner, the same in every round.
     pub inv_column_norms: &'a [f64],
@@ -79,10 +82,16 @@ impl GaussNewtonStep<'_> {
                 if !self.active(i) {
                     continue;
                 }
-                res.copy_from_slice(self.data.y_task(i));
-                self.project(i, &mut res);
-                gemv(&mut g, self.data.x_task(i).transpose(), &res, 1.0, false);
-                add_outer(acc, &g, &self.w[i * r..(i + 1) * r], self.weights[i]);
+                let image = match self.residual_images.get(i) {
+                    Some(image) if image.len() == d => image,
+                    _ => {
+                        res.copy_from_slice(self.data.y_task(i));
+                        self.project(i, &mut res);
+                        gemv(&mut g, self.data.x_task(i).transpose(), &res, 1.0, false);
+                        &g[..]
+                    }
+                };
+                add_outer(acc, image, &self.w[i * r..(i + 1) * r], self.weights[i]);
             }
         })
     }

@@ -192,6 +192,14 @@ impl TaskScratch {
         out
     }
 
+    /// `Xᵀ e` for the residual `e` that a successful [`Self::fit`] left (`x` the task's
+    /// `[m, d]` samples).
+    pub fn residual_image(&self, x: MatRef<'_, f64>) -> Vec<f64> {
+        let mut out = vec![0.0; self.d];
+        gemv(&mut out, x.transpose(), &self.e, 1.0, false);
+        out
+    }
+
     /// The basis of [`Self::fitted_basis`] for a given `U` and support (`None` when
     /// `[X U, X_S]` is rank-deficient).
     pub fn basis(&mut self, x: &[f64], u: MatRef<'_, f64>, support: &[usize]) -> Option<Vec<f64>> {

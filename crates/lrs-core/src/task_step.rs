@@ -33,6 +33,10 @@ pub struct TaskFit {
     /// Orthonormal basis of `range [X_i U, X_{i,S}]` (`[r + |S|, m]`, column after column),
     /// for the Gauss–Newton shared step; empty where the fit took the general path.
     pub basis: Vec<f64>,
+    /// `X_iᵀ r_i`, the image of the fit's residual (`[d]`), the task's share of the
+    /// Gauss–Newton right-hand side, computed while `X_i` is in cache; empty where the fit took
+    /// the general path.
+    pub residual_image: Vec<f64>,
 }
 
 impl TaskFit {
@@ -77,6 +81,7 @@ fn quick_fit(
             projected_norm: k.z_norm,
             rescued: false,
             basis: scratch.fitted_basis(),
+            residual_image: scratch.residual_image(x),
         },
         None => {
             let quick = SparseStepConfig {
@@ -123,6 +128,7 @@ fn general_fit(
         projected_norm,
         rescued,
         basis: Vec::new(),
+        residual_image: Vec::new(),
     }
 }
 
