@@ -9,12 +9,14 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use safetensors::{tensor::TensorView, Dtype, SafeTensors};
 
 use crate::error::{CoreError, Result};
 use crate::linalg::{mat_from_row_major, mat_to_row_major};
 use crate::problem::{Instance, LrsParams, TaskData};
+use crate::samples::Samples;
 
 /// Format tag of data files.
 pub const DATA_FORMAT: &str = "lrs-linear-data";
@@ -30,11 +32,11 @@ pub fn write_instance(
     let tr = &inst.train;
     let (t, m, d) = (tr.tasks, tr.samples, tr.dim);
     let mut tensors: Vec<(String, Vec<usize>, &[f64])> = vec![
-        ("x".into(), vec![t, m, d], &tr.x),
+        ("x".into(), vec![t, m, d], &tr.x[..]),
         ("y".into(), vec![t, m], &tr.y),
     ];
     if let Some(te) = &inst.test {
-        tensors.push(("x_test".into(), vec![t, te.samples, d], &te.x));
+        tensors.push(("x_test".into(), vec![t, te.samples, d], &te.x[..]));
         tensors.push(("y_test".into(), vec![t, te.samples], &te.y));
     }
     let u_flat;
@@ -76,16 +78,22 @@ pub struct DataFile {
 /// Reads and validates a data file. The file is mapped, not read: its tensors are copied once,
 /// straight from the page cache into the instance.
 pub fn read_instance(path: &Path) -> Result<DataFile> {
-    instance_from_bytes(path, &map_file(path)?)
+    let map = Arc::new(map_file(path)?);
+    instance_from(path, &map, Some(&map))
 }
 
 /// [`read_instance`] on a data file's bytes already in memory; `path` only names the file in
 /// errors.
 pub fn instance_from_bytes(path: &Path, bytes: &[u8]) -> Result<DataFile> {
+    instance_from(path, bytes, None)
+}
+
+/// A data file's instance from `bytes`; where they are `map`'s, the features stay in it.
+fn instance_from(path: &Path, bytes: &[u8], map: Option<&Arc<memmap2::Mmap>>) -> Result<DataFile> {
     let file = OpenFile::parse(path, bytes)?;
     file.check_format(DATA_FORMAT)?;
-    let x = file.f64_tensor("x", 3)?;
-    let (t, m, d) = (x.shape[0], x.shape[1], x.shape[2]);
+    let (x_shape, x) = file.f64_samples("x", 3, map)?;
+    let (t, m, d) = (x_shape[0], x_shape[1], x_shape[2]);
     let y = file.f64_tensor("y", 2)?;
     file.expect_shape("y", &y.shape, &[t, m])?;
     let bad = |tensor: &str, reason: String| CoreError::BadTensor {
@@ -93,19 +101,16 @@ pub fn instance_from_bytes(path: &Path, bytes: &[u8]) -> Result<DataFile> {
         tensor: tensor.into(),
         reason,
     };
-    let train = TaskData::new(t, m, d, x.data, y.data).map_err(|e| bad("x", e.to_string()))?;
+    let train = TaskData::new(t, m, d, x, y.data).map_err(|e| bad("x", e.to_string()))?;
     let test = match (file.has("x_test"), file.has("y_test")) {
         (false, false) => None,
         (true, true) => {
-            let xt = file.f64_tensor("x_test", 3)?;
-            let mt = xt.shape[1];
-            file.expect_shape("x_test", &xt.shape, &[t, mt, d])?;
+            let (xt_shape, xt) = file.f64_samples("x_test", 3, map)?;
+            let mt = xt_shape[1];
+            file.expect_shape("x_test", &xt_shape, &[t, mt, d])?;
             let yt = file.f64_tensor("y_test", 2)?;
             file.expect_shape("y_test", &yt.shape, &[t, mt])?;
-            Some(
-                TaskData::new(t, mt, d, xt.data, yt.data)
-                    .map_err(|e| bad("x_test", e.to_string()))?,
-            )
+            Some(TaskData::new(t, mt, d, xt, yt.data).map_err(|e| bad("x_test", e.to_string()))?)
         }
         (has_x, _) => {
             let missing = if has_x { "y_test" } else { "x_test" };
@@ -242,7 +247,13 @@ impl<'a> OpenFile<'a> {
         self.tensors.tensor(name).is_ok()
     }
 
-    fn f64_tensor(&self, name: &str, rank: usize) -> Result<F64Tensor> {
+    /// The tensor `name` after the checks every reader makes: present, f64, `rank`
+    /// dimensions, none empty.
+    fn checked_view(
+        &self,
+        name: &str,
+        rank: usize,
+    ) -> Result<(safetensors::tensor::TensorView<'a>, Vec<usize>)> {
         let view = self
             .tensors
             .tensor(name)
@@ -260,14 +271,48 @@ impl<'a> OpenFile<'a> {
         if shape.contains(&0) {
             return Err(self.bad(name, format!("has an empty dimension {shape:?}")));
         }
+        Ok((view, shape))
+    }
+
+    fn non_finite(&self, name: &str, pos: usize) -> CoreError {
+        self.bad(
+            name,
+            format!("holds a non-finite value at flat index {pos}"),
+        )
+    }
+
+    fn f64_tensor(&self, name: &str, rank: usize) -> Result<F64Tensor> {
+        let (view, shape) = self.checked_view(name, rank)?;
         let (data, non_finite) = le_f64s(view.data());
         if let Some(pos) = non_finite {
-            return Err(self.bad(
-                name,
-                format!("holds a non-finite value at flat index {pos}"),
-            ));
+            return Err(self.non_finite(name, pos));
         }
         Ok(F64Tensor { shape, data })
+    }
+
+    /// [`Self::f64_tensor`] as [`Samples`]: a view in place when the bytes come from `map`
+    /// and are aligned for f64 there (they are in files this crate writes), a decoded copy
+    /// otherwise. Both are checked for finiteness.
+    fn f64_samples(
+        &self,
+        name: &str,
+        rank: usize,
+        map: Option<&Arc<memmap2::Mmap>>,
+    ) -> Result<(Vec<usize>, Samples)> {
+        let (view, shape) = self.checked_view(name, rank)?;
+        let bytes = view.data();
+        let mapped = map.and_then(|map| {
+            let offset = (bytes.as_ptr() as usize).checked_sub(map.as_ptr() as usize)?;
+            Samples::mapped(Arc::clone(map), offset, bytes.len() / 8)
+        });
+        let Some(samples) = mapped else {
+            let t = self.f64_tensor(name, rank)?;
+            return Ok((t.shape, t.data.into()));
+        };
+        if let Some(pos) = first_non_finite(&samples) {
+            return Err(self.non_finite(name, pos));
+        }
+        Ok((shape, samples))
     }
 
     fn expect_shape(&self, name: &str, got: &[usize], want: &[usize]) -> Result<()> {
@@ -280,6 +325,22 @@ impl<'a> OpenFile<'a> {
             ))
         }
     }
+}
+
+/// The flat index of the first non-finite value, checked in parallel blocks.
+fn first_non_finite(values: &[f64]) -> Option<usize> {
+    use rayon::prelude::*;
+    const BLOCK: usize = 1 << 16;
+    values
+        .par_chunks(BLOCK)
+        .enumerate()
+        .filter_map(|(n, block)| {
+            block
+                .iter()
+                .position(|v| !v.is_finite())
+                .map(|p| n * BLOCK + p)
+        })
+        .min()
 }
 
 /// Little-endian f64s from `bytes` (a multiple of 8 long), decoded in parallel blocks, and the

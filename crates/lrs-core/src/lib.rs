@@ -29,6 +29,7 @@ pub mod privacy_sweep;
 pub mod private_amht;
 pub mod problem;
 pub mod recovery_sweep;
+pub mod samples;
 pub mod shared_step;
 pub mod sparse_step;
 pub mod synthetic;

@@ -171,7 +171,7 @@ fn first_tasks(data: &TaskData, truth: &LrsParams, t: usize) -> (TaskData, LrsPa
         tasks: t,
         samples: m,
         dim: d,
-        x: data.x[..t * m * d].to_vec(),
+        x: data.x[..t * m * d].to_vec().into(),
         y: data.y[..t * m].to_vec(),
     };
     let tr = LrsParams {

@@ -7,6 +7,7 @@
 use faer::{Mat, MatRef};
 
 use crate::error::{ensure, Result};
+use crate::samples::Samples;
 
 /// Samples of `t` tasks with `m` samples of dimension `d` each.
 #[derive(Debug, Clone, PartialEq)]
@@ -17,15 +18,22 @@ pub struct TaskData {
     pub samples: usize,
     /// Feature dimension `d`.
     pub dim: usize,
-    /// Features, `[t, m, d]` row-major.
-    pub x: Vec<f64>,
+    /// Features, `[t, m, d]` row-major (owned, or a view of a mapped data file).
+    pub x: Samples,
     /// Responses, `[t, m]` row-major.
     pub y: Vec<f64>,
 }
 
 impl TaskData {
     /// Builds a data set, checking that the buffers match the shape.
-    pub fn new(tasks: usize, samples: usize, dim: usize, x: Vec<f64>, y: Vec<f64>) -> Result<Self> {
+    pub fn new(
+        tasks: usize,
+        samples: usize,
+        dim: usize,
+        x: impl Into<Samples>,
+        y: Vec<f64>,
+    ) -> Result<Self> {
+        let x = x.into();
         ensure(tasks > 0 && samples > 0 && dim > 0, "shape", || {
             format!("tasks, samples and dim must be positive, got t={tasks}, m={samples}, d={dim}")
         })?;
@@ -77,7 +85,7 @@ impl TaskData {
             tasks: self.tasks,
             samples: n,
             dim: d,
-            x,
+            x: x.into(),
             y,
         }
     }

@@ -56,6 +56,9 @@ fn generation_is_bit_reproducible_and_round_trips() {
     write_instance(&p, &a, HashMap::from([("seed".into(), "9".into())])).unwrap();
     let back = read_instance(&p).unwrap();
     assert_eq!(back.instance, a);
+    // The features of a file this crate wrote are read in place from the mapped file.
+    assert!(back.instance.train.x.is_mapped());
+    assert!(!a.train.x.is_mapped());
     assert_eq!(back.metadata.get("seed").map(String::as_str), Some("9"));
     let params = a.truth.clone().unwrap();
     let q = dir.path().join("m.safetensors");
@@ -150,6 +153,23 @@ fn bad_files_name_the_tensor_at_fault() {
         fmt,
     );
     assert!(err_text(&p).contains("non-finite value at flat index 1"));
+
+    // The same check on features read in place.
+    let mut nan_x = f64s(24);
+    nan_x[8 * 17..8 * 18].copy_from_slice(&f64::INFINITY.to_le_bytes());
+    write_raw(
+        &p,
+        vec![
+            ("x", Dtype::F64, vec![2, 3, 4], nan_x),
+            ("y", Dtype::F64, vec![2, 3], f64s(6)),
+        ],
+        fmt,
+    );
+    let err = err_text(&p);
+    assert!(
+        err.contains("`x`") && err.contains("non-finite value at flat index 17"),
+        "{err}"
+    );
 
     write_raw(
         &p,
