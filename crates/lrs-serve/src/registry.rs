@@ -123,6 +123,22 @@ struct Source {
     asked_ms: u64,
 }
 
+/// Concurrent task loads from a remote store, at least: a load there mostly waits on the
+/// network (a GET's round trip), so as many loads as CPUs would leave the CPUs idle while
+/// misses queue; each slot holds at most one task file and its parsed form.
+pub const REMOTE_LOAD_SLOTS: usize = 16;
+
+/// How many task loads may run at once: one per CPU from a local directory (a load is parsing
+/// and validation), at least [`REMOTE_LOAD_SLOTS`] from a remote store.
+fn load_slots_for(remote: bool) -> usize {
+    let cpus = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
+    if remote {
+        cpus.max(REMOTE_LOAD_SLOTS)
+    } else {
+        cpus
+    }
+}
+
 /// Default polling interval of a remote store.
 pub const DEFAULT_POLL: Duration = Duration::from_secs(1);
 
@@ -157,6 +173,7 @@ impl TaskRegistry {
         metrics
             .cache_budget_bytes
             .store(budget_bytes, Ordering::Relaxed);
+        let store_is_remote = store.remote();
         Self {
             store,
             model,
@@ -167,9 +184,7 @@ impl TaskRegistry {
             generation: AtomicU64::new(0),
             poll_ms: AtomicU64::new(DEFAULT_POLL.as_millis() as u64),
             opened: Instant::now(),
-            load_slots: LoadSlots::new(
-                std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get),
-            ),
+            load_slots: LoadSlots::new(load_slots_for(store_is_remote)),
             limits: RwLock::new(TaskLimits::default()),
         }
     }
@@ -475,5 +490,18 @@ impl TaskRegistry {
                 budget: cache.budget(),
             }),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn remote_stores_load_more_tasks_at_once_than_local_directories() {
+        let cpus = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
+        assert_eq!(load_slots_for(false), cpus);
+        assert!(load_slots_for(true) >= REMOTE_LOAD_SLOTS);
+        assert!(load_slots_for(true) >= load_slots_for(false));
     }
 }
