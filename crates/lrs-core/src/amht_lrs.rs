@@ -201,21 +201,13 @@ pub fn amht_lrs(
     // The dense shared step reuses every task's Gram matrix: computed once, for each fold.
     let grams: Vec<Option<TaskGrams>> =
         if cfg.u_step == UStep::LeastSquares && uses_dense(cfg.solver, d, r) {
-            if folds.is_empty() {
-                vec![TaskGrams::new(data)]
-            } else {
-                folds.iter().map(TaskGrams::new).collect()
-            }
+            per_fold(data, &folds, TaskGrams::new)
         } else {
             Vec::new()
         };
     // The data's part of the Gauss–Newton preconditioner, for each fold.
     let column_norms: Vec<Vec<f64>> = if cfg.u_step == UStep::GaussNewton {
-        if folds.is_empty() {
-            vec![inverse_column_norms(data)]
-        } else {
-            folds.iter().map(inverse_column_norms).collect()
-        }
+        per_fold(data, &folds, inverse_column_norms)
     } else {
         Vec::new()
     };
@@ -278,17 +270,9 @@ pub fn amht_lrs(
             UStep::GaussNewton => {
                 let bases =
                     task_bases(round_data, u.as_ref(), &fits, &weights, cfg.sparse.sparsity);
-                // A task whose basis was recomputed gets its right-hand side from that basis.
-                let images: Vec<&[f64]> = fits
-                    .iter()
-                    .map(|f| {
-                        if f.basis.is_empty() {
-                            &[][..]
-                        } else {
-                            &f.residual_image[..]
-                        }
-                    })
-                    .collect();
+                // Empty where the fit took the general path: the step then computes the task's
+                // right-hand side from the basis recomputed above.
+                let images: Vec<&[f64]> = fits.iter().map(|f| &f.residual_image[..]).collect();
                 let step = GaussNewtonStep {
                     data: round_data,
                     u: u.as_ref(),
@@ -352,6 +336,15 @@ pub fn amht_lrs(
         trace,
         converged,
     })
+}
+
+/// `f` of the whole data, or of each fold when the fit splits samples.
+fn per_fold<T>(data: &TaskData, folds: &[TaskData], f: impl Fn(&TaskData) -> T) -> Vec<T> {
+    if folds.is_empty() {
+        vec![f(data)]
+    } else {
+        folds.iter().map(f).collect()
+    }
 }
 
 /// Tasks whose warm fit is this many times worse (relative residual) than the round's median

@@ -75,8 +75,9 @@ pub struct DataFile {
     pub metadata: HashMap<String, String>,
 }
 
-/// Reads and validates a data file. The file is mapped, not read: its tensors are copied once,
-/// straight from the page cache into the instance.
+/// Reads and validates a data file. The file is mapped, not read: the features (`x`, `x_test`)
+/// stay in the mapping, viewed in place ([`Samples`]), and the smaller tensors are decoded
+/// from it.
 pub fn read_instance(path: &Path) -> Result<DataFile> {
     let map = Arc::new(map_file(path)?);
     instance_from(path, &map, Some(&map))
@@ -181,17 +182,18 @@ pub fn params_from_bytes(path: &Path, bytes: &[u8]) -> Result<LrsParams> {
 }
 
 /// The file's bytes, mapped read-only and populated up front (one call instead of a page
-/// fault per page). The writers replace files by rename, so a mapping stays
-/// valid while a new version is written; a file cut short under a live mapping by some other
-/// program is the one case this does not guard against.
+/// fault per page). The writers replace files by rename, so a mapping stays valid while a new
+/// version is written; a file cut short under a live mapping by some other program is the one
+/// case this does not guard against.
 fn map_file(path: &Path) -> Result<memmap2::Mmap> {
     let io = |source| CoreError::Io {
         path: path.into(),
         source,
     };
     let file = std::fs::File::open(path).map_err(io)?;
-    // SAFETY: the map is read-only and lives only while the file is parsed; see above for
-    // the one way another program could change it underneath.
+    // SAFETY: the map is read-only. It lives as long as the data set whose features view it
+    // (a model file's map only while it is parsed); see above for the one way another program
+    // could change it underneath.
     unsafe { memmap2::MmapOptions::new().populate().map(&file) }.map_err(io)
 }
 
@@ -283,11 +285,16 @@ impl<'a> OpenFile<'a> {
 
     fn f64_tensor(&self, name: &str, rank: usize) -> Result<F64Tensor> {
         let (view, shape) = self.checked_view(name, rank)?;
-        let (data, non_finite) = le_f64s(view.data());
-        if let Some(pos) = non_finite {
-            return Err(self.non_finite(name, pos));
+        self.finite(name, le_f64s(view.data()))
+            .map(|data| F64Tensor { shape, data })
+    }
+
+    /// `values` if every one is finite; else the error naming the first that is not.
+    fn finite<V: std::ops::Deref<Target = [f64]>>(&self, name: &str, values: V) -> Result<V> {
+        match first_non_finite(&values) {
+            Some(pos) => Err(self.non_finite(name, pos)),
+            None => Ok(values),
         }
-        Ok(F64Tensor { shape, data })
     }
 
     /// [`Self::f64_tensor`] as [`Samples`]: a view in place when the bytes come from `map`
@@ -305,14 +312,11 @@ impl<'a> OpenFile<'a> {
             let offset = (bytes.as_ptr() as usize).checked_sub(map.as_ptr() as usize)?;
             Samples::mapped(Arc::clone(map), offset, bytes.len() / 8)
         });
-        let Some(samples) = mapped else {
-            let t = self.f64_tensor(name, rank)?;
-            return Ok((t.shape, t.data.into()));
+        let samples = match mapped {
+            Some(samples) => samples,
+            None => le_f64s(bytes).into(),
         };
-        if let Some(pos) = first_non_finite(&samples) {
-            return Err(self.non_finite(name, pos));
-        }
-        Ok((shape, samples))
+        Ok((shape, self.finite(name, samples)?))
     }
 
     fn expect_shape(&self, name: &str, got: &[usize], want: &[usize]) -> Result<()> {
@@ -343,26 +347,19 @@ fn first_non_finite(values: &[f64]) -> Option<usize> {
         .min()
 }
 
-/// Little-endian f64s from `bytes` (a multiple of 8 long), decoded in parallel blocks, and the
-/// flat index of the first non-finite value, if any (found in the same pass).
-fn le_f64s(bytes: &[u8]) -> (Vec<f64>, Option<usize>) {
+/// Little-endian f64s from `bytes` (a multiple of 8 long), decoded in parallel blocks.
+fn le_f64s(bytes: &[u8]) -> Vec<f64> {
     use rayon::prelude::*;
     const BLOCK: usize = 1 << 16;
     let mut out = vec![0.0; bytes.len() / 8];
-    let non_finite = out
-        .par_chunks_mut(BLOCK)
+    out.par_chunks_mut(BLOCK)
         .zip(bytes.par_chunks(8 * BLOCK))
-        .enumerate()
-        .filter_map(|(n, (dst, src))| {
-            let mut finite = true;
+        .for_each(|(dst, src)| {
             for (v, c) in dst.iter_mut().zip(src.chunks_exact(8)) {
                 *v = f64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]);
-                finite &= v.is_finite();
             }
-            (!finite).then(|| n * BLOCK + dst.iter().position(|v| !v.is_finite()).unwrap_or(0))
-        })
-        .min();
-    (out, non_finite)
+        });
+    out
 }
 
 fn write_f64_tensors(

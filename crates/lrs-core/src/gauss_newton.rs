@@ -127,11 +127,11 @@ impl GaussNewtonStep<'_> {
         let active: Vec<f64> = (0..self.data.tasks)
             .map(|i| if self.active(i) { self.weights[i] } else { 0.0 })
             .collect();
-        let precond = kronecker_preconditioner(self.inv_column_norms, self.w, &active, r);
+        let kinv = kronecker_preconditioner(self.w, &active, r);
         let (delta, iters) = pcg(
             |v| self.apply(v),
             |res, out| {
-                apply_kronecker(precond.as_ref(), res, r, out);
+                apply_kronecker(self.inv_column_norms, kinv.as_ref(), res, r, out);
                 self.project_off_u(out);
             },
             &rhs,

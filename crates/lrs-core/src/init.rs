@@ -84,23 +84,20 @@ fn method_of_moments(data: &TaskData, rank: usize) -> Result<Mat<f64>> {
             at += n;
         }
     });
-    let moment = if m >= 2 {
-        // Σ_{j≠l} y_j y_l x_j x_lᵀ = S Sᵀ − Σ_j y_j² x_j x_jᵀ per task, S = Xᵀ y.
+    // Pairs: Σ_{j≠l} y_j y_l x_j x_lᵀ = S Sᵀ − Σ_j y_j² x_j x_jᵀ per task, S = Xᵀ y.
+    let pairs = (m >= 2).then(|| {
         let sums = task_response_sums(data);
         let st = MatRef::from_row_major_slice(&sums, data.tasks, d);
-        let sst = st.transpose() * st;
-        let scale = 1.0 / (data.tasks * m * (m - 1)) as f64;
-        Mat::<f64>::from_fn(d, d, |p, q| {
-            let (hi, lo) = if p >= q { (p, q) } else { (q, p) };
-            (sst[(p, q)] - flat[hi * d + lo]) * scale
-        })
-    } else {
-        let scale = 1.0 / (data.tasks * m) as f64;
-        Mat::<f64>::from_fn(d, d, |p, q| {
-            let (hi, lo) = if p >= q { (p, q) } else { (q, p) };
-            flat[hi * d + lo] * scale
-        })
-    };
+        st.transpose() * st
+    });
+    let scale = 1.0 / (data.tasks * m * (m - 1).max(1)) as f64;
+    let moment = Mat::<f64>::from_fn(d, d, |p, q| {
+        let (hi, lo) = if p >= q { (p, q) } else { (q, p) };
+        match &pairs {
+            Some(sst) => (sst[(p, q)] - flat[hi * d + lo]) * scale,
+            None => flat[hi * d + lo] * scale,
+        }
+    });
     let evd = moment
         .self_adjoint_eigen(Side::Lower)
         .map_err(|e| CoreError::Numerical {
@@ -137,25 +134,32 @@ pub const DENSE_MOMENT_MAX_DIM: usize = 512;
 /// of `E[y² x xᵀ]` (the eigenvectors are unchanged).
 struct ImplicitMoment<'a> {
     data: &'a TaskData,
-    shift: f64,
-    /// `S_i = X_iᵀ y_i` (`[t, d]`) for the pair moment; `None` with one sample per task.
-    sums: Option<Mat<f64>>,
+    correction: Correction,
     /// Tasks per block: about 256 KiB of samples.
     block: usize,
+}
+
+/// What [`ImplicitMoment`] makes of `(1/tm) Σ y² x xᵀ V`.
+enum Correction {
+    /// The pair moment, from every task's `S_i = X_iᵀ y_i` (`[t, d]`).
+    Pairs(Mat<f64>),
+    /// One sample per task: the shift `c = mean(y²)`.
+    Shift(f64),
 }
 
 impl<'a> ImplicitMoment<'a> {
     fn new(data: &'a TaskData) -> Self {
         let (d, m) = (data.dim, data.samples);
-        let n_total = (data.tasks * m) as f64;
-        let sums = (m >= 2).then(|| {
+        let correction = if m >= 2 {
             let flat = task_response_sums(data);
-            crate::linalg::mat_from_row_major(&flat, data.tasks, d)
-        });
+            Correction::Pairs(crate::linalg::mat_from_row_major(&flat, data.tasks, d))
+        } else {
+            let n_total = (data.tasks * m) as f64;
+            Correction::Shift(data.y.iter().map(|y| y * y).sum::<f64>() / n_total)
+        };
         Self {
             data,
-            sums,
-            shift: data.y.iter().map(|y| y * y).sum::<f64>() / n_total,
+            correction,
             block: (SUBSPACE_BLOCK_VALUES / (m * d)).clamp(1, MOMENT_BLOCK_TASKS),
         }
     }
@@ -191,17 +195,17 @@ impl<'a> ImplicitMoment<'a> {
                 at += n;
             }
         });
-        match &self.sums {
+        match &self.correction {
             // (S Sᵀ V − Σ y² x xᵀ V) / (t m (m − 1)); `flat` holds the second term over tm.
-            Some(sums) => {
+            Correction::Pairs(sums) => {
                 let pairs = sums.transpose() * (sums * v);
                 let (t, mm) = (data.tasks as f64, m as f64);
                 Mat::<f64>::from_fn(d, rank, |p, a| {
                     pairs[(p, a)] / (t * mm * (mm - 1.0)) - flat[p * rank + a] / (mm - 1.0)
                 })
             }
-            None => {
-                Mat::<f64>::from_fn(d, rank, |p, a| flat[p * rank + a] - self.shift * v[(p, a)])
+            Correction::Shift(shift) => {
+                Mat::<f64>::from_fn(d, rank, |p, a| flat[p * rank + a] - shift * v[(p, a)])
             }
         }
     }
@@ -279,8 +283,9 @@ const KRYLOV_BREAKDOWN: f64 = 1e-12;
 /// Products of the implicit moment (Krylov blocks) at most. Where the moment's gap is wide the
 /// Ritz subspace settles in a few blocks; where it is narrow (many dimensions, few samples)
 /// the moment itself is a noisy estimate, and more blocks refine the noise: on d = 1 000,
-/// t = 1 000, m = 60, 12 and 30 blocks start fits that track each other round for round, and
-/// each block reads all of `X` once.
+/// t = 1 000, m = 60 (measured on the single-sample moment, before the pair moment), 12 and
+/// 30 blocks started fits that tracked each other round for round, and each block reads all
+/// of `X` once.
 pub const KRYLOV_MAX_BLOCKS: usize = 12;
 
 /// Values of `X` per block of the implicit moment's products (256 KiB of f64).

@@ -132,25 +132,26 @@ impl LrsParams {
 
     /// `θ_i = U w_i + b_i`.
     pub fn theta_task(&self, i: usize) -> Vec<f64> {
-        let (d, r) = (self.dim(), self.rank());
-        let w = self.w_task(i);
-        let b = self.b_task(i);
-        (0..d)
-            .map(|p| b[p] + (0..r).map(|a| self.u[(p, a)] * w[a]).sum::<f64>())
-            .collect()
+        let mut theta = self.b_task(i).to_vec();
+        self.add_low_rank(i, &mut theta);
+        theta
     }
 
-    /// All `θ_i` stacked as `[t, d]` row-major (row `i` is `θ_i`).
+    /// All `θ_i` stacked as `[t, d]` row-major (row `i` is `θ_i`), in one buffer.
     pub fn theta(&self) -> Vec<f64> {
-        let (d, r) = (self.dim(), self.rank());
         let mut out = self.b.clone();
-        for (i, theta) in out.chunks_exact_mut(d.max(1)).enumerate() {
-            let w = self.w_task(i);
-            for (p, o) in theta.iter_mut().enumerate() {
-                *o += (0..r).map(|a| self.u[(p, a)] * w[a]).sum::<f64>();
-            }
+        for (i, theta) in out.chunks_exact_mut(self.dim().max(1)).enumerate() {
+            self.add_low_rank(i, theta);
         }
         out
+    }
+
+    /// `theta ← theta + U w_i`.
+    fn add_low_rank(&self, i: usize, theta: &mut [f64]) {
+        let w = self.w_task(i);
+        for (p, o) in theta.iter_mut().enumerate() {
+            *o += (0..self.rank()).map(|a| self.u[(p, a)] * w[a]).sum::<f64>();
+        }
     }
 }
 

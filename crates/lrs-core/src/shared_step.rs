@@ -284,10 +284,10 @@ impl SharedProblem<'_> {
             .flat_map(|p| (0..r).map(move |a| start[(p, a)]))
             .collect();
         let inv_diag = inverse_column_norms(self.data);
-        let precond = kronecker_preconditioner(&inv_diag, self.w, self.weights, r);
+        let kinv = kronecker_preconditioner(self.w, self.weights, r);
         let (x, iters) = pcg(
             |v| self.apply_flat(v),
-            |res, out| apply_kronecker(precond.as_ref(), res, r, out),
+            |res, out| apply_kronecker(&inv_diag, kinv.as_ref(), res, r, out),
             &self.rhs_flat(),
             x0,
             tol,
@@ -327,14 +327,10 @@ pub fn uses_dense(solver: SharedSolver, d: usize, r: usize) -> bool {
 
 /// The Kronecker preconditioner `D ⊗ K` of conjugate gradient on `[d, r]` unknowns:
 /// `K = Σ ω_i w_i w_iᵀ` and `D` the diagonal of `Σ_i X_iᵀX_i`, which is the shared operator
-/// itself when every `X_iᵀX_i` is the same diagonal matrix. Takes `1/D`
-/// ([`inverse_column_norms`]) and returns `(1/D, K⁻¹)`; `None` if `K` is singular.
-pub(crate) fn kronecker_preconditioner(
-    inv_diag: &[f64],
-    w: &[f64],
-    weights: &[f64],
-    r: usize,
-) -> Option<(Vec<f64>, Mat<f64>)> {
+/// itself when every `X_iᵀX_i` is the same diagonal matrix. `1/D` depends on the data alone
+/// ([`inverse_column_norms`], computed once per fit); this returns `K⁻¹`, `None` if `K` is
+/// singular.
+pub(crate) fn kronecker_preconditioner(w: &[f64], weights: &[f64], r: usize) -> Option<Mat<f64>> {
     use faer::linalg::solvers::Solve;
     let k = par_chunked_sum(weights.len(), r * r, |range, acc| {
         for i in range {
@@ -344,7 +340,7 @@ pub(crate) fn kronecker_preconditioner(
     });
     let k = mat_from_row_major(&k, r, r);
     let llt = k.llt(Side::Lower).ok()?;
-    Some((inv_diag.to_vec(), llt.solve(Mat::<f64>::identity(r, r))))
+    Some(llt.solve(Mat::<f64>::identity(r, r)))
 }
 
 /// `1/D` of [`kronecker_preconditioner`]: the inverse diagonal of `Σ_i X_iᵀX_i` (1 where a
@@ -365,16 +361,18 @@ pub(crate) fn inverse_column_norms(data: &TaskData) -> Vec<f64> {
         .collect()
 }
 
-/// `out = D⁻¹ res K⁻¹` for `res` `[d, r]` row-major (a copy of `res` without a preconditioner).
+/// `out = D⁻¹ res K⁻¹` for `res` `[d, r]` row-major, `inv_diag` = `1/D` and `kinv` = `K⁻¹`
+/// (a copy of `res` without `K⁻¹`).
 pub(crate) fn apply_kronecker(
-    precond: Option<&(Vec<f64>, Mat<f64>)>,
+    inv_diag: &[f64],
+    kinv: Option<&Mat<f64>>,
     res: &[f64],
     r: usize,
     out: &mut Vec<f64>,
 ) {
     out.clear();
-    match precond {
-        Some((inv_diag, kinv)) => {
+    match kinv {
+        Some(kinv) => {
             for (p, row) in res.chunks_exact(r).enumerate() {
                 for a in 0..r {
                     let v: f64 = (0..r).map(|b| row[b] * kinv[(b, a)]).sum();
