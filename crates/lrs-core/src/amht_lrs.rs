@@ -211,10 +211,11 @@ pub fn amht_lrs(
     } else {
         Vec::new()
     };
-    // Swap search is the expensive last resort of the sparse step: worth it only once most
-    // tasks fit exactly, i.e. when U is right and the remaining misfits are wrong supports.
-    let mut step_cfg = SparseStepConfig {
+    // The general path's searches (swaps, basis pursuit, random restarts) are the expensive
+    // last resort of the sparse step: they run in the last task phase only, once U is final.
+    let step_cfg = SparseStepConfig {
         swap_passes: 0,
+        forced_starts: 0,
         ..cfg.sparse.clone()
     };
     for round in 1..=cfg.max_rounds {
@@ -226,9 +227,6 @@ pub fn amht_lrs(
         let mut fits = quick_fit_all_tasks(round_data, u.as_ref(), &params.b, &step_cfg);
         let rescued_tasks = rescue_misfits(round_data, u.as_ref(), &params.b, &step_cfg, &mut fits);
         let certified = fits.iter().filter(|f| f.certified).count();
-        if 2 * certified > t {
-            step_cfg.swap_passes = cfg.sparse.swap_passes;
-        }
         for (i, f) in fits.iter().enumerate() {
             params.w[i * r..(i + 1) * r].copy_from_slice(&f.w);
             params.b[i * d..(i + 1) * d].copy_from_slice(&f.b);
@@ -322,7 +320,7 @@ pub fn amht_lrs(
         // A last task phase so that (w, b) are the best response to the final U.
         let final_cfg = SparseStepConfig {
             thorough: true,
-            ..step_cfg
+            ..cfg.sparse.clone()
         };
         let mut fits = quick_fit_all_tasks(data, u.as_ref(), &params.b, &final_cfg);
         rescue_misfits(data, u.as_ref(), &params.b, &final_cfg, &mut fits);

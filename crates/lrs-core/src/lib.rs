@@ -22,6 +22,7 @@ pub mod error;
 pub mod gauss_newton;
 pub mod hard_threshold;
 pub mod init;
+pub mod l1_homotopy;
 pub mod linalg;
 pub mod methods;
 pub mod metrics;

@@ -23,6 +23,12 @@ pub const SUBSET_CANDIDATES: usize = 20;
 /// Largest number of least-squares fits the subset search may take.
 pub const SUBSET_MAX_FITS: u64 = 200_000;
 
+/// Default breakpoints of the ℓ1 path of the sparse step.
+pub const L1_STEPS: usize = 10;
+
+/// Default forced-index ℓ1 paths of the rescue.
+pub const FORCED_STARTS: usize = 100;
+
 /// `C(n, k)`, saturating.
 fn binomial(n: usize, k: usize) -> u64 {
     (0..k.min(n) as u64).fold(1u64, |acc, i| acc.saturating_mul(n as u64 - i) / (i + 1))
@@ -51,6 +57,12 @@ pub struct SparseStepConfig {
     /// swap search after every random restart. AMHT-LRS turns it on for its last task
     /// phase, where each task's part is final and only a handful remain uncertified.
     pub thorough: bool,
+    /// Breakpoints of the ℓ1 path ([`crate::l1_homotopy`]) tried, pruned to `k` entries and
+    /// refined by HTP, on a task whose warm fit is not certified (0 = off).
+    pub l1_steps: usize,
+    /// ℓ1 paths with one index forced into the support that the rescue tries, one index after
+    /// the other in order of the plain path's magnitudes, until one certifies (0 = off).
+    pub forced_starts: usize,
 }
 
 impl Default for SparseStepConfig {
@@ -64,6 +76,8 @@ impl Default for SparseStepConfig {
             swap_passes: 10,
             random_restarts: 32,
             thorough: false,
+            l1_steps: L1_STEPS,
+            forced_starts: FORCED_STARTS,
         }
     }
 }

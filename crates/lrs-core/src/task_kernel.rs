@@ -10,6 +10,7 @@
 //! and `O(m d r)` per task-round for `X U`.
 
 use crate::hard_threshold::{support_of, top_k_support_into};
+use crate::l1_homotopy::HomotopyScratch;
 use faer::linalg::matmul::matmul;
 use faer::{Accum, MatMut, MatRef, Par};
 
@@ -18,6 +19,21 @@ use crate::linalg::{axpy, dot, gemv};
 /// A column whose norm falls below this fraction of its norm before orthogonalisation counts
 /// as dependent; the kernel then declines and the caller takes the general path.
 const DEPENDENT: f64 = 1e-10;
+
+/// The searches the kernel runs after the warm HTP when its fit is not certified.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct Retry {
+    /// Relative residual (of `‖z‖`) that certifies a fit.
+    pub tol: f64,
+    /// Breakpoints of the ℓ1 path ([`crate::l1_homotopy`]); 0 turns the searches off.
+    pub l1_steps: usize,
+    /// Paths with one index forced into the support, tried in order of the first path's
+    /// magnitudes until one certifies (0 = none).
+    pub forced_starts: usize,
+    /// Then paths with two indices forced, every pair among this many first indices of that
+    /// order (0 = none).
+    pub pair_candidates: usize,
+}
 
 /// What the kernel found for one task.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -55,6 +71,12 @@ pub struct TaskScratch {
     idx: Vec<usize>,
     support: Vec<usize>,
     next: Vec<usize>,
+    /// The best support so far while [`Self::retry`] tries others.
+    kept: Vec<usize>,
+    /// Index order of the forced starts.
+    order: Vec<usize>,
+    /// The ℓ1 path of the retry.
+    homotopy: HomotopyScratch,
 }
 
 impl TaskScratch {
@@ -76,12 +98,16 @@ impl TaskScratch {
             idx: Vec::with_capacity(d),
             support: Vec::with_capacity(d),
             next: Vec::with_capacity(k),
+            kept: Vec::with_capacity(k),
+            order: Vec::with_capacity(d),
+            homotopy: HomotopyScratch::new(m, d, r),
         }
     }
 
     /// Fits one task: `x` is `[m, d]` row-major, `u` is `[d, r]`, `warm` the
     /// previous `b`. Writes `b` and `w` and returns the residual, or `None` when a
     /// least-squares system of the kernel is rank-deficient (then nothing useful was written).
+    /// A warm fit whose residual exceeds `retry.tol · ‖z‖` gets the searches of `retry`.
     #[allow(clippy::too_many_arguments)]
     pub fn fit(
         &mut self,
@@ -92,6 +118,7 @@ impl TaskScratch {
         k: usize,
         eta: f64,
         steps: usize,
+        retry: &Retry,
         b_out: &mut [f64],
         w_out: &mut [f64],
     ) -> Option<KernelFit> {
@@ -117,22 +144,9 @@ impl TaskScratch {
             }
             project_out(&self.q, m, &mut self.e, &mut self.coef[..r]);
             self.c.copy_from_slice(warm);
-            for _ in 0..steps.max(1) {
-                // c = b − η Xᵀ P (X b − y) = b + η Xᵀ e.
-                gemv(&mut self.c, xm.transpose(), &self.e, eta, true);
-                top_k_support_into(&self.c, k, &mut self.idx, &mut self.next);
-                self.refit(x)?;
-                // c ← the refitted b, the start of the next step.
-                self.c.fill(0.0);
-                for (j, &p) in self.next.iter().enumerate() {
-                    self.c[p] = self.beta[j];
-                }
-                let settled = self.next == self.support;
-                // `support` is now the refitted one.
-                std::mem::swap(&mut self.support, &mut self.next);
-                if settled {
-                    break;
-                }
+            self.htp(x, k, eta, steps)?;
+            if retry.l1_steps > 0 && dot(&self.e, &self.e).sqrt() > retry.tol * z_norm {
+                self.retry(x, k, eta, steps, retry)?;
             }
             b_out.copy_from_slice(&self.c);
         }
@@ -155,6 +169,115 @@ impl TaskScratch {
             residual_sq: dot(&self.e, &self.e),
             z_norm,
         })
+    }
+
+    /// HTP from the current `(support, c, e)`: `c` the start's `b`, `e = z − P X b`. Leaves the
+    /// refitted support in `support`, its `b` in `c` and its residual in `e`.
+    fn htp(&mut self, x: &[f64], k: usize, eta: f64, steps: usize) -> Option<()> {
+        let xm = MatRef::from_row_major_slice(x, self.m, self.d);
+        for _ in 0..steps.max(1) {
+            // c = b − η Xᵀ P (X b − y) = b + η Xᵀ e.
+            gemv(&mut self.c, xm.transpose(), &self.e, eta, true);
+            top_k_support_into(&self.c, k, &mut self.idx, &mut self.next);
+            self.refit(x)?;
+            self.scatter_beta();
+            let settled = self.next == self.support;
+            // `support` is now the refitted one.
+            std::mem::swap(&mut self.support, &mut self.next);
+            if settled {
+                break;
+            }
+        }
+        Some(())
+    }
+
+    /// `c ← ` the refitted `b` of support `next` (values in `beta`).
+    fn scatter_beta(&mut self) {
+        self.c.fill(0.0);
+        for (j, &p) in self.next.iter().enumerate() {
+            self.c[p] = self.beta[j];
+        }
+    }
+
+    /// The searches of `retry` for a task the warm HTP left uncertified: the ℓ1 path
+    /// pruned to its `k` largest entries, then (with `forced_starts`) the path with one index
+    /// left unpenalised, for the indices in order of the first path's magnitudes, then (with
+    /// `pair_candidates`) with every pair of the first ones, each followed by HTP. The plain
+    /// path's fit is kept when its residual is smaller than the warm fit's; a forced path's
+    /// only when it certifies, and the first that does ends the search: among hundreds of
+    /// starts, one that merely beats the warm residual may fit an inexact `U`'s error rather
+    /// than the task. The scratch (basis, residual) is left describing the kept fit.
+    fn retry(&mut self, x: &[f64], k: usize, eta: f64, steps: usize, retry: &Retry) -> Option<()> {
+        let accept = retry.tol * retry.tol * dot(&self.z, &self.z);
+        let warm_res = dot(&self.e, &self.e);
+        self.kept.clear();
+        self.kept.extend_from_slice(&self.support);
+        let plain = self.try_path(x, k, eta, steps, retry.l1_steps, &[], warm_res)?;
+        if plain.min(warm_res) > accept && retry.forced_starts > 0 {
+            self.order_by_path(x);
+            let n = retry.pair_candidates.min(self.d);
+            let singles = (0..retry.forced_starts.min(self.d)).map(|a| (a, None));
+            let pairs = (0..n).flat_map(|a| (a + 1..n).map(move |c| (a, Some(c))));
+            for (a, c) in singles.chain(pairs) {
+                let free = [self.order[a], c.map_or(0, |c| self.order[c])];
+                let free = &free[..if c.is_some() { 2 } else { 1 }];
+                if self.try_path(x, k, eta, steps, retry.l1_steps, free, accept)? < accept {
+                    break;
+                }
+            }
+        }
+        if self.support != self.kept {
+            std::mem::swap(&mut self.next, &mut self.kept);
+            self.refit(x)?;
+            self.scatter_beta();
+            std::mem::swap(&mut self.support, &mut self.next);
+        }
+        Some(())
+    }
+
+    /// `order ←` the indices by the last ℓ1 path's magnitudes, ties by `|Xᵀz|`.
+    fn order_by_path(&mut self, x: &[f64]) {
+        let xm = MatRef::from_row_major_slice(x, self.m, self.d);
+        gemv(&mut self.c, xm.transpose(), &self.z, 1.0, false);
+        let path = self.homotopy.last_b();
+        self.order.clear();
+        self.order.extend(0..self.d);
+        let (c, order) = (&self.c, &mut self.order);
+        order.sort_by(|&i, &j| {
+            path[j]
+                .abs()
+                .total_cmp(&path[i].abs())
+                .then(c[j].abs().total_cmp(&c[i].abs()))
+                .then(i.cmp(&j))
+        });
+    }
+
+    /// One candidate of [`Self::retry`]: the ℓ1 path (with `free` unpenalised), pruned to `k`
+    /// entries and refined by HTP; records its support in `kept` when its residual is below
+    /// `limit`, and returns that residual.
+    #[allow(clippy::too_many_arguments)]
+    fn try_path(
+        &mut self,
+        x: &[f64],
+        k: usize,
+        eta: f64,
+        steps: usize,
+        l1_steps: usize,
+        free: &[usize],
+        limit: f64,
+    ) -> Option<f64> {
+        let path = self.homotopy.run(x, &self.q, &self.z, free, l1_steps);
+        top_k_support_into(path, k, &mut self.idx, &mut self.next);
+        self.refit(x)?;
+        self.scatter_beta();
+        std::mem::swap(&mut self.support, &mut self.next);
+        self.htp(x, k, eta, steps)?;
+        let res = dot(&self.e, &self.e);
+        if res < limit {
+            self.kept.clear();
+            self.kept.extend_from_slice(&self.support);
+        }
+        Some(res)
     }
 
     /// `Q R₁₁ = X U` into `q` and `r11`.
@@ -255,7 +378,7 @@ impl TaskScratch {
 
 /// Removes from `v` its components along the orthonormal columns of `basis` (`[n, m]`, column
 /// after column), in two Gram–Schmidt passes; `coef` receives the removed coefficients.
-fn project_out(basis: &[f64], m: usize, v: &mut [f64], coef: &mut [f64]) {
+pub(crate) fn project_out(basis: &[f64], m: usize, v: &mut [f64], coef: &mut [f64]) {
     coef.fill(0.0);
     for _ in 0..2 {
         for (j, q) in basis.chunks_exact(m).enumerate().take(coef.len()) {
@@ -268,7 +391,7 @@ fn project_out(basis: &[f64], m: usize, v: &mut [f64], coef: &mut [f64]) {
 
 /// Orthogonalises `col` against `basis` (coefficients into `coef`) and normalises it; returns
 /// its remaining norm, or `None` when it is (numerically) in the span of `basis`.
-fn orthonormalize_column(
+pub(crate) fn orthonormalize_column(
     basis: &[f64],
     m: usize,
     col: &mut [f64],
@@ -320,7 +443,18 @@ mod tests {
         let zero = vec![0.0; d];
         let eta = 1.0 / m as f64;
         let fit = scratch
-            .fit(&x, &y, u.as_ref(), &zero, k, eta, 20, &mut b, &mut w)
+            .fit(
+                &x,
+                &y,
+                u.as_ref(),
+                &zero,
+                k,
+                eta,
+                20,
+                &Retry::default(),
+                &mut b,
+                &mut w,
+            )
             .unwrap();
         let general = ProjectedTask::new(xm, &y, u.as_ref()).htp(&zero, k, eta, 20);
         let diff: f64 = b.iter().zip(&general).map(|(p, q)| (p - q).abs()).sum();
@@ -341,6 +475,7 @@ mod tests {
                 m,
                 eta,
                 cfg.inner_steps,
+                &Retry::default(),
                 &mut b2,
                 &mut w
             )

@@ -12,7 +12,7 @@ use rayon::prelude::*;
 use crate::linalg::{lstsq, mat_vec, norm2};
 use crate::problem::TaskData;
 use crate::sparse_step::{ProjectedTask, SparseStepConfig};
-use crate::task_kernel::TaskScratch;
+use crate::task_kernel::{Retry, TaskScratch};
 
 /// Result of the task phase for one task.
 #[derive(Debug, Clone)]
@@ -46,7 +46,33 @@ impl TaskFit {
     }
 }
 
-/// Warm-started HTP and `w` for one task, without rescue; `xs` holds `x` row-major.
+/// Breakpoints of the ℓ1 paths of the thorough sparse step (at least).
+pub const THOROUGH_L1_STEPS: usize = 60;
+
+/// Candidates of the forced-pair ℓ1 paths of the thorough rescue (`C(40, 2)` = 780 paths).
+pub const FORCED_PAIR_CANDIDATES: usize = 40;
+
+/// The kernel's searches for an uncertified warm fit: the ℓ1 path, plus the forced-index
+/// paths when `forced` (and the forced pairs when the step is thorough).
+fn kernel_retry(cfg: &SparseStepConfig, forced: bool) -> Retry {
+    Retry {
+        tol: cfg.accept_tol,
+        l1_steps: if cfg.thorough {
+            cfg.l1_steps.max(THOROUGH_L1_STEPS)
+        } else {
+            cfg.l1_steps
+        },
+        forced_starts: if forced { cfg.forced_starts } else { 0 },
+        pair_candidates: if forced && cfg.thorough {
+            FORCED_PAIR_CANDIDATES
+        } else {
+            0
+        },
+    }
+}
+
+/// Warm-started HTP (and the kernel's `retry` searches) and `w` for one task, without the
+/// general path's rescue; `xs` holds `x` row-major.
 #[allow(clippy::too_many_arguments)]
 fn quick_fit(
     x: MatRef<'_, f64>,
@@ -55,6 +81,7 @@ fn quick_fit(
     u: MatRef<'_, f64>,
     warm_b: &[f64],
     cfg: &SparseStepConfig,
+    retry: &Retry,
     scratch: &mut TaskScratch,
 ) -> TaskFit {
     let (m, d, r) = (x.nrows(), x.ncols(), u.ncols());
@@ -69,6 +96,7 @@ fn quick_fit(
         cfg.sparsity,
         eta,
         cfg.inner_steps,
+        retry,
         &mut b,
         &mut w,
     );
@@ -132,23 +160,44 @@ fn general_fit(
     }
 }
 
-/// Runs the rescue searches for a task whose quick fit is not certified; keeps the better.
+/// Runs the rescue searches for a task whose quick fit is not certified: the kernel's
+/// forced-index ℓ1 paths, then, where they fail and the settings ask for swaps (or the kernel
+/// declined the task), the general path's searches; keeps the best.
 fn rescue(
     x: MatRef<'_, f64>,
+    xs: &[f64],
     y: &[f64],
     u: MatRef<'_, f64>,
     warm_b: &[f64],
     cfg: &SparseStepConfig,
     quick: TaskFit,
 ) -> TaskFit {
-    let full = general_fit(x, y, u, warm_b, cfg, true);
-    if full.residual_sq < quick.residual_sq {
-        full
-    } else {
-        TaskFit {
-            rescued: true,
-            ..quick
+    let mut best = quick;
+    if cfg.forced_starts > 0 && cfg.l1_steps > 0 {
+        let mut scratch = TaskScratch::new(x.nrows(), x.ncols(), u.ncols(), cfg.sparsity);
+        let forced = quick_fit(
+            x,
+            xs,
+            y,
+            u,
+            warm_b,
+            cfg,
+            &kernel_retry(cfg, true),
+            &mut scratch,
+        );
+        if forced.residual_sq < best.residual_sq {
+            best = forced;
         }
+    }
+    if best.needs_rescue(cfg) && (cfg.swap_passes > 0 || best.basis.is_empty()) {
+        let full = general_fit(x, y, u, warm_b, cfg, true);
+        if full.residual_sq < best.residual_sq {
+            best = full;
+        }
+    }
+    TaskFit {
+        rescued: true,
+        ..best
     }
 }
 
@@ -165,9 +214,18 @@ pub fn fit_task(
     let xs: Vec<f64> = (0..x.nrows())
         .flat_map(|s| (0..x.ncols()).map(move |p| x[(s, p)]))
         .collect();
-    let quick = quick_fit(x, &xs, y, u, warm_b, cfg, &mut scratch);
+    let quick = quick_fit(
+        x,
+        &xs,
+        y,
+        u,
+        warm_b,
+        cfg,
+        &kernel_retry(cfg, false),
+        &mut scratch,
+    );
     if cfg.restarts && quick.needs_rescue(cfg) {
-        rescue(x, y, u, warm_b, cfg, quick)
+        rescue(x, &xs, y, u, warm_b, cfg, quick)
     } else {
         quick
     }
@@ -182,6 +240,7 @@ pub fn quick_fit_all_tasks(
     cfg: &SparseStepConfig,
 ) -> Vec<TaskFit> {
     let (m, d, r) = (data.samples, data.dim, u.ncols());
+    let retry = kernel_retry(cfg, false);
     (0..data.tasks)
         .into_par_iter()
         .map_init(
@@ -194,6 +253,7 @@ pub fn quick_fit_all_tasks(
                     u,
                     &warm_b[i * d..(i + 1) * d],
                     cfg,
+                    &retry,
                     scratch,
                 )
             },
@@ -214,7 +274,7 @@ pub fn rescue_tasks(
     if !cfg.restarts {
         return 0;
     }
-    let d = data.dim;
+    let (m, d) = (data.samples, data.dim);
     let picked: Vec<usize> = fits
         .iter()
         .enumerate()
@@ -226,6 +286,7 @@ pub fn rescue_tasks(
         .map(|&i| {
             rescue(
                 data.x_task(i),
+                &data.x[i * m * d..(i + 1) * m * d],
                 data.y_task(i),
                 u,
                 &warm_b[i * d..(i + 1) * d],

@@ -105,3 +105,31 @@ fn gauss_newton_and_least_squares_u_steps_reach_the_same_exact_fit() {
         "Gauss-Newton {gn_rounds} rounds, least squares {ls_rounds}"
     );
 }
+
+#[test]
+fn the_l1_path_recovers_exactly_at_thirty_samples_where_plain_htp_stalls() {
+    // m = 30 is below HTP's phase transition (m − r = 25 projected samples for k = 5 of
+    // d = 100) but within ℓ1's: with the ℓ1 path and its forced starts every task is exact.
+    let inst = SyntheticSpec {
+        samples: 30,
+        test_samples: 0,
+        ..spec(0.0)
+    }
+    .generate()
+    .unwrap();
+    let truth = inst.truth.as_ref();
+    let err = |cfg: &AmhtConfig| {
+        let f = fit(Method::AmhtLrs, &inst.train, cfg, truth).unwrap();
+        f.report(&inst.train, None, truth).theta_error.unwrap()
+    };
+    let with_path = err(&config(5, 5));
+    assert!(with_path < 1e-8, "AMHT-LRS error at m = 30: {with_path}");
+    let mut plain = config(5, 5);
+    plain.sparse.l1_steps = 0;
+    plain.sparse.forced_starts = 0;
+    let without = err(&plain);
+    assert!(
+        without > 0.1,
+        "plain HTP should stall at m = 30, error {without}"
+    );
+}

@@ -1,0 +1,293 @@
+//! The ℓ1 homotopy (LARS with the lasso's sign rule) for one task's sparse step, without
+//! allocation: the path of `min ½‖z − A b‖² + λ‖b‖₁` from `λ = ‖Aᵀz‖_∞` down to `λ = 0`, where
+//! on noiseless data it ends at the basis-pursuit solution `min ‖b‖₁ s.t. A b = z`.
+//!
+//! `A = P X` with `P = I − Q Qᵀ` the projector off `range(X U)`, never formed: every vector the
+//! path correlates with `X` lies in `range(P)`, so `Aᵀ v = Xᵀ v`. The active columns' QR
+//! (`P X_I = Q_I R`) grows one column per added index; the direction on the active set is
+//! `d = R⁻¹ R⁻ᵀ s` (`s` the signs) and its image `A_I d = Q_I R⁻ᵀ s`.
+//!
+//! Where ℓ1 recovers the support (for Gaussian designs, up to the Donoho–Tanner curve), the
+//! path typically reaches it in about `k` to `3k` steps of `O(m d)` each: the cost of a cold
+//! HTP, at ℓ1's success rate rather than greedy pursuit's (on d = 100, m − r = 25, k = 5,
+//! about 85 % of tasks against HTP's 40 %).
+
+use crate::linalg::{axpy, dot, gemv};
+use crate::task_kernel::{orthonormalize_column, project_out};
+use faer::MatRef;
+
+/// Steps smaller than this fraction of the starting `λ` count as zero (a tie at a kink).
+const TINY_STEP: f64 = 1e-12;
+
+/// Scratch of the ℓ1 path for one thread.
+pub struct HomotopyScratch {
+    m: usize,
+    d: usize,
+    /// Most active indices (columns of `Q_I`): at most `m − r`, where `P X_I` is square.
+    cap: usize,
+    /// `Q_I`, `[cap, m]` column after column.
+    q: Vec<f64>,
+    /// `R`, `[cap, cap]` row-major (stride `cap`).
+    r: Vec<f64>,
+    /// Active indices, in the order of `q`'s columns.
+    active: Vec<usize>,
+    /// Whether each index is active.
+    is_active: Vec<bool>,
+    /// Signs of the active correlations.
+    sign: Vec<f64>,
+    /// `R⁻ᵀ s`, then the direction `R⁻¹ R⁻ᵀ s` on the active set.
+    dir_u: Vec<f64>,
+    dir: Vec<f64>,
+    /// The path's `b`, `[d]`.
+    b: Vec<f64>,
+    /// Correlations `c = Aᵀ(z − A b)`, `[d]`.
+    c: Vec<f64>,
+    /// `Aᵀ a` for the direction's image `a`, `[d]`.
+    v: Vec<f64>,
+    /// The direction's image `a = A_I d`, `[m]`.
+    a: Vec<f64>,
+    /// Orthogonalisation coefficients (length `max(r, cap)`).
+    coef: Vec<f64>,
+}
+
+impl HomotopyScratch {
+    /// Scratch for tasks of `m` samples in dimension `d` with `r` shared directions.
+    pub fn new(m: usize, d: usize, r: usize) -> Self {
+        let cap = m.saturating_sub(r).min(d);
+        Self {
+            m,
+            d,
+            cap,
+            q: vec![0.0; cap * m],
+            r: vec![0.0; cap * cap],
+            active: Vec::with_capacity(cap),
+            is_active: vec![false; d],
+            sign: Vec::with_capacity(cap),
+            dir_u: vec![0.0; cap],
+            dir: vec![0.0; cap],
+            b: vec![0.0; d],
+            c: vec![0.0; d],
+            v: vec![0.0; d],
+            a: vec![0.0; m],
+            coef: vec![0.0; r.max(cap)],
+        }
+    }
+
+    /// Follows the path for `x` (`[m, d]` row-major), `qu` (the orthonormal basis of
+    /// `range(X U)`, `[r, m]` column after column) and `z = P y`, for at most `max_steps`
+    /// breakpoints; returns the path's last `b` (the basis-pursuit solution when the path
+    /// reached `λ = 0`). The indices in `free` are not penalised (`min Σ_{j∉free} |b_j|`):
+    /// they are active from the start, fitted by least squares, and never leave.
+    pub fn run(
+        &mut self,
+        x: &[f64],
+        qu: &[f64],
+        z: &[f64],
+        free: &[usize],
+        max_steps: usize,
+    ) -> &[f64] {
+        let (m, d) = (self.m, self.d);
+        let xm = MatRef::from_row_major_slice(x, m, d);
+        self.b.fill(0.0);
+        self.is_active.fill(false);
+        self.active.clear();
+        self.sign.clear();
+        // The free indices' least-squares fit: b_F = R⁻¹ Q_Fᵀ z, residual z − Q_F Q_Fᵀ z.
+        self.a.copy_from_slice(z);
+        for &j in free.iter().take(self.cap) {
+            if self.is_active[j] || !self.push(x, qu, j, 0.0) {
+                return &self.b;
+            }
+        }
+        let nf = self.active.len();
+        for (t, q) in self.q.chunks_exact(m).take(nf).enumerate() {
+            self.dir_u[t] = dot(q, z);
+            axpy(-self.dir_u[t], q, &mut self.a);
+        }
+        back_substitute_strided(
+            &self.r,
+            self.cap,
+            nf,
+            &self.dir_u[..nf],
+            &mut self.dir[..nf],
+        );
+        for t in 0..nf {
+            self.b[self.active[t]] = self.dir[t];
+        }
+        gemv(&mut self.c, xm.transpose(), &self.a, 1.0, false);
+        let Some(first) = argmax_abs_inactive(&self.c, &self.is_active) else {
+            return &self.b;
+        };
+        let mut lambda = self.c[first].abs();
+        let tiny = TINY_STEP * lambda;
+        if lambda == 0.0 || nf == self.cap || !self.push(x, qu, first, self.c[first].signum()) {
+            return &self.b;
+        }
+        for _ in 0..max_steps {
+            let n = self.active.len();
+            // u = R⁻ᵀ s, d = R⁻¹ u, a = Q_I u.
+            forward_substitute(&self.r, self.cap, n, &self.sign, &mut self.dir_u[..n]);
+            back_substitute_strided(&self.r, self.cap, n, &self.dir_u[..n], &mut self.dir[..n]);
+            self.a.fill(0.0);
+            for (j, q) in self.q.chunks_exact(m).take(n).enumerate() {
+                axpy(self.dir_u[j], q, &mut self.a);
+            }
+            gemv(&mut self.v, xm.transpose(), &self.a, 1.0, false);
+            // The next breakpoint: an inactive correlation reaches ±λ, or an active
+            // coefficient crosses zero; none before λ = 0 ends the path.
+            let mut gamma = lambda;
+            let mut event: Option<(bool, usize)> = None;
+            for j in (0..d).filter(|&j| !self.is_active[j]) {
+                let (cj, vj) = (self.c[j], self.v[j]);
+                for g in [(lambda - cj) / (1.0 - vj), (lambda + cj) / (1.0 + vj)] {
+                    if g > tiny && g < gamma {
+                        gamma = g;
+                        event = Some((true, j));
+                    }
+                }
+            }
+            for (t, &j) in self.active.iter().enumerate() {
+                if self.sign[t] == 0.0 {
+                    continue;
+                }
+                let g = -self.b[j] / self.dir[t];
+                if g > tiny && g < gamma {
+                    gamma = g;
+                    event = Some((false, t));
+                }
+            }
+            for (t, &j) in self.active.iter().enumerate() {
+                self.b[j] += gamma * self.dir[t];
+            }
+            axpy(-gamma, &self.v, &mut self.c);
+            lambda -= gamma;
+            match event {
+                None => break,
+                Some((true, j)) => {
+                    if n == self.cap || !self.push(x, qu, j, self.c[j].signum()) {
+                        break;
+                    }
+                }
+                Some((false, t)) => {
+                    let j = self.active.remove(t);
+                    self.sign.remove(t);
+                    self.is_active[j] = false;
+                    self.b[j] = 0.0;
+                    if !self.refactor_from(x, qu, t) {
+                        break;
+                    }
+                }
+            }
+            if lambda <= tiny {
+                break;
+            }
+        }
+        &self.b
+    }
+
+    /// The `b` of the last [`Self::run`].
+    pub fn last_b(&self) -> &[f64] {
+        &self.b
+    }
+
+    /// Adds index `j` with the sign of its subgradient (0 for a free index) and its column
+    /// to the QR; `false` when the column is (numerically) in the span of the active ones.
+    fn push(&mut self, x: &[f64], qu: &[f64], j: usize, sign: f64) -> bool {
+        self.active.push(j);
+        self.sign.push(sign);
+        self.is_active[j] = true;
+        let n = self.active.len() - 1;
+        if self.factor_column(x, qu, n) {
+            true
+        } else {
+            self.active.pop();
+            self.sign.pop();
+            self.is_active[j] = false;
+            false
+        }
+    }
+
+    /// Recomputes the QR columns from position `from` on (after a removal).
+    fn refactor_from(&mut self, x: &[f64], qu: &[f64], from: usize) -> bool {
+        (from..self.active.len()).all(|n| self.factor_column(x, qu, n))
+    }
+
+    /// Column `n` of `Q_I` and `R`: `P x_{active[n]}` orthogonalised against columns `0..n`.
+    fn factor_column(&mut self, x: &[f64], qu: &[f64], n: usize) -> bool {
+        let (m, d, cap) = (self.m, self.d, self.cap);
+        let p = self.active[n];
+        let (prev, rest) = self.q.split_at_mut(n * m);
+        let col = &mut rest[..m];
+        for (s, v) in col.iter_mut().enumerate() {
+            *v = x[s * d + p];
+        }
+        let r_dirs = qu.len() / m;
+        project_out(qu, m, col, &mut self.coef[..r_dirs]);
+        let coef = &mut self.coef[..n];
+        let Some(norm) = orthonormalize_column(prev, m, col, coef) else {
+            return false;
+        };
+        for (i, &h) in coef.iter().enumerate() {
+            self.r[i * cap + n] = h;
+        }
+        self.r[n * cap + n] = norm;
+        true
+    }
+}
+
+/// Index of the largest `|v_j|` among the inactive ones (the first on ties), `None` when
+/// there is none or `v` is not finite.
+fn argmax_abs_inactive(v: &[f64], is_active: &[bool]) -> Option<usize> {
+    let mut best: Option<usize> = None;
+    for (j, x) in v.iter().enumerate() {
+        if !x.is_finite() {
+            return None;
+        }
+        if !is_active[j] && best.is_none_or(|b| x.abs() > v[b].abs()) {
+            best = Some(j);
+        }
+    }
+    best
+}
+
+/// Solves `Rᵀ u = s` for the leading `n × n` block of upper-triangular `R` (row-major,
+/// stride `stride`).
+fn forward_substitute(rm: &[f64], stride: usize, n: usize, s: &[f64], u: &mut [f64]) {
+    for a in 0..n {
+        let head: f64 = (0..a).map(|c| rm[c * stride + a] * u[c]).sum();
+        u[a] = (s[a] - head) / rm[a * stride + a];
+    }
+}
+
+/// Solves `R x = g` for the leading `n × n` block of upper-triangular `R` (row-major,
+/// stride `stride`).
+fn back_substitute_strided(rm: &[f64], stride: usize, n: usize, g: &[f64], x: &mut [f64]) {
+    for a in (0..n).rev() {
+        let tail: f64 = (a + 1..n).map(|c| rm[a * stride + c] * x[c]).sum();
+        x[a] = (g[a] - tail) / rm[a * stride + a];
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::{Rng, SeedableRng};
+    use rand_distr::StandardNormal;
+
+    #[test]
+    fn the_path_ends_at_the_sparse_solution_of_an_easy_system() {
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(21);
+        let (m, d) = (40, 80);
+        let x: Vec<f64> = (0..m * d).map(|_| rng.sample(StandardNormal)).collect();
+        let mut b_true = vec![0.0; d];
+        for (n, p) in [5usize, 19, 33, 60].into_iter().enumerate() {
+            b_true[p] = if n % 2 == 0 { 1.0 } else { -0.7 };
+        }
+        let xm = MatRef::from_row_major_slice(&x, m, d);
+        let z = crate::linalg::mat_vec(xm, &b_true);
+        let mut h = HomotopyScratch::new(m, d, 0);
+        let b = h.run(&x, &[], &z, &[], 100);
+        let err: f64 = b.iter().zip(&b_true).map(|(p, q)| (p - q).abs()).sum();
+        assert!(err < 1e-9, "path ends {err} from the sparse solution");
+    }
+}
