@@ -211,11 +211,14 @@ pub fn amht_lrs(
     } else {
         Vec::new()
     };
-    // The general path's searches (swaps, basis pursuit, random restarts) are the expensive
-    // last resort of the sparse step: they run in the last task phase only, once U is final.
-    let step_cfg = SparseStepConfig {
+    // The rescue's searches (forced ℓ1 paths, or swaps, basis pursuit and random restarts where
+    // the ℓ1 searches are off) are the expensive last resort of the sparse step: they run in
+    // the last task phase only, once U is final.
+    let mut step_cfg = SparseStepConfig {
         swap_passes: 0,
         forced_starts: 0,
+        // Round 1 has no median to compare with yet: its warm HTP runs alone.
+        path_floor: f64::INFINITY,
         ..cfg.sparse.clone()
     };
     for round in 1..=cfg.max_rounds {
@@ -226,6 +229,10 @@ pub fn amht_lrs(
         };
         let mut fits = quick_fit_all_tasks(round_data, u.as_ref(), &params.b, &step_cfg);
         let rescued_tasks = rescue_misfits(round_data, u.as_ref(), &params.b, &step_cfg, &mut fits);
+        // The next round's ℓ1 paths run for the tasks that fit worse than this round's median
+        // task: where HTP finds the supports (m well above the transition) most tasks fit
+        // alike and few pay for a path; below it, the wrong supports are the worse half.
+        step_cfg.path_floor = median_relative_residual(&fits);
         let certified = fits.iter().filter(|f| f.certified).count();
         for (i, f) in fits.iter().enumerate() {
             params.w[i * r..(i + 1) * r].copy_from_slice(&f.w);
@@ -315,6 +322,13 @@ pub fn amht_lrs(
             converged = true;
             break;
         }
+        // A task's ℓ1 path depends on U alone, not on its warm start: once Θ has settled, the
+        // paths would repeat the last round's, which the warm fits already reflect.
+        step_cfg.l1_steps = if relative_change < PATHS_SETTLED {
+            0
+        } else {
+            cfg.sparse.l1_steps
+        };
     }
     if !all_fit {
         // A last task phase so that (w, b) are the best response to the final U.
@@ -345,6 +359,9 @@ fn per_fold<T>(data: &TaskData, folds: &[TaskData], f: impl Fn(&TaskData) -> T) 
     }
 }
 
+/// Relative change of `Θ` below which a round skips the ℓ1 paths of the task phase.
+pub const PATHS_SETTLED: f64 = 1e-4;
+
 /// Tasks whose warm fit is this many times worse (relative residual) than the round's median
 /// task get the rescue searches even while most tasks are still uncertified.
 pub const RESCUE_OUTLIER: f64 = 10.0;
@@ -360,11 +377,22 @@ fn rescue_misfits(
     cfg: &SparseStepConfig,
     fits: &mut [TaskFit],
 ) -> usize {
-    let rel = |f: &TaskFit| f.residual_sq.sqrt() / f.projected_norm.max(f64::MIN_POSITIVE);
-    let mut sorted: Vec<f64> = fits.iter().map(rel).collect();
+    let limit = RESCUE_OUTLIER * median_relative_residual(fits);
+    rescue_tasks(data, u, warm_b, cfg, fits, |_, f| {
+        relative_residual(f) > limit
+    })
+}
+
+/// `‖r_i‖ / ‖z_i‖`: a task's fit residual relative to its data with `U` projected out.
+fn relative_residual(f: &TaskFit) -> f64 {
+    f.residual_sq.sqrt() / f.projected_norm.max(f64::MIN_POSITIVE)
+}
+
+/// The median over tasks of [`relative_residual`].
+fn median_relative_residual(fits: &[TaskFit]) -> f64 {
+    let mut sorted: Vec<f64> = fits.iter().map(relative_residual).collect();
     sorted.sort_by(f64::total_cmp);
-    let limit = RESCUE_OUTLIER * sorted[sorted.len() / 2];
-    rescue_tasks(data, u, warm_b, cfg, fits, |_, f| rel(f) > limit)
+    sorted[sorted.len() / 2]
 }
 
 /// Every task's basis of `range [X_i U, X_{i,S_i}]` for the Gauss–Newton step: the task

@@ -13,7 +13,7 @@
 //! about 85 % of tasks against HTP's 40 %).
 
 use crate::linalg::{axpy, dot, gemv};
-use crate::task_kernel::{orthonormalize_column, project_out};
+use crate::task_kernel::{back_substitute, project_out, DEPENDENT};
 use faer::MatRef;
 
 /// Steps smaller than this fraction of the starting `λ` count as zero (a tie at a kink).
@@ -48,7 +48,16 @@ pub struct HomotopyScratch {
     a: Vec<f64>,
     /// Orthogonalisation coefficients (length `max(r, cap)`).
     coef: Vec<f64>,
+    /// The projected columns `P x_p` met so far on the current task, `[d, m]` column after
+    /// column (empty when `d·m` exceeds [`COLUMN_CACHE_MAX`]): the forced paths of one task
+    /// meet the same columns again and again.
+    columns: Vec<f64>,
+    /// Whether `columns` holds column `p` for the current task.
+    cached: Vec<bool>,
 }
+
+/// Largest `d·m` for which the scratch caches projected columns (8 MiB per thread).
+pub const COLUMN_CACHE_MAX: usize = 1 << 20;
 
 impl HomotopyScratch {
     /// Scratch for tasks of `m` samples in dimension `d` with `r` shared directions.
@@ -70,12 +79,23 @@ impl HomotopyScratch {
             v: vec![0.0; d],
             a: vec![0.0; m],
             coef: vec![0.0; r.max(cap)],
+            columns: if d * m <= COLUMN_CACHE_MAX {
+                vec![0.0; d * m]
+            } else {
+                Vec::new()
+            },
+            cached: vec![false; d],
         }
+    }
+
+    /// Forgets the cached columns: the next [`Self::run`] is for another task (or `U`).
+    pub fn new_task(&mut self) {
+        self.cached.fill(false);
     }
 
     /// Follows the path for `x` (`[m, d]` row-major), `qu` (the orthonormal basis of
     /// `range(X U)`, `[r, m]` column after column) and `z = P y`, for at most `max_steps`
-    /// breakpoints; returns the path's last `b` (the basis-pursuit solution when the path
+    /// breakpoints (call [`Self::new_task`] first when `x` or `qu` changed); returns the path's last `b` (the basis-pursuit solution when the path
     /// reached `λ = 0`). The indices in `free` are not penalised (`min Σ_{j∉free} |b_j|`):
     /// they are active from the start, fitted by least squares, and never leave.
     pub fn run(
@@ -104,7 +124,7 @@ impl HomotopyScratch {
             self.dir_u[t] = dot(q, z);
             axpy(-self.dir_u[t], q, &mut self.a);
         }
-        back_substitute_strided(
+        back_substitute(
             &self.r,
             self.cap,
             nf,
@@ -127,7 +147,7 @@ impl HomotopyScratch {
             let n = self.active.len();
             // u = R⁻ᵀ s, d = R⁻¹ u, a = Q_I u.
             forward_substitute(&self.r, self.cap, n, &self.sign, &mut self.dir_u[..n]);
-            back_substitute_strided(&self.r, self.cap, n, &self.dir_u[..n], &mut self.dir[..n]);
+            back_substitute(&self.r, self.cap, n, &self.dir_u[..n], &mut self.dir[..n]);
             self.a.fill(0.0);
             for (j, q) in self.q.chunks_exact(m).take(n).enumerate() {
                 axpy(self.dir_u[j], q, &mut self.a);
@@ -218,15 +238,32 @@ impl HomotopyScratch {
         let p = self.active[n];
         let (prev, rest) = self.q.split_at_mut(n * m);
         let col = &mut rest[..m];
-        for (s, v) in col.iter_mut().enumerate() {
-            *v = x[s * d + p];
-        }
         let r_dirs = qu.len() / m;
-        project_out(qu, m, col, &mut self.coef[..r_dirs]);
+        if self.columns.is_empty() || !self.cached[p] {
+            for (s, v) in col.iter_mut().enumerate() {
+                *v = x[s * d + p];
+            }
+            project_out(qu, m, col, &mut self.coef[..r_dirs]);
+            if !self.columns.is_empty() {
+                self.columns[p * m..(p + 1) * m].copy_from_slice(col);
+                self.cached[p] = true;
+            }
+        } else {
+            col.copy_from_slice(&self.columns[p * m..(p + 1) * m]);
+        }
+        // One modified Gram–Schmidt pass: the path only proposes supports, which the kernel
+        // refits in full precision.
+        let before = dot(col, col).sqrt();
         let coef = &mut self.coef[..n];
-        let Some(norm) = orthonormalize_column(prev, m, col, coef) else {
+        for (h, q) in coef.iter_mut().zip(prev.chunks_exact(m)) {
+            *h = dot(q, col);
+            axpy(-*h, q, col);
+        }
+        let norm = dot(col, col).sqrt();
+        if norm.is_nan() || norm <= DEPENDENT * before {
             return false;
-        };
+        }
+        col.iter_mut().for_each(|v| *v /= norm);
         for (i, &h) in coef.iter().enumerate() {
             self.r[i * cap + n] = h;
         }
@@ -259,15 +296,6 @@ fn forward_substitute(rm: &[f64], stride: usize, n: usize, s: &[f64], u: &mut [f
     }
 }
 
-/// Solves `R x = g` for the leading `n × n` block of upper-triangular `R` (row-major,
-/// stride `stride`).
-fn back_substitute_strided(rm: &[f64], stride: usize, n: usize, g: &[f64], x: &mut [f64]) {
-    for a in (0..n).rev() {
-        let tail: f64 = (a + 1..n).map(|c| rm[a * stride + c] * x[c]).sum();
-        x[a] = (g[a] - tail) / rm[a * stride + a];
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -286,8 +314,19 @@ mod tests {
         let xm = MatRef::from_row_major_slice(&x, m, d);
         let z = crate::linalg::mat_vec(xm, &b_true);
         let mut h = HomotopyScratch::new(m, d, 0);
+        h.new_task();
         let b = h.run(&x, &[], &z, &[], 100);
         let err: f64 = b.iter().zip(&b_true).map(|(p, q)| (p - q).abs()).sum();
         assert!(err < 1e-9, "path ends {err} from the sparse solution");
+        // An unpenalised true index changes the path, not where it ends.
+        let b = h.run(&x, &[], &z, &[33], 100).to_vec();
+        let err: f64 = b.iter().zip(&b_true).map(|(p, q)| (p - q).abs()).sum();
+        assert!(
+            err < 1e-9,
+            "forced path ends {err} from the sparse solution"
+        );
+        // Too few breakpoints stop early, short of the solution.
+        let short = h.run(&x, &[], &z, &[], 1);
+        assert!(short.iter().filter(|v| **v != 0.0).count() <= 2);
     }
 }

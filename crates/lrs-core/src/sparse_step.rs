@@ -43,8 +43,9 @@ pub struct SparseStepConfig {
     pub step_scale: f64,
     /// Maximum HTP iterations per start.
     pub inner_steps: usize,
-    /// Try cold-start HTP and OMP when the warm start leaves a residual above
-    /// `accept_tol · ‖z‖`; keep the best.
+    /// Search beyond the warm start when it leaves a residual above `accept_tol · ‖z‖` (the
+    /// ℓ1 paths, and cold-start HTP, OMP and the rest of the general path); keep the best.
+    /// Off: warm-started HTP alone.
     pub restarts: bool,
     /// Relative residual accepted without restarts.
     pub accept_tol: f64,
@@ -63,6 +64,9 @@ pub struct SparseStepConfig {
     /// ℓ1 paths with one index forced into the support that the rescue tries, one index after
     /// the other in order of the plain path's magnitudes, until one certifies (0 = off).
     pub forced_starts: usize,
+    /// The ℓ1 path runs only for tasks whose relative residual `‖r‖ / ‖z‖` also exceeds this
+    /// (0: every uncertified task); AMHT-LRS sets it each round from the last round's median.
+    pub path_floor: f64,
 }
 
 impl Default for SparseStepConfig {
@@ -78,6 +82,7 @@ impl Default for SparseStepConfig {
             thorough: false,
             l1_steps: L1_STEPS,
             forced_starts: FORCED_STARTS,
+            path_floor: 0.0,
         }
     }
 }

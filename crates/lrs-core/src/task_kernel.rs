@@ -18,13 +18,15 @@ use crate::linalg::{axpy, dot, gemv};
 
 /// A column whose norm falls below this fraction of its norm before orthogonalisation counts
 /// as dependent; the kernel then declines and the caller takes the general path.
-const DEPENDENT: f64 = 1e-10;
+pub(crate) const DEPENDENT: f64 = 1e-10;
 
 /// The searches the kernel runs after the warm HTP when its fit is not certified.
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
 pub struct Retry {
     /// Relative residual (of `‖z‖`) that certifies a fit.
     pub tol: f64,
+    /// Relative residual (of `‖z‖`) a warm fit must also exceed for the searches to run.
+    pub floor: f64,
     /// Breakpoints of the ℓ1 path ([`crate::l1_homotopy`]); 0 turns the searches off.
     pub l1_steps: usize,
     /// Paths with one index forced into the support, tried in order of the first path's
@@ -107,7 +109,8 @@ impl TaskScratch {
     /// Fits one task: `x` is `[m, d]` row-major, `u` is `[d, r]`, `warm` the
     /// previous `b`. Writes `b` and `w` and returns the residual, or `None` when a
     /// least-squares system of the kernel is rank-deficient (then nothing useful was written).
-    /// A warm fit whose residual exceeds `retry.tol · ‖z‖` gets the searches of `retry`.
+    /// A warm fit whose residual exceeds `max(retry.tol, retry.floor) · ‖z‖` gets the
+    /// searches of `retry`.
     #[allow(clippy::too_many_arguments)]
     pub fn fit(
         &mut self,
@@ -145,7 +148,8 @@ impl TaskScratch {
             project_out(&self.q, m, &mut self.e, &mut self.coef[..r]);
             self.c.copy_from_slice(warm);
             self.htp(x, k, eta, steps)?;
-            if retry.l1_steps > 0 && dot(&self.e, &self.e).sqrt() > retry.tol * z_norm {
+            let gate = retry.tol.max(retry.floor) * z_norm;
+            if retry.l1_steps > 0 && dot(&self.e, &self.e).sqrt() > gate {
                 self.retry(x, k, eta, steps, retry)?;
             }
             b_out.copy_from_slice(&self.c);
@@ -164,7 +168,7 @@ impl TaskScratch {
         for (a, q) in self.q.chunks_exact(m).enumerate() {
             axpy(-coef[a], q, &mut self.e);
         }
-        back_substitute(&self.r11, r, coef, w_out);
+        back_substitute(&self.r11, r, r, coef, w_out);
         Some(KernelFit {
             residual_sq: dot(&self.e, &self.e),
             z_norm,
@@ -210,6 +214,7 @@ impl TaskScratch {
     fn retry(&mut self, x: &[f64], k: usize, eta: f64, steps: usize, retry: &Retry) -> Option<()> {
         let accept = retry.tol * retry.tol * dot(&self.z, &self.z);
         let warm_res = dot(&self.e, &self.e);
+        self.homotopy.new_task();
         self.kept.clear();
         self.kept.extend_from_slice(&self.support);
         let plain = self.try_path(x, k, eta, steps, retry.l1_steps, &[], warm_res)?;
@@ -253,7 +258,7 @@ impl TaskScratch {
     }
 
     /// One candidate of [`Self::retry`]: the ℓ1 path (with `free` unpenalised), pruned to `k`
-    /// entries and refined by HTP; records its support in `kept` when its residual is below
+    /// entries and refitted (and, for the plain path, refined by HTP); records its support in `kept` when its residual is below
     /// `limit`, and returns that residual.
     #[allow(clippy::too_many_arguments)]
     fn try_path(
@@ -271,7 +276,11 @@ impl TaskScratch {
         self.refit(x)?;
         self.scatter_beta();
         std::mem::swap(&mut self.support, &mut self.next);
-        self.htp(x, k, eta, steps)?;
+        // The plain path's pruning is refined by HTP; a forced path's is taken as it is
+        // (HTP after it certified no task the pruning had not).
+        if free.is_empty() {
+            self.htp(x, k, eta, steps)?;
+        }
         let res = dot(&self.e, &self.e);
         if res < limit {
             self.kept.clear();
@@ -371,7 +380,7 @@ impl TaskScratch {
         for (j, q) in self.q2[..k * m].chunks_exact(m).enumerate() {
             axpy(-coef[j], q, &mut self.e);
         }
-        back_substitute(&self.r22[..k * k], k, coef, &mut self.beta[..k]);
+        back_substitute(&self.r22[..k * k], k, k, coef, &mut self.beta[..k]);
         Some(())
     }
 }
@@ -391,7 +400,7 @@ pub(crate) fn project_out(basis: &[f64], m: usize, v: &mut [f64], coef: &mut [f6
 
 /// Orthogonalises `col` against `basis` (coefficients into `coef`) and normalises it; returns
 /// its remaining norm, or `None` when it is (numerically) in the span of `basis`.
-pub(crate) fn orthonormalize_column(
+fn orthonormalize_column(
     basis: &[f64],
     m: usize,
     col: &mut [f64],
@@ -407,11 +416,12 @@ pub(crate) fn orthonormalize_column(
     Some(norm)
 }
 
-/// Solves `R x = g` for upper-triangular `R` (`[n, n]` row-major).
-fn back_substitute(rm: &[f64], n: usize, g: &[f64], x: &mut [f64]) {
+/// Solves `R x = g` for the leading `n × n` block of upper-triangular `R` (row-major, rows
+/// `stride` apart).
+pub(crate) fn back_substitute(rm: &[f64], stride: usize, n: usize, g: &[f64], x: &mut [f64]) {
     for a in (0..n).rev() {
-        let tail: f64 = (a + 1..n).map(|c| rm[a * n + c] * x[c]).sum();
-        x[a] = (g[a] - tail) / rm[a * n + a];
+        let tail: f64 = (a + 1..n).map(|c| rm[a * stride + c] * x[c]).sum();
+        x[a] = (g[a] - tail) / rm[a * stride + a];
     }
 }
 
@@ -480,5 +490,79 @@ mod tests {
                 &mut w
             )
             .is_none());
+    }
+
+    #[test]
+    fn the_l1_searches_find_supports_that_warm_htp_misses() {
+        // Below HTP's phase transition (m − r = 25 for k = 5 of d = 100), with the true U:
+        // count the tasks each search certifies.
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(30);
+        let (m, d, r, k, tasks) = (30, 100, 5, 5, 60);
+        let u = crate::synthetic::random_orthonormal(d, r, &mut rng);
+        let searches = [
+            Retry::default(),
+            Retry {
+                tol: 1e-9,
+                floor: 0.0,
+                l1_steps: 60,
+                forced_starts: 0,
+                pair_candidates: 0,
+            },
+            Retry {
+                tol: 1e-9,
+                floor: 0.0,
+                l1_steps: 60,
+                forced_starts: 100,
+                pair_candidates: 40,
+            },
+        ];
+        let mut certified = [0usize; 3];
+        let mut scratch = TaskScratch::new(m, d, r, k);
+        for _ in 0..tasks {
+            let x: Vec<f64> = (0..m * d).map(|_| rng.sample(StandardNormal)).collect();
+            let mut theta: Vec<f64> = (0..d)
+                .map(|p| (0..r).map(|a| u[(p, a)] * (a as f64 - 2.0)).sum())
+                .collect();
+            let mut placed = 0;
+            while placed < k {
+                let p = rng.gen_range(0..d);
+                if theta[p].abs() < 1.0 {
+                    theta[p] += if placed % 2 == 0 { 1.0 } else { -1.0 } * 1.5;
+                    placed += 1;
+                }
+            }
+            let y = crate::linalg::mat_vec(MatRef::from_row_major_slice(&x, m, d), &theta);
+            let (mut b, mut w) = (vec![0.0; d], vec![0.0; r]);
+            for (n, retry) in searches.iter().enumerate() {
+                let fit = scratch
+                    .fit(
+                        &x,
+                        &y,
+                        u.as_ref(),
+                        &vec![0.0; d],
+                        k,
+                        1.0 / m as f64,
+                        20,
+                        retry,
+                        &mut b,
+                        &mut w,
+                    )
+                    .unwrap();
+                if fit.residual_sq.sqrt() <= 1e-9 * crate::linalg::norm2(&y) {
+                    certified[n] += 1;
+                }
+            }
+        }
+        let [htp, path, forced] = certified;
+        eprintln!("certified of {tasks}: warm HTP {htp}, ℓ1 path {path}, forced paths {forced}");
+        assert!(htp <= tasks * 6 / 10, "warm HTP certified {htp} of {tasks}");
+        assert!(
+            path >= tasks * 3 / 4 && path > htp + tasks / 5,
+            "ℓ1 path {path}, HTP {htp}"
+        );
+        assert!(
+            forced >= tasks * 95 / 100,
+            "forced paths certified {forced} of {tasks}"
+        );
     }
 }

@@ -57,7 +57,10 @@ pub const FORCED_PAIR_CANDIDATES: usize = 40;
 fn kernel_retry(cfg: &SparseStepConfig, forced: bool) -> Retry {
     Retry {
         tol: cfg.accept_tol,
-        l1_steps: if cfg.thorough {
+        floor: cfg.path_floor,
+        l1_steps: if !cfg.restarts || cfg.l1_steps == 0 {
+            0
+        } else if cfg.thorough {
             cfg.l1_steps.max(THOROUGH_L1_STEPS)
         } else {
             cfg.l1_steps
@@ -161,7 +164,7 @@ fn general_fit(
 }
 
 /// Runs the rescue searches for a task whose quick fit is not certified: the kernel's
-/// forced-index ℓ1 paths, then, where they fail and the settings ask for swaps (or the kernel
+/// forced-index ℓ1 paths, or, where those are off and swaps are on (or where the kernel
 /// declined the task), the general path's searches; keeps the best.
 fn rescue(
     x: MatRef<'_, f64>,
@@ -173,9 +176,10 @@ fn rescue(
     quick: TaskFit,
 ) -> TaskFit {
     let mut best = quick;
-    if cfg.forced_starts > 0 && cfg.l1_steps > 0 {
+    let forced = cfg.forced_starts > 0 && cfg.l1_steps > 0;
+    if forced {
         let mut scratch = TaskScratch::new(x.nrows(), x.ncols(), u.ncols(), cfg.sparsity);
-        let forced = quick_fit(
+        let fit = quick_fit(
             x,
             xs,
             y,
@@ -185,11 +189,11 @@ fn rescue(
             &kernel_retry(cfg, true),
             &mut scratch,
         );
-        if forced.residual_sq < best.residual_sq {
-            best = forced;
+        if fit.residual_sq < best.residual_sq {
+            best = fit;
         }
     }
-    if best.needs_rescue(cfg) && (cfg.swap_passes > 0 || best.basis.is_empty()) {
+    if best.needs_rescue(cfg) && ((!forced && cfg.swap_passes > 0) || best.basis.is_empty()) {
         let full = general_fit(x, y, u, warm_b, cfg, true);
         if full.residual_sq < best.residual_sq {
             best = full;

@@ -24,9 +24,18 @@ pub struct SolverArgs {
     /// HTP step size times m (η = step_scale / m).
     #[arg(long, default_value_t = 1.0)]
     pub step_scale: f64,
-    /// Disable the cold-start/OMP restarts of the sparse step.
+    /// Disable every search of the sparse step beyond warm-started HTP (ℓ1 paths, cold start,
+    /// OMP, swaps).
     #[arg(long)]
     pub no_restarts: bool,
+    /// Breakpoints of the ℓ1 path tried on a task whose warm HTP fits worse than the round's
+    /// median task (0 = off; the last task phase uses at least 60).
+    #[arg(long, default_value_t = lrs_core::sparse_step::L1_STEPS)]
+    pub l1_steps: usize,
+    /// Forced-index ℓ1 paths tried on a task still uncertified in the last task phase
+    /// (0 = off: the swap, basis-pursuit and random-restart searches run instead).
+    #[arg(long, default_value_t = lrs_core::sparse_step::FORCED_STARTS)]
+    pub forced_starts: usize,
     /// Split each task's samples into this many folds, one per round.
     #[arg(long)]
     pub sample_splitting: Option<usize>,
@@ -52,6 +61,8 @@ impl SolverArgs {
                 step_scale: self.step_scale,
                 inner_steps: self.inner_steps,
                 restarts: !self.no_restarts,
+                l1_steps: self.l1_steps,
+                forced_starts: self.forced_starts,
                 ..Default::default()
             },
             max_rounds: self.iters,
