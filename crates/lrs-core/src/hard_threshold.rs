@@ -16,11 +16,45 @@ pub fn top_k_support_into(v: &[f64], k: usize, idx: &mut Vec<usize>, out: &mut V
     if k == 0 {
         return;
     }
+    if k <= SMALL_K {
+        top_k_by_insertion(v, k, out);
+        return;
+    }
     idx.clear();
     idx.extend(0..v.len());
     let key = |&j: &usize| std::cmp::Reverse(OrdF64(v[j].abs()));
     idx.select_nth_unstable_by_key(k - 1, |j| (key(j), *j));
     out.extend_from_slice(&idx[..k]);
+    out.sort_unstable();
+}
+
+/// Largest `k` for which [`top_k_support_into`] keeps a sorted buffer of the best `k` while
+/// scanning `v` once (one comparison per entry once the buffer is full), instead of a
+/// selection over all indices.
+const SMALL_K: usize = 16;
+
+/// The scan of [`top_k_support_into`] for small `k`: `out` holds the best so far by magnitude
+/// (NaN lowest), ties kept by the earlier index, which the scan meets first.
+fn top_k_by_insertion(v: &[f64], k: usize, out: &mut Vec<usize>) {
+    let key = |x: f64| if x.is_nan() { -1.0 } else { x.abs() };
+    let mut floor = f64::NEG_INFINITY;
+    for (j, &x) in v.iter().enumerate() {
+        let kj = key(x);
+        if out.len() == k {
+            if kj <= floor {
+                continue;
+            }
+            out.pop();
+        }
+        let mut p = out.len();
+        while p > 0 && key(v[out[p - 1]]) < kj {
+            p -= 1;
+        }
+        out.insert(p, j);
+        if out.len() == k {
+            floor = key(v[out[k - 1]]);
+        }
+    }
     out.sort_unstable();
 }
 
@@ -85,6 +119,25 @@ mod tests {
         assert_eq!(hard_threshold(&v, 3), vec![0.0, -3.0, 2.0, 0.0, -2.5]);
         assert_eq!(top_k_support(&v, 0), Vec::<usize>::new());
         assert_eq!(top_k_support(&v, 9).len(), 5);
+    }
+
+    #[test]
+    fn the_small_k_scan_matches_the_selection() {
+        let v: Vec<f64> = (0..200u64)
+            .map(|i| match i % 17 {
+                3 => f64::NAN,
+                5 => 0.25,
+                _ => ((i * 7919) % 101) as f64 / 13.0 - 3.5,
+            })
+            .collect();
+        for k in [1, 2, 5, 9, 16] {
+            let mut idx: Vec<usize> = (0..v.len()).collect();
+            let key = |&j: &usize| (std::cmp::Reverse(OrdF64(v[j].abs())), j);
+            idx.sort_by_key(key);
+            let mut want = idx[..k].to_vec();
+            want.sort_unstable();
+            assert_eq!(top_k_support(&v, k), want, "k = {k}");
+        }
     }
 
     #[test]

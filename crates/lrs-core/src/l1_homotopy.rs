@@ -193,7 +193,7 @@ impl HomotopyScratch {
                     self.sign.remove(t);
                     self.is_active[j] = false;
                     self.b[j] = 0.0;
-                    if !self.refactor_from(x, qu, t) {
+                    if !self.delete_column(t, n) && !self.refactor_from(x, qu, t) {
                         break;
                     }
                 }
@@ -225,6 +225,45 @@ impl HomotopyScratch {
             self.is_active[j] = false;
             false
         }
+    }
+
+    /// Removes column `t` of the `n`-column QR by Givens rotations: the columns after `t`
+    /// shift left, which leaves `R` upper Hessenberg from `t` on; one rotation of rows (and of
+    /// the matching `Q` columns) per shifted column restores it, at `O((n − t)(n + m))`
+    /// instead of re-orthogonalising every later column. `false` (nothing usable written)
+    /// when a rotation degenerates; the caller then refactors.
+    fn delete_column(&mut self, t: usize, n: usize) -> bool {
+        let (m, cap) = (self.m, self.cap);
+        let r = &mut self.r;
+        for i in 0..n {
+            for l in t.max(i.saturating_sub(1))..n - 1 {
+                r[i * cap + l] = r[i * cap + l + 1];
+            }
+        }
+        for j in t..n - 1 {
+            let (a, b) = (r[j * cap + j], r[(j + 1) * cap + j]);
+            let h = a.hypot(b);
+            if !h.is_finite() || h <= 0.0 {
+                return false;
+            }
+            let (c, s) = (a / h, b / h);
+            r[j * cap + j] = h;
+            r[(j + 1) * cap + j] = 0.0;
+            for l in j + 1..n - 1 {
+                let (p, q) = (r[j * cap + l], r[(j + 1) * cap + l]);
+                r[j * cap + l] = c * p + s * q;
+                r[(j + 1) * cap + l] = c * q - s * p;
+            }
+            let (head, tail) = self.q.split_at_mut((j + 1) * m);
+            let (qj, qk) = (&mut head[j * m..], &mut tail[..m]);
+            for (p, q) in qj.iter_mut().zip(qk.iter_mut()) {
+                let (u, v) = (*p, *q);
+                *p = c * u + s * v;
+                *q = c * v - s * u;
+            }
+        }
+        r[(n - 1) * cap..(n - 1) * cap + n].fill(0.0);
+        true
     }
 
     /// Recomputes the QR columns from position `from` on (after a removal).
@@ -301,6 +340,41 @@ mod tests {
     use super::*;
     use rand::{Rng, SeedableRng};
     use rand_distr::StandardNormal;
+
+    #[test]
+    fn a_givens_deletion_gives_the_refactored_qr() {
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(5);
+        let (m, d) = (12, 9);
+        let x: Vec<f64> = (0..m * d).map(|_| rng.sample(StandardNormal)).collect();
+        let mut h = HomotopyScratch::new(m, d, 0);
+        for t in 0..6 {
+            h.new_task();
+            h.active.clear();
+            h.sign.clear();
+            h.is_active.fill(false);
+            for j in [7usize, 1, 4, 0, 8, 3] {
+                assert!(h.push(&x, &[], j, 1.0));
+            }
+            let n = h.active.len();
+            h.active.remove(t);
+            h.sign.remove(t);
+            assert!(h.delete_column(t, n));
+            let (q, r) = (h.q[..(n - 1) * m].to_vec(), h.r.clone());
+            assert!(h.refactor_from(&x, &[], 0));
+            for (a, b) in q.iter().zip(&h.q) {
+                assert!((a - b).abs() < 1e-12, "Q differs after deleting {t}");
+            }
+            for i in 0..n - 1 {
+                for l in 0..n - 1 {
+                    let (a, b) = (r[i * h.cap + l], h.r[i * h.cap + l]);
+                    assert!(
+                        (a - b).abs() < 1e-12,
+                        "R[{i}][{l}] differs after deleting {t}"
+                    );
+                }
+            }
+        }
+    }
 
     #[test]
     fn the_path_ends_at_the_sparse_solution_of_an_easy_system() {
