@@ -157,11 +157,14 @@ impl HomotopyScratch {
             // coefficient crosses zero; none before λ = 0 ends the path.
             let mut gamma = lambda;
             let mut event: Option<(bool, usize)> = None;
+            // |c_j| ≤ λ, so both numerators are ≥ 0 and a candidate step `num / den` is
+            // positive only where `den > 0`: compared by multiplication, divided only when
+            // it improves on the best so far.
             for j in (0..d).filter(|&j| !self.is_active[j]) {
                 let (cj, vj) = (self.c[j], self.v[j]);
-                for g in [(lambda - cj) / (1.0 - vj), (lambda + cj) / (1.0 + vj)] {
-                    if g > tiny && g < gamma {
-                        gamma = g;
+                for (num, den) in [(lambda - cj, 1.0 - vj), (lambda + cj, 1.0 + vj)] {
+                    if den > 0.0 && num < gamma * den && num > tiny * den {
+                        gamma = num / den;
                         event = Some((true, j));
                     }
                 }
@@ -329,9 +332,15 @@ fn argmax_abs_inactive(v: &[f64], is_active: &[bool]) -> Option<usize> {
 /// Solves `Rᵀ u = s` for the leading `n × n` block of upper-triangular `R` (row-major,
 /// stride `stride`).
 fn forward_substitute(rm: &[f64], stride: usize, n: usize, s: &[f64], u: &mut [f64]) {
-    for a in 0..n {
-        let head: f64 = (0..a).map(|c| rm[c * stride + a] * u[c]).sum();
-        u[a] = (s[a] - head) / rm[a * stride + a];
+    // Column-oriented: once `u_c` is known, row `c` of `R` (contiguous) updates every later
+    // right-hand side at once.
+    let u = &mut u[..n];
+    u.copy_from_slice(&s[..n]);
+    for c in 0..n {
+        let row = &rm[c * stride..c * stride + n];
+        u[c] /= row[c];
+        let (head, tail) = u.split_at_mut(c + 1);
+        axpy(-head[c], &row[c + 1..], tail);
     }
 }
 

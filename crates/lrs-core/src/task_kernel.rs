@@ -420,8 +420,8 @@ fn orthonormalize_column(
 /// `stride` apart).
 pub(crate) fn back_substitute(rm: &[f64], stride: usize, n: usize, g: &[f64], x: &mut [f64]) {
     for a in (0..n).rev() {
-        let tail: f64 = (a + 1..n).map(|c| rm[a * stride + c] * x[c]).sum();
-        x[a] = (g[a] - tail) / rm[a * stride + a];
+        let row = &rm[a * stride..a * stride + n];
+        x[a] = (g[a] - dot(&row[a + 1..], &x[a + 1..n])) / row[a];
     }
 }
 
