@@ -54,7 +54,32 @@ pub struct HomotopyScratch {
     columns: Vec<f64>,
     /// Whether `columns` holds column `p` for the current task.
     cached: Vec<bool>,
+    /// `‖x_p‖` of the cached columns, before the projection, `[d]`.
+    raw_norm: Vec<f64>,
+    /// `AᵀA = Xᵀ P X`, `[d, d]`, of the current task once [`Self::use_gram`] formed it (empty
+    /// where `d²` exceeds [`GRAM_MAX`]).
+    gram: Vec<f64>,
+    /// Whether the paths of the current task run on `gram`: `R` is then the Cholesky factor
+    /// of the active Gram block (`Rᵀ R = A_Iᵀ A_I`, the same `R` as the QR's) and `Q` is not
+    /// kept.
+    on_gram: bool,
+    /// The active indices' rows of `gram`, `[cap, d]`, in the order of `active`.
+    panel: Vec<f64>,
+    /// `Aᵀ z = Xᵀ z`, `[d]` (Gram mode).
+    xz: Vec<f64>,
+    /// A new Cholesky column, `[cap]`.
+    h: Vec<f64>,
+    /// Reciprocals of `R`'s diagonal, `[cap]`.
+    rinv: Vec<f64>,
 }
+
+/// Largest `d²` for which the scratch can form a task's Gram matrix (2 MiB per thread).
+pub const GRAM_MAX: usize = 1 << 18;
+
+/// A column whose Cholesky pivot `‖P x_j‖² − ‖h‖²` falls below this fraction of `‖P x_j‖²`
+/// counts as dependent on the active ones (the Gram matrix squares the QR's
+/// [`DEPENDENT`] ratio, and resolves it only to about √ε).
+const GRAM_DEPENDENT: f64 = 1e-12;
 
 /// Largest `d·m` for which the scratch caches projected columns (8 MiB per thread).
 pub const COLUMN_CACHE_MAX: usize = 1 << 20;
@@ -85,12 +110,87 @@ impl HomotopyScratch {
                 Vec::new()
             },
             cached: vec![false; d],
+            raw_norm: vec![0.0; d],
+            gram: if d * d <= GRAM_MAX && d * m <= COLUMN_CACHE_MAX {
+                vec![0.0; d * d]
+            } else {
+                Vec::new()
+            },
+            on_gram: false,
+            panel: if d * d <= GRAM_MAX {
+                vec![0.0; cap * d]
+            } else {
+                Vec::new()
+            },
+            xz: vec![0.0; d],
+            h: vec![0.0; cap],
+            rinv: vec![0.0; cap],
         }
     }
 
     /// Forgets the cached columns: the next [`Self::run`] is for another task (or `U`).
     pub fn new_task(&mut self) {
         self.cached.fill(false);
+        self.on_gram = false;
+    }
+
+    /// Forms the current task's Gram matrix `Xᵀ P X` (`O(d² m)`, once) so that its next paths
+    /// cost `O(d·n)` a breakpoint instead of `O(d·m)`: worth it for a task that will follow
+    /// many paths (the forced ones). `false`, and the paths stay on the QR, where `d` is too
+    /// large for the matrix.
+    pub fn use_gram(&mut self, x: &[f64], qu: &[f64]) -> bool {
+        let (m, d) = (self.m, self.d);
+        if self.gram.is_empty() {
+            return false;
+        }
+        if !self.on_gram {
+            for p in 0..d {
+                self.cache_column(x, qu, p);
+            }
+            let a = MatRef::from_row_major_slice(&self.columns, d, m);
+            faer::linalg::matmul::matmul(
+                faer::MatMut::from_row_major_slice_mut(&mut self.gram, d, d),
+                faer::Accum::Replace,
+                a,
+                a.transpose(),
+                1.0,
+                faer::Par::Seq,
+            );
+            self.on_gram = true;
+        }
+        true
+    }
+
+    /// `P x_p` of the current task (`qu` its `range(X U)` basis) and `‖x_p‖`, from the cache
+    /// where a path or an earlier call met it (shared with the kernel's refits, which project
+    /// the same columns); `None` where the scratch keeps no cache (`d·m` too large).
+    pub(crate) fn projected_column(
+        &mut self,
+        x: &[f64],
+        qu: &[f64],
+        p: usize,
+    ) -> Option<(&[f64], f64)> {
+        if self.columns.is_empty() {
+            return None;
+        }
+        self.cache_column(x, qu, p);
+        let m = self.m;
+        Some((&self.columns[p * m..(p + 1) * m], self.raw_norm[p]))
+    }
+
+    /// Puts `P x_p` into the (non-empty) cache unless it is there.
+    fn cache_column(&mut self, x: &[f64], qu: &[f64], p: usize) {
+        if self.cached[p] {
+            return;
+        }
+        let (m, d) = (self.m, self.d);
+        let col = &mut self.columns[p * m..(p + 1) * m];
+        for (s, v) in col.iter_mut().enumerate() {
+            *v = x[s * d + p];
+        }
+        self.raw_norm[p] = dot(col, col).sqrt();
+        project_out(qu, m, col, &mut self.coef[..qu.len() / m]);
+        self.cached[p] = true;
     }
 
     /// Follows the path for `x` (`[m, d]` row-major), `qu` (the orthonormal basis of
@@ -120,9 +220,18 @@ impl HomotopyScratch {
             }
         }
         let nf = self.active.len();
-        for (t, q) in self.q.chunks_exact(m).take(nf).enumerate() {
-            self.dir_u[t] = dot(q, z);
-            axpy(-self.dir_u[t], q, &mut self.a);
+        if self.on_gram {
+            // b_F = (A_Fᵀ A_F)⁻¹ A_Fᵀ z; c = Aᵀz − Aᵀ A_F b_F.
+            gemv(&mut self.xz, xm.transpose(), z, 1.0, false);
+            for (t, &j) in self.active.iter().enumerate() {
+                self.coef[t] = self.xz[j];
+            }
+            forward_substitute(&self.r, self.cap, nf, &self.coef, &mut self.dir_u[..nf]);
+        } else {
+            for (t, q) in self.q.chunks_exact(m).take(nf).enumerate() {
+                self.dir_u[t] = dot(q, z);
+                axpy(-self.dir_u[t], q, &mut self.a);
+            }
         }
         back_substitute(
             &self.r,
@@ -134,7 +243,14 @@ impl HomotopyScratch {
         for t in 0..nf {
             self.b[self.active[t]] = self.dir[t];
         }
-        gemv(&mut self.c, xm.transpose(), &self.a, 1.0, false);
+        if self.on_gram {
+            self.c.copy_from_slice(&self.xz);
+            for (t, row) in self.panel.chunks_exact(d).take(nf).enumerate() {
+                axpy(-self.dir[t], row, &mut self.c);
+            }
+        } else {
+            gemv(&mut self.c, xm.transpose(), &self.a, 1.0, false);
+        }
         let Some(first) = argmax_abs_inactive(&self.c, &self.is_active) else {
             return &self.b;
         };
@@ -146,13 +262,18 @@ impl HomotopyScratch {
         for _ in 0..max_steps {
             let n = self.active.len();
             // u = R⁻ᵀ s, d = R⁻¹ u, a = Q_I u.
-            forward_substitute(&self.r, self.cap, n, &self.sign, &mut self.dir_u[..n]);
-            back_substitute(&self.r, self.cap, n, &self.dir_u[..n], &mut self.dir[..n]);
-            self.a.fill(0.0);
-            for (j, q) in self.q.chunks_exact(m).take(n).enumerate() {
-                axpy(self.dir_u[j], q, &mut self.a);
+            self.direction(n);
+            if self.on_gram {
+                // v = Aᵀ A_I d from the active rows of the Gram matrix.
+                let panel = MatRef::from_row_major_slice(&self.panel[..n * d], n, d);
+                gemv(&mut self.v, panel.transpose(), &self.dir[..n], 1.0, false);
+            } else {
+                self.a.fill(0.0);
+                for (j, q) in self.q.chunks_exact(m).take(n).enumerate() {
+                    axpy(self.dir_u[j], q, &mut self.a);
+                }
+                gemv(&mut self.v, xm.transpose(), &self.a, 1.0, false);
             }
-            gemv(&mut self.v, xm.transpose(), &self.a, 1.0, false);
             // The next breakpoint: an inactive correlation reaches ±λ, or an active
             // coefficient crosses zero; none before λ = 0 ends the path.
             let mut gamma = lambda;
@@ -257,15 +378,21 @@ impl HomotopyScratch {
                 r[j * cap + l] = c * p + s * q;
                 r[(j + 1) * cap + l] = c * q - s * p;
             }
-            let (head, tail) = self.q.split_at_mut((j + 1) * m);
-            let (qj, qk) = (&mut head[j * m..], &mut tail[..m]);
-            for (p, q) in qj.iter_mut().zip(qk.iter_mut()) {
-                let (u, v) = (*p, *q);
-                *p = c * u + s * v;
-                *q = c * v - s * u;
+            if !self.on_gram {
+                let (head, tail) = self.q.split_at_mut((j + 1) * m);
+                let (qj, qk) = (&mut head[j * m..], &mut tail[..m]);
+                for (p, q) in qj.iter_mut().zip(qk.iter_mut()) {
+                    let (u, v) = (*p, *q);
+                    *p = c * u + s * v;
+                    *q = c * v - s * u;
+                }
             }
         }
         r[(n - 1) * cap..(n - 1) * cap + n].fill(0.0);
+        if self.on_gram {
+            let d = self.d;
+            self.panel.copy_within((t + 1) * d..n * d, t * d);
+        }
         true
     }
 
@@ -278,19 +405,26 @@ impl HomotopyScratch {
     fn factor_column(&mut self, x: &[f64], qu: &[f64], n: usize) -> bool {
         let (m, d, cap) = (self.m, self.d, self.cap);
         let p = self.active[n];
+        if self.on_gram {
+            return self.factor_gram_column(n, p);
+        }
         let (prev, rest) = self.q.split_at_mut(n * m);
         let col = &mut rest[..m];
-        let r_dirs = qu.len() / m;
-        if self.columns.is_empty() || !self.cached[p] {
+        if self.columns.is_empty() {
             for (s, v) in col.iter_mut().enumerate() {
                 *v = x[s * d + p];
             }
-            project_out(qu, m, col, &mut self.coef[..r_dirs]);
-            if !self.columns.is_empty() {
-                self.columns[p * m..(p + 1) * m].copy_from_slice(col);
+            project_out(qu, m, col, &mut self.coef[..qu.len() / m]);
+        } else {
+            if !self.cached[p] {
+                let cache = &mut self.columns[p * m..(p + 1) * m];
+                for (s, v) in cache.iter_mut().enumerate() {
+                    *v = x[s * d + p];
+                }
+                self.raw_norm[p] = dot(cache, cache).sqrt();
+                project_out(qu, m, cache, &mut self.coef[..qu.len() / m]);
                 self.cached[p] = true;
             }
-        } else {
             col.copy_from_slice(&self.columns[p * m..(p + 1) * m]);
         }
         // One modified Gram–Schmidt pass: the path only proposes supports, which the kernel
@@ -310,6 +444,55 @@ impl HomotopyScratch {
             self.r[i * cap + n] = h;
         }
         self.r[n * cap + n] = norm;
+        true
+    }
+}
+
+impl HomotopyScratch {
+    /// `u = R⁻ᵀ s` (into `dir_u`) and the direction `d = R⁻¹ u` (into `dir`) on the `n`
+    /// active indices. The diagonal's reciprocals come first, as independent divisions: the
+    /// substitutions' dependency chains then multiply.
+    fn direction(&mut self, n: usize) {
+        let cap = self.cap;
+        for (t, inv) in self.rinv[..n].iter_mut().enumerate() {
+            *inv = 1.0 / self.r[t * cap + t];
+        }
+        // Rᵀ u = s column-oriented: once u_c is known, row c of R (contiguous) updates every
+        // later right-hand side at once.
+        let u = &mut self.dir_u[..n];
+        u.copy_from_slice(&self.sign[..n]);
+        for c in 0..n {
+            let row = &self.r[c * cap..c * cap + n];
+            u[c] *= self.rinv[c];
+            let (head, tail) = u.split_at_mut(c + 1);
+            axpy(-head[c], &row[c + 1..], tail);
+        }
+        let x = &mut self.dir[..n];
+        for a in (0..n).rev() {
+            let row = &self.r[a * cap..a * cap + n];
+            x[a] = (u[a] - dot(&row[a + 1..], &x[a + 1..])) * self.rinv[a];
+        }
+    }
+
+    /// Column `n` of the Cholesky factor of the active Gram block, for index `p`: `Rᵀ h =
+    /// A_Iᵀ a_p`, pivot `√(‖a_p‖² − ‖h‖²)`; row `p` of the Gram matrix joins the panel.
+    fn factor_gram_column(&mut self, n: usize, p: usize) -> bool {
+        let (d, cap) = (self.d, self.cap);
+        let row = &self.gram[p * d..(p + 1) * d];
+        for (t, &j) in self.active[..n].iter().enumerate() {
+            self.coef[t] = row[j];
+        }
+        forward_substitute(&self.r, cap, n, &self.coef, &mut self.h[..n]);
+        let h = &self.h[..n];
+        let pivot = row[p] - dot(h, h);
+        if pivot.is_nan() || pivot <= GRAM_DEPENDENT * row[p] || pivot <= 0.0 {
+            return false;
+        }
+        for (i, &hi) in h.iter().enumerate() {
+            self.r[i * cap + n] = hi;
+        }
+        self.r[n * cap + n] = pivot.sqrt();
+        self.panel[n * d..(n + 1) * d].copy_from_slice(row);
         true
     }
 }
@@ -386,6 +569,56 @@ mod tests {
     }
 
     #[test]
+    fn the_gram_factor_is_the_qr_factor_through_pushes_and_deletions() {
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(8);
+        let (m, d, r) = (14, 10, 2);
+        let x: Vec<f64> = (0..m * d).map(|_| rng.sample(StandardNormal)).collect();
+        // An orthonormal basis of two random directions in R^m, to project out.
+        let mut qu: Vec<f64> = (0..r * m).map(|_| rng.sample(StandardNormal)).collect();
+        for a in 0..r {
+            let (prev, rest) = qu.split_at_mut(a * m);
+            let col = &mut rest[..m];
+            let mut coef = vec![0.0; a];
+            project_out(prev, m, col, &mut coef);
+            let n = dot(col, col).sqrt();
+            col.iter_mut().for_each(|v| *v /= n);
+        }
+        let mut qr = HomotopyScratch::new(m, d, r);
+        let mut gram = HomotopyScratch::new(m, d, r);
+        qr.new_task();
+        gram.new_task();
+        assert!(gram.use_gram(&x, &qu));
+        let same_r = |a: &HomotopyScratch, b: &HomotopyScratch, n: usize| {
+            for i in 0..n {
+                for l in i..n {
+                    let (p, q) = (a.r[i * a.cap + l], b.r[i * b.cap + l]);
+                    assert!((p - q).abs() < 1e-9, "R[{i}][{l}]: QR {p}, Gram {q}");
+                }
+            }
+        };
+        for j in [3usize, 9, 0, 5, 7, 1] {
+            assert!(qr.push(&x, &qu, j, 1.0));
+            assert!(gram.push(&x, &qu, j, 1.0));
+        }
+        same_r(&qr, &gram, 6);
+        for (t, n) in [(2usize, 6usize), (0, 5)] {
+            for h in [&mut qr, &mut gram] {
+                h.active.remove(t);
+                h.sign.remove(t);
+                assert!(h.delete_column(t, n));
+            }
+            same_r(&qr, &gram, n - 1);
+            // The panel keeps the active indices' Gram rows in order.
+            for (i, &j) in gram.active.iter().enumerate() {
+                assert_eq!(
+                    gram.panel[i * d..(i + 1) * d],
+                    gram.gram[j * d..(j + 1) * d]
+                );
+            }
+        }
+    }
+
+    #[test]
     fn the_path_ends_at_the_sparse_solution_of_an_easy_system() {
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(21);
         let (m, d) = (40, 80);
@@ -411,5 +644,12 @@ mod tests {
         // Too few breakpoints stop early, short of the solution.
         let short = h.run(&x, &[], &z, &[], 1);
         assert!(short.iter().filter(|v| **v != 0.0).count() <= 2);
+        // On the Gram matrix, the same paths.
+        assert!(h.use_gram(&x, &[]));
+        for free in [&[][..], &[33][..], &[19, 60][..]] {
+            let b = h.run(&x, &[], &z, free, 100);
+            let err: f64 = b.iter().zip(&b_true).map(|(p, q)| (p - q).abs()).sum();
+            assert!(err < 1e-9, "Gram path with {free:?} free ends {err} away");
+        }
     }
 }

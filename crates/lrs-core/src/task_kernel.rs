@@ -214,12 +214,14 @@ impl TaskScratch {
     fn retry(&mut self, x: &[f64], k: usize, eta: f64, steps: usize, retry: &Retry) -> Option<()> {
         let accept = retry.tol * retry.tol * dot(&self.z, &self.z);
         let warm_res = dot(&self.e, &self.e);
-        self.homotopy.new_task();
         self.kept.clear();
         self.kept.extend_from_slice(&self.support);
         let plain = self.try_path(x, k, eta, steps, retry.l1_steps, &[], warm_res)?;
         if plain.min(warm_res) > accept && retry.forced_starts > 0 {
             self.order_by_path(x);
+            // Up to hundreds of forced paths follow on this task: on its Gram matrix, each
+            // breakpoint costs O(d·n) instead of O(d·m).
+            self.homotopy.use_gram(x, &self.q);
             let n = retry.pair_candidates.min(self.d);
             let singles = (0..retry.forced_starts.min(self.d)).map(|a| (a, None));
             let pairs = (0..n).flat_map(|a| (a + 1..n).map(move |c| (a, Some(c))));
@@ -292,6 +294,8 @@ impl TaskScratch {
     /// `Q R₁₁ = X U` into `q` and `r11`.
     fn factor_xu(&mut self, xm: MatRef<'_, f64>, u: MatRef<'_, f64>) -> Option<()> {
         let (m, r) = (self.m, self.r);
+        // A new Q: the projected columns cached for the last one are stale.
+        self.homotopy.new_task();
         matmul(
             MatMut::from_column_major_slice_mut(&mut self.q, m, r),
             Accum::Replace,
@@ -357,11 +361,17 @@ impl TaskScratch {
             let (prev, rest) = self.q2.split_at_mut(j * m);
             let col = &mut rest[..m];
             let p = self.next[j];
-            for (s, v) in col.iter_mut().enumerate() {
-                *v = x[s * d + p];
-            }
-            let before = dot(col, col).sqrt();
-            project_out(&self.q, m, col, &mut self.coef[..r]);
+            let before = if let Some((pc, raw)) = self.homotopy.projected_column(x, &self.q, p) {
+                col.copy_from_slice(pc);
+                raw
+            } else {
+                for (s, v) in col.iter_mut().enumerate() {
+                    *v = x[s * d + p];
+                }
+                let raw = dot(col, col).sqrt();
+                project_out(&self.q, m, col, &mut self.coef[..r]);
+                raw
+            };
             let coef = &mut self.coef[..j];
             let norm = orthonormalize_column(prev, m, col, coef)?;
             if norm <= DEPENDENT * before {
