@@ -7,9 +7,16 @@
 #
 #   bash scripts/tune-movielens.sh            # 300 users, m = 20, validation 25 %
 #   TASKS=0 SHOTS=10 bash scripts/tune-movielens.sh
+#   GRID=personalize bash scripts/tune-movielens.sh   # step counts of configs/minilm-qv-top1.toml
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+GRID=${GRID:-sparse}
+if [ "$GRID" = personalize ]; then
+    BASE=${BASE:-configs/minilm-qv-top1.toml}
+    OUT=${OUT:-runs/tune-personalize}
+    ROUNDS=${ROUNDS:-1}
+fi
 LRS=${LRS:-target/release/lrs}
 BASE=${BASE:-configs/movielens-minilm.toml}
 OUT=${OUT:-runs/tune}
@@ -21,22 +28,41 @@ ROUNDS=${ROUNDS:-3}
 [ -x "$LRS" ] || cargo build --release
 mkdir -p "$OUT/configs"
 
-# variant NAME KEY=VALUE... : BASE with each top-level or [task]/[data] key replaced (keys
-# that appear once in the file) or added under [data] (validation).
+# variant NAME KEY=VALUE... : BASE with each key replaced, [data] validation added. A key is
+# `section.key` (replaced in that section only, added to it if absent) or a bare key (the
+# top-level key of that name, else the [task] key, else added to [task]).
 variant() {
     local name=$1 cfg="$OUT/configs/$1.toml"
     shift
-    sed "s/^\[data\]$/[data]\nvalidation = $VALIDATION/" "$BASE" >"$cfg"
-    local kv key value
-    for kv in "$@"; do
-        key=${kv%%=*}
-        value=${kv#*=}
-        if grep -q "^$key = " "$cfg"; then
-            sed -i "s|^$key = .*|$key = $value|" "$cfg"
-        else
-            sed -i "s|^\[task\]$|[task]\n$key = $value|" "$cfg"
-        fi
-    done
+    python3 - "$BASE" "$cfg" "$VALIDATION" "$@" <<'PY'
+import re, sys
+base, out, validation, *pairs = sys.argv[1:]
+text = open(base).read()
+# Split into sections: [("", top-level text), ("data", ...), ...].
+parts = re.split(r"^\[([a-z_]+)\]\n", text, flags=re.M)
+sections = [["", parts[0]]] + [[parts[i], parts[i + 1]] for i in range(1, len(parts), 2)]
+def put(section, key, value):
+    for sec in sections:
+        if sec[0] == section:
+            line = re.compile(rf"^{re.escape(key)} = .*$", re.M)
+            if line.search(sec[1]):
+                sec[1] = line.sub(lambda _: f"{key} = {value}", sec[1])
+            else:
+                sec[1] = f"{key} = {value}\n" + sec[1]
+            return
+    sections.append([section, f"{key} = {value}\n"])
+put("data", "validation", validation)
+for kv in pairs:
+    key, value = kv.split("=", 1)
+    if "." in key:
+        put(*key.split(".", 1), value)
+    elif re.search(rf"^{re.escape(key)} = ", sections[0][1], re.M):
+        put("", key, value)
+    else:
+        put("task", key, value)
+with open(out, "w") as f:
+    f.write("".join((f"[{n}]\n" if n else "") + body for n, body in sections))
+PY
     if [ ! -f "$OUT/$name/summary.json" ]; then
         rm -rf "${OUT:?}/$name"
         # Its per-round lines (which include test AUC) go to a log, not to the screen.
@@ -46,19 +72,32 @@ variant() {
     fi
 }
 
-variant shared-only 'method="shared-only"'
-variant lrs-lr5e-3 sparse_lr=5e-3
-variant lrs-lr2e-2 sparse_lr=2e-2
-variant lrs-head8 task_head=true head_nnz=8
-variant shared-only-head8 'method="shared-only"' task_head=true head_nnz=8
+if [ "$GRID" = personalize ]; then
+    # How many task-phase steps personalization needs: the base config's 10 + 20 steps
+    # against fewer, larger ones (a step costs a forward and backward pass of the top layer).
+    variant steps10-20 task.steps=10 task.lr=1e-2 task.sparse_steps=20 task.sparse_lr=5e-3
+    variant steps5-10 task.steps=5 task.lr=2e-2 task.sparse_steps=10 task.sparse_lr=1e-2
+    variant steps5-5 task.steps=5 task.lr=2e-2 task.sparse_steps=5 task.sparse_lr=2e-2
+    variant steps3-6 task.steps=3 task.lr=3e-2 task.sparse_steps=6 task.sparse_lr=1.5e-2
+    variant shared-only 'method="shared-only"'
+else
+    variant shared-only 'method="shared-only"'
+    variant lrs-lr5e-3 sparse_lr=5e-3
+    variant lrs-lr2e-2 sparse_lr=2e-2
+    variant lrs-head8 task_head=true head_nnz=8
+    variant shared-only-head8 'method="shared-only"' task_head=true head_nnz=8
+fi
 
 python3 - "$OUT" <<'EOF'
 import json, pathlib, sys
 out = pathlib.Path(sys.argv[1])
-print(f"{'variant':<22} {'validation AUC':>14} {'validation loss by round':>30}")
+print(f"{'variant':<22} {'validation AUC':>14} {'validation loss by round':>30} {'last round s':>12}")
 for run in sorted(p for p in out.iterdir() if (p / "summary.json").exists()):
     s = json.loads((run / "summary.json").read_text())
     losses = " ".join(f"{x:.4f}" for x in s.get("validation_loss_by_round", []))
     auc = s.get("validation_auc")
-    print(f"{run.name:<22} {auc if auc is None else f'{auc:.4f}':>14} {losses:>30}")
+    rounds = [json.loads(l) for l in (run / "metrics.jsonl").read_text().splitlines() if l.strip()]
+    secs = rounds[-1].get("round_s") if rounds else None
+    secs = "" if secs is None else f"{secs:.1f}"
+    print(f"{run.name:<22} {auc if auc is None else f'{auc:.4f}':>14} {losses:>30} {secs:>12}")
 EOF
