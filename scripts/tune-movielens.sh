@@ -79,7 +79,7 @@ if [ "$GRID" = personalize ]; then
     variant steps5-10 task.steps=5 task.lr=2e-2 task.sparse_steps=10 task.sparse_lr=1e-2
     variant steps5-5 task.steps=5 task.lr=2e-2 task.sparse_steps=5 task.sparse_lr=2e-2
     variant steps3-6 task.steps=3 task.lr=3e-2 task.sparse_steps=6 task.sparse_lr=1.5e-2
-    variant shared-only 'method="shared-only"'
+    variant shared-only 'method="shared-only"' task.steps=10 task.lr=1e-2
 else
     variant shared-only 'method="shared-only"'
     variant lrs-lr5e-3 sparse_lr=5e-3
