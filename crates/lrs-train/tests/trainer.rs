@@ -482,6 +482,19 @@ fn per_task_parts_in_the_top_layer_only_agree_with_the_full_forward() {
         (full - loss).abs() < 1e-4,
         "after a shared phase: cached {loss} vs full forward {full}"
     );
+    // Evaluation scores every row from states cached below the top layer: the same numbers as
+    // the full forward pass, task by task.
+    let eval = t.evaluate(&data, Part::Test).expect("evaluate");
+    for ((task, rows), m) in t.tasks().iter().zip(&data.tasks).zip(&eval.tasks) {
+        let z = t.logits_of(task, &rows.test).expect("logits");
+        let labels: Vec<bool> = rows.test.iter().map(|r| r.positive).collect();
+        let auc = lrs_train::trainer::roc_auc(&z, &labels);
+        assert_eq!(m.rows, rows.test.len());
+        match (m.auc, auc) {
+            (Some(a), Some(b)) => assert!((a - b).abs() < 1e-9, "AUC {a} vs full forward {b}"),
+            (a, b) => assert_eq!(a, b),
+        }
+    }
     let bad = TrainConfig {
         task_layers: 3,
         ..tiny_config_toml(Method::Lrs)
@@ -526,4 +539,28 @@ fn a_random_core_start_is_seeded_per_task_and_off_by_default() {
     let model = Trainer::load_model(&f.ckpt, &cfg, &candle_core::Device::Cpu).expect("model");
     let err = Trainer::new(model, cfg, &data).expect_err("negative std refused");
     assert!(err.to_string().contains("task.core_init_std"), "{err}");
+}
+
+/// `[shared] task_parts = false`: the shared phase computes every row with neutral per-task
+/// parts, so what the tasks hold cannot change it; with the default it does.
+#[test]
+fn a_neutral_shared_phase_ignores_the_task_parts() {
+    let f = fixture();
+    let data = tiny_data(3, 8);
+    let shared_after = |task_parts: bool, perturb: bool| {
+        let mut cfg = tiny_config_toml(Method::Lrs);
+        cfg.shared.task_parts = task_parts;
+        let mut t = trainer(&f, cfg, &data);
+        t.round(&data).expect("round");
+        if perturb {
+            // Another task phase moves every task's parts (w, S) further.
+            t.task_phase(&data).expect("task phase");
+        }
+        let before = task_snapshot(t.tasks());
+        t.shared_phase(&data).expect("shared phase");
+        assert_eq!(task_snapshot(t.tasks()), before);
+        shared_snapshot(&t)
+    };
+    assert_eq!(shared_after(false, false), shared_after(false, true));
+    assert_ne!(shared_after(true, false), shared_after(true, true));
 }

@@ -128,6 +128,12 @@ pub fn run_training(
             bar.suspend(|| {
                 print_reports(&d.reports);
                 print_skipped(&d.skipped, "skipped");
+                if d.unscored > 0 {
+                    eprintln!(
+                        "{} with one test label trained but not scored (train_unscored)",
+                        count(d.unscored, "task")
+                    );
+                }
                 if d.beyond_max_tasks > 0 {
                     eprintln!(
                         "{} more left out by max_tasks = {}",

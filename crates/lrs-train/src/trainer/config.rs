@@ -233,6 +233,11 @@ pub struct SharedPhaseConfig {
     /// token count and cut into minibatches (served in shuffled order), so a minibatch pads to
     /// rows of similar length. `0` or `1`: plain shuffled minibatches.
     pub length_buckets: usize,
+    /// Whether each row of the shared phase is computed with its task's per-task parts
+    /// (`true`, the default: the alternating minimisation) or with neutral ones (`false`:
+    /// `w = 1`, no `S`, no task head, so `U`, `V` and the head fit one model for every task and
+    /// the task phase personalizes it). Applies to the private phase too.
+    pub task_parts: bool,
 }
 
 impl Default for SharedPhaseConfig {
@@ -243,6 +248,7 @@ impl Default for SharedPhaseConfig {
             weight_decay: 0.0,
             batch_size: 32,
             length_buckets: 8,
+            task_parts: true,
         }
     }
 }
@@ -320,6 +326,11 @@ pub struct DataConfig {
     /// tuning and choosing the number of rounds; 0 = none. Test rows are never used for
     /// either.
     pub validation: f64,
+    /// Also train on the tasks whose test rows hold one label only. Their AUC is undefined, so
+    /// they are never scored (every mean stays over the tasks with both labels), but their
+    /// training rows inform the shared parts like any other task's and they get task files.
+    /// With `max_tasks`, the unscored tasks before the last kept scored one are kept.
+    pub train_unscored: bool,
 }
 
 impl Default for DataConfig {
@@ -331,6 +342,7 @@ impl Default for DataConfig {
             split_seed: 0,
             max_tasks: 0,
             validation: 0.0,
+            train_unscored: false,
         }
     }
 }

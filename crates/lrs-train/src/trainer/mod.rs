@@ -38,6 +38,7 @@ use lrs_nn::bert::prefix::{PrefixState, ResumePoint};
 use lrs_nn::{BertCheckpoint, BertModel, LayerDelta, Pooling, TaskBatch, TaskDelta};
 use rand::SeedableRng;
 use rand_chacha::ChaCha20Rng;
+use rayon::prelude::*;
 
 pub use adamw::{AdamW, AdamWParams};
 pub use config::{
@@ -213,40 +214,66 @@ impl Trainer {
         })
     }
 
-    /// Per-task loss, accuracy and AUC on `part` of `data` (eval mode, no dropout).
+    /// Per-task loss, accuracy and AUC on `part` of `data` (eval mode, no dropout). Tasks are
+    /// scored in parallel; with per-task parts confined to the top layers
+    /// ([`TrainConfig::task_layers`]) the state below them is computed once per distinct text
+    /// of `part` with the current shared factors, so each row runs only the top layers.
     pub fn evaluate(&self, data: &TaskData, part: Part) -> Result<Evaluation> {
         self.check_data(data)?;
+        let top = match self.task_cache.as_ref().and_then(|c| c.point(&self.model)) {
+            Some(point) => Some(PrefixCache::build_at(
+                &self.model,
+                point,
+                data.tasks.iter().flat_map(|t| t.rows(part)),
+            )?),
+            None => None,
+        };
+        let cache = top.as_ref().unwrap_or(&self.cache);
         let device = self.model.device();
-        let mut tasks = Vec::with_capacity(data.len());
-        for (delta, rows) in self.tasks.iter().zip(&data.tasks) {
-            let rows = rows.rows(part);
-            let scores = self.logits_of(delta, rows)?;
-            let labels: Vec<bool> = rows.iter().map(|r| r.positive).collect();
-            let loss = if rows.is_empty() {
-                0.0
-            } else {
-                let refs: Vec<&Row> = rows.iter().collect();
-                let z = Tensor::new(scores.as_slice(), device)?;
-                f64::from(logistic_loss(&z, &targets(&refs, device)?)?.to_scalar::<f32>()?)
-            };
-            tasks.push(TaskMetrics {
-                task: delta.task_id.clone(),
-                rows: rows.len(),
-                loss,
-                accuracy: accuracy(&scores, &labels),
-                auc: roc_auc(&scores, &labels),
-            });
-        }
+        let tasks = self
+            .tasks
+            .par_iter()
+            .zip(data.tasks.par_iter())
+            .map(|(delta, rows)| {
+                let rows = rows.rows(part);
+                let scores = self.logits_with(cache, delta, rows)?;
+                let labels: Vec<bool> = rows.iter().map(|r| r.positive).collect();
+                let loss = if rows.is_empty() {
+                    0.0
+                } else {
+                    let refs: Vec<&Row> = rows.iter().collect();
+                    let z = Tensor::new(scores.as_slice(), device)?;
+                    f64::from(logistic_loss(&z, &targets(&refs, device)?)?.to_scalar::<f32>()?)
+                };
+                Ok(TaskMetrics {
+                    task: delta.task_id.clone(),
+                    rows: rows.len(),
+                    loss,
+                    accuracy: accuracy(&scores, &labels),
+                    auc: roc_auc(&scores, &labels),
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
         Ok(Evaluation { tasks })
     }
 
     /// The logits of `rows` under the per-task parts `task` (eval mode, inference batches).
     pub fn logits_of(&self, task: &TaskDelta, rows: &[Row]) -> Result<Vec<f32>> {
+        self.logits_with(&self.cache, task, rows)
+    }
+
+    /// [`Self::logits_of`] from the states of `cache` (rows it lacks are computed on the fly).
+    fn logits_with(&self, cache: &PrefixCache, task: &TaskDelta, rows: &[Row]) -> Result<Vec<f32>> {
+        let point = cache.point(&self.model);
         let mut scores = Vec::with_capacity(rows.len());
         for chunk in rows.chunks(EVAL_BATCH) {
             let refs: Vec<&Row> = chunk.iter().collect();
             let tb = TaskBatch::single(task, chunk.len(), self.model.device())?.for_inference();
-            scores.extend(self.logits_rows(&refs, &tb, false)?.to_vec1::<f32>()?);
+            let (state, mask) = cache.batch(&self.model, &refs)?;
+            scores.extend(
+                self.logits_from(&state, &mask, point, &tb, false)?
+                    .to_vec1::<f32>()?,
+            );
         }
         Ok(scores)
     }

@@ -33,7 +33,9 @@ impl Trainer {
         let rows: Vec<&Row> = data.tasks[task].train.iter().collect();
         let (state, mask) = self.cache.batch(&self.model, &rows)?;
         let y = targets(&rows, self.model.device())?;
-        let tb = TaskBatch::single(&self.tasks[task], rows.len(), self.model.device())?;
+        let neutral = self.neutral_task();
+        let delta = neutral.as_ref().unwrap_or(&self.tasks[task]);
+        let tb = TaskBatch::single(delta, rows.len(), self.model.device())?;
         let loss = logistic_loss(
             &self.logits_from(
                 &state,

@@ -52,6 +52,7 @@ impl Trainer {
         let mut batches = minibatches(&mut pairs, size, buckets, &len, &mut self.rng);
         let (mut cursor, mut total) = (0, 0.0);
         let device = self.model.device().clone();
+        let neutral = self.neutral_task();
         for _ in 0..steps {
             if cursor == batches.len() {
                 batches = minibatches(&mut pairs, size, buckets, &len, &mut self.rng);
@@ -72,7 +73,10 @@ impl Trainer {
                 };
                 row_task.push(slot);
             }
-            let deltas: Vec<&TaskDelta> = present.iter().map(|&t| &self.tasks[t]).collect();
+            let deltas: Vec<&TaskDelta> = present
+                .iter()
+                .map(|&t| neutral.as_ref().unwrap_or(&self.tasks[t]))
+                .collect();
             let tb = TaskBatch::new(deltas, &row_task, &device)?;
             let rows: Vec<&Row> = chunk
                 .iter()
@@ -85,6 +89,15 @@ impl Trainer {
             total += f64::from(loss.to_scalar::<f32>()?);
         }
         Ok(Some(total / steps as f64))
+    }
+}
+
+impl Trainer {
+    /// With [`SharedPhaseConfig::task_parts`](super::SharedPhaseConfig::task_parts) off, the
+    /// neutral parts every row of the shared phase is computed with (`w = 1`, no `S`, no task
+    /// head); `None` when rows use their own task's parts.
+    pub(super) fn neutral_task(&self) -> Option<TaskDelta> {
+        (!self.config.shared.task_parts).then(|| TaskDelta::new("", self.config.rank))
     }
 }
 
