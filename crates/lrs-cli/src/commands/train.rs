@@ -45,6 +45,10 @@ pub struct TrainArgs {
     /// Override `rounds`.
     #[arg(long)]
     pub rounds: Option<usize>,
+    /// Override `seed` (initialisation and minibatch order; the data split keeps
+    /// `[data] split_seed`).
+    #[arg(long)]
+    pub seed: Option<u64>,
 }
 
 /// Applies the command-line overrides to a config.
@@ -60,6 +64,9 @@ pub fn apply_overrides(cfg: &mut TrainConfig, a: &TrainArgs) -> anyhow::Result<(
     }
     if let Some(r) = a.rounds {
         cfg.rounds = r;
+    }
+    if let Some(s) = a.seed {
+        cfg.seed = s;
     }
     cfg.validate()?;
     Ok(())

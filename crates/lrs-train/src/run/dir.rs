@@ -62,6 +62,13 @@ pub struct RunSummary {
     pub method: String,
     /// Tasks trained.
     pub tasks: usize,
+    /// Tasks scored: those whose test set holds both labels (fewer than `tasks` with
+    /// `[data] train_unscored`).
+    #[serde(default)]
+    pub scored_tasks: Option<usize>,
+    /// The config's seed (initialisation and minibatch order).
+    #[serde(default)]
+    pub seed: u64,
     /// Training rows per task.
     pub shots: usize,
     /// Rounds whose outputs were kept (with early stopping: up to the best round).

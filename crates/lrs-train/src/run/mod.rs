@@ -352,6 +352,8 @@ fn write_outputs(
     let summary = RunSummary {
         method: config.method.to_string(),
         tasks: trainer.tasks().len(),
+        scored_tasks: test_eval.mean_auc().map(|(_, n)| n),
+        seed: config.seed,
         shots: config.data.shots,
         rounds: trainer.rounds_done(),
         test_auc: auc_stats(&test_eval).0,
