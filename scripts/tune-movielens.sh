@@ -8,10 +8,17 @@
 #   bash scripts/tune-movielens.sh            # 300 users, m = 20, validation 25 %
 #   TASKS=0 SHOTS=10 bash scripts/tune-movielens.sh
 #   GRID=personalize bash scripts/tune-movielens.sh   # step counts of configs/minilm-qv-top1.toml
+#   GRID=deep bash scripts/tune-movielens.sh   # configs/movielens-minilm.toml, all users, seed 0
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 GRID=${GRID:-sparse}
+if [ "$GRID" = deep ]; then
+    BASE=${BASE:-configs/movielens-minilm.toml}
+    OUT=${OUT:-runs/tune-deep}
+    TASKS=${TASKS:-0}
+    ROUNDS=${ROUNDS:-4}
+fi
 if [ "$GRID" = personalize ]; then
     BASE=${BASE:-configs/minilm-qv-top1.toml}
     OUT=${OUT:-runs/tune-personalize}
@@ -80,6 +87,14 @@ if [ "$GRID" = personalize ]; then
     variant steps5-5 task.steps=5 task.lr=2e-2 task.sparse_steps=5 task.sparse_lr=2e-2
     variant steps3-6 task.steps=3 task.lr=3e-2 task.sparse_steps=6 task.sparse_lr=1.5e-2
     variant shared-only 'method="shared-only"' task.steps=10 task.lr=1e-2
+elif [ "$GRID" = deep ]; then
+    # The full-depth default's choices (docs/results.md): the sparse budget's annealing, a
+    # neutral shared phase, against the baselines with the same early stopping.
+    variant lrs
+    variant lrs-no-anneal sparsity.anneal_start=1.0
+    variant lrs-neutral shared.task_parts=false
+    variant shared-only 'method="shared-only"'
+    variant global-lora 'method="global-lora"'
 else
     variant shared-only 'method="shared-only"'
     variant lrs-lr5e-3 sparse_lr=5e-3

@@ -33,7 +33,7 @@ pub struct QuickstartArgs {
     #[arg(
         long,
         value_delimiter = ',',
-        default_value = "global,head-only,shared-only,lrs"
+        default_value = "global,global-lora,head-only,shared-only,lrs"
     )]
     pub methods: Vec<String>,
 }

@@ -80,7 +80,10 @@ pub fn run(a: ReportArgs) -> anyhow::Result<()> {
     );
     println!("|---|---|---|---|{}", "---|".repeat(shots.len()));
     for ((tasks, method), by) in &rows {
-        let any = by.values().next_back().and_then(|runs| runs.first().copied());
+        let any = by
+            .values()
+            .next_back()
+            .and_then(|runs| runs.first().copied());
         let cells: Vec<String> = shots
             .iter()
             .map(|m| {

@@ -396,12 +396,24 @@ pub(crate) fn trainer_for_run(
     splits: &[Split],
     parts: &[Part],
 ) -> Result<(Trainer, TaskData, SharedFactor)> {
-    let config = TrainConfig::from_file(&run.config_path())?;
+    let mut config = TrainConfig::from_file(&run.config_path())?;
+    // A run stopped early (`patience`) kept its best round: a task fitted against its shared
+    // file gets as many task-phase passes as the run's own tasks had.
+    if let Some(rounds) = kept_rounds(run) {
+        config.rounds = rounds;
+    }
     let (ckpt, tokenizer) = resolve_model(&config)?;
     let (model, data) = model_and_data(&config, &ckpt, &tokenizer, splits)?;
     let trainer = Trainer::frozen(model, config, &data, parts)?;
     let shared = trainer.model().load_shared(&run.shared_path())?;
     Ok((trainer, data, shared))
+}
+
+/// The rounds a finished run kept (its `summary.json`), when it has one.
+fn kept_rounds(run: &RunDir) -> Option<usize> {
+    let bytes = std::fs::read(run.summary_path()).ok()?;
+    let summary: RunSummary = serde_json::from_slice(&bytes).ok()?;
+    (summary.rounds > 0).then_some(summary.rounds)
 }
 
 /// How [`personalize_run`] splits and checks its rows.

@@ -221,8 +221,13 @@ impl SparsityConfig {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct SharedPhaseConfig {
-    /// Optimizer steps per round.
+    /// Optimizer steps per round (unless [`Self::epochs`] is set).
     pub steps: usize,
+    /// Passes over all tasks' training rows per round: when set, a round takes
+    /// `⌈epochs · rows / batch_size⌉` steps instead of [`Self::steps`], so one config trains
+    /// the same number of epochs at any `m`. Not with `[privacy]` (its budget is planned in
+    /// steps).
+    pub epochs: Option<f64>,
     /// AdamW learning rate.
     pub lr: f64,
     /// AdamW weight decay.
@@ -240,10 +245,21 @@ pub struct SharedPhaseConfig {
     pub task_parts: bool,
 }
 
+impl SharedPhaseConfig {
+    /// The steps of one round over `rows` training rows ([`Self::epochs`] or [`Self::steps`]).
+    pub fn steps_for(&self, rows: usize) -> usize {
+        match self.epochs {
+            Some(e) => (e * rows as f64 / self.batch_size.max(1) as f64).ceil() as usize,
+            None => self.steps,
+        }
+    }
+}
+
 impl Default for SharedPhaseConfig {
     fn default() -> Self {
         Self {
             steps: 50,
+            epochs: None,
             lr: 1e-3,
             weight_decay: 0.0,
             batch_size: 32,
@@ -517,6 +533,17 @@ impl TrainConfig {
                 format!("needs a task head (method {} has none here)", self.method),
             );
         }
+        if let Some(e) = self.shared.epochs {
+            if !(e.is_finite() && e > 0.0) {
+                return bad("shared.epochs", format!("must be finite and > 0, got {e}"));
+            }
+            if self.privacy.is_some() {
+                return bad(
+                    "shared.epochs",
+                    "a private run plans its budget in steps: set shared.steps instead".into(),
+                );
+            }
+        }
         if let Some(p) = &self.privacy {
             p.validate()?;
         }
@@ -609,6 +636,15 @@ mod tests {
             })
         ));
         assert!(TrainConfig::from_toml_str("patience = 2\n[data]\nvalidation = 0.25", "x").is_ok());
+        assert!(matches!(
+            TrainConfig::from_toml_str("[shared]\nepochs = 0.0", "x"),
+            Err(TrainError::Config {
+                field: "shared.epochs",
+                ..
+            })
+        ));
+        let cfg = TrainConfig::from_toml_str("[shared]\nepochs = 1.5\nbatch_size = 32", "x");
+        assert_eq!(cfg.map(|c| c.shared.steps_for(100)).ok(), Some(5)); // ⌈150 / 32⌉
     }
 
     #[test]

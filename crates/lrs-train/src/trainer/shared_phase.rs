@@ -36,7 +36,8 @@ impl Trainer {
     }
 
     fn shared_steps(&mut self, opt: &mut AdamW, data: &TaskData) -> Result<Option<f64>> {
-        let steps = self.config.shared.steps;
+        let rows = data.tasks.iter().map(|t| t.train.len()).sum();
+        let steps = self.config.shared.steps_for(rows);
         let mut pairs: Vec<(usize, usize)> = data
             .tasks
             .iter()
