@@ -78,9 +78,9 @@ pub fn run(a: QuickstartArgs) -> anyhow::Result<()> {
         let run = RunDir::create(&a.out.join(method.name()))?;
         let start = Instant::now();
         run_training(&cfg, &run, TrainOptions::default())?;
-        let summary: lrs_train::run::RunSummary = serde_json::from_slice(
-            &std::fs::read(run.summary_path()).context("reading summary.json")?,
-        )?;
+        let summary = run
+            .read_summary()?
+            .context("the finished run wrote no summary.json")?;
         let new_auc = if new_users.is_empty() {
             None
         } else {

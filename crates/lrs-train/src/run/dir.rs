@@ -262,6 +262,21 @@ impl RunDir {
             .collect()
     }
 
+    /// The run's `summary.json` (`None` if it has none yet: a run in progress).
+    pub fn read_summary(&self) -> Result<Option<RunSummary>> {
+        let path = self.summary_path();
+        let bytes = match std::fs::read(&path) {
+            Ok(b) => b,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(io(&path)(e)),
+        };
+        serde_json::from_slice(&bytes)
+            .map(Some)
+            .map_err(|e| TrainError::Checkpoint {
+                reason: format!("{}: {e}", path.display()),
+            })
+    }
+
     /// Keeps the first `rounds` records of `metrics.jsonl` (a resumed run rewrites the rest).
     pub fn truncate_metrics(&self, rounds: usize) -> Result<()> {
         let kept: Vec<_> = self
@@ -343,6 +358,45 @@ mod tests {
             "a stale temp file survives opening the run"
         );
         assert!(fresh.exists(), "a temp file being written was deleted");
+        Ok(())
+    }
+
+    #[test]
+    fn a_summary_reads_back_and_a_missing_or_broken_one_is_told_apart() -> Result<()> {
+        let tmp = tempfile::tempdir().map_err(io(Path::new("tempdir")))?;
+        let run = RunDir::create(tmp.path())?;
+        assert!(run.read_summary()?.is_none());
+        let summary = RunSummary {
+            method: "lrs".into(),
+            tasks: 3,
+            scored_tasks: Some(2),
+            seed: 7,
+            shots: 20,
+            rounds: 2,
+            test_auc: Some(0.625),
+            test_accuracy: 0.5,
+            params_per_task: 80.0,
+            bytes_per_task: 1343.0,
+            shared_bytes: 10,
+            train_s: 1.5,
+            privacy: None,
+            validation_auc: Some(0.5),
+            validation_loss_by_round: vec![0.75, 0.625],
+        };
+        run.write_json(&run.summary_path(), &summary)?;
+        let back = run.read_summary()?.expect("written");
+        assert_eq!(
+            (
+                back.method.as_str(),
+                back.scored_tasks,
+                back.seed,
+                back.rounds
+            ),
+            ("lrs", Some(2), 7, 2)
+        );
+        assert_eq!(back.validation_loss_by_round, [0.75, 0.625]);
+        std::fs::write(run.summary_path(), b"{").map_err(io(&run.summary_path()))?;
+        assert!(run.read_summary().is_err());
         Ok(())
     }
 

@@ -409,10 +409,9 @@ pub(crate) fn trainer_for_run(
     Ok((trainer, data, shared))
 }
 
-/// The rounds a finished run kept (its `summary.json`), when it has one.
+/// The rounds a finished run kept (its `summary.json`), when it has a readable one.
 fn kept_rounds(run: &RunDir) -> Option<usize> {
-    let bytes = std::fs::read(run.summary_path()).ok()?;
-    let summary: RunSummary = serde_json::from_slice(&bytes).ok()?;
+    let summary = run.read_summary().ok().flatten()?;
     (summary.rounds > 0).then_some(summary.rounds)
 }
 

@@ -36,14 +36,13 @@ impl Trainer {
     }
 
     fn shared_steps(&mut self, opt: &mut AdamW, data: &TaskData) -> Result<Option<f64>> {
-        let rows = data.tasks.iter().map(|t| t.train.len()).sum();
-        let steps = self.config.shared.steps_for(rows);
         let mut pairs: Vec<(usize, usize)> = data
             .tasks
             .iter()
             .enumerate()
             .flat_map(|(t, rows)| (0..rows.train.len()).map(move |j| (t, j)))
             .collect();
+        let steps = self.config.shared.steps_for(pairs.len());
         if steps == 0 || pairs.is_empty() {
             return Ok(None);
         }
@@ -91,9 +90,7 @@ impl Trainer {
         }
         Ok(Some(total / steps as f64))
     }
-}
 
-impl Trainer {
     /// With [`SharedPhaseConfig::task_parts`](super::SharedPhaseConfig::task_parts) off, the
     /// neutral parts every row of the shared phase is computed with (`w = 1`, no `S`, no task
     /// head); `None` when rows use their own task's parts.
