@@ -5,8 +5,9 @@
 # The config's protocol: U, V on query/value of all six layers, per-user parts in the top
 # layer; every user's latest 25 % of its m training ratings held out as validation rows, and
 # every run stops early on their mean loss (`patience`), keeping its best round's outputs: the
-# same tuning for every method, and test rows never read for it. Runs already finished are
-# kept; an interrupted run is resumed from its checkpoint.
+# same tuning for every method, and test rows never read for it. Each run then trains again
+# on all m rows for the rounds it kept (`refit`) and reports that model. Runs already finished
+# are kept; an interrupted run is resumed from its checkpoint.
 #
 # Usage: scripts/results-movielens.sh [RUNS_DIR]   (default runs/movielens)
 # Env: LRS (default: cargo run --release -q --), SHOTS (default "5 10 20"),

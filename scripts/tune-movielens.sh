@@ -59,6 +59,8 @@ def put(section, key, value):
             return
     sections.append([section, f"{key} = {value}\n"])
 put("data", "validation", validation)
+# Tuning reads validation numbers only: no refit on all rows.
+put("data", "refit", "false")
 for kv in pairs:
     key, value = kv.split("=", 1)
     if "." in key:

@@ -1,10 +1,36 @@
 //! `patience`: a run with validation rows stops once the validation loss has not improved for
-//! `patience` rounds, and its outputs are those of the best round.
+//! `patience` rounds, and its outputs are those of the best round; `[data] refit` then trains
+//! again on every training row for that many rounds.
 
 mod common;
 
-use common::{config_toml, ok, train_run, write_data, write_tiny_model};
+use common::{config_toml, content_hash, ok, train_run, write_data, write_tiny_model};
 use lrs_train::run::{RoundRecord, RunDir, RunSummary};
+
+/// The tiny run with learning rates far too high for it, so that its validation loss turns
+/// upward within a few rounds; the budget anneals over two rounds.
+fn fast_tiny_toml(model: &std::path::Path, data: &std::path::Path, rounds: usize) -> String {
+    config_toml(model, data, rounds)
+        .replace(
+            "budget = { count = 6 }\n",
+            "budget = { count = 6 }\nanneal_rounds = 2\n",
+        )
+        .replace("[shared]\n", "[shared]\nlr = 0.3\n")
+        .replace("[task]\n", "[task]\nlr = 0.5\n")
+}
+
+/// [`fast_tiny_toml`] with early stopping (patience 1) on 4 of 16 rows per task.
+fn early_stopping_toml(model: &std::path::Path, data: &std::path::Path, rounds: usize) -> String {
+    fast_tiny_toml(model, data, rounds)
+        .replace("seed = 5\n", "seed = 5\npatience = 1\n")
+        .replace("shots = 8\n", "shots = 16\nvalidation = 0.25\n")
+}
+
+fn summary(run: &std::path::Path) -> RunSummary {
+    let path = run.join("summary.json");
+    serde_json::from_str(&std::fs::read_to_string(path).expect("summary.json"))
+        .expect("summary JSON")
+}
 
 #[test]
 fn a_run_stops_after_patience_rounds_and_keeps_the_best_round() {
@@ -13,16 +39,7 @@ fn a_run_stops_after_patience_rounds_and_keeps_the_best_round() {
     write_tiny_model(&model);
     write_data(&data, "t", 4, 24, false);
     let rounds = 10;
-    // Learning rates far too high for the tiny task, so the validation loss turns upward.
-    let toml = config_toml(&model, &data, rounds)
-        .replace("seed = 5\n", "seed = 5\npatience = 1\n")
-        .replace("shots = 8\n", "shots = 16\nvalidation = 0.25\n")
-        .replace(
-            "budget = { count = 6 }\n",
-            "budget = { count = 6 }\nanneal_rounds = 2\n",
-        )
-        .replace("[shared]\n", "[shared]\nlr = 0.3\n")
-        .replace("[task]\n", "[task]\nlr = 0.5\n");
+    let toml = early_stopping_toml(&model, &data, rounds);
     let cfg = dir.path().join("run.toml");
     std::fs::write(&cfg, toml).expect("config");
     let run = dir.path().join("run");
@@ -60,6 +77,100 @@ fn a_run_stops_after_patience_rounds_and_keeps_the_best_round() {
         metrics.last().expect("a round").validation_auc,
         best.validation_auc,
         "the last round should differ from the best one here"
+    );
+}
+
+#[test]
+fn a_refit_trains_on_every_row_for_the_rounds_validation_chose() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (model, data) = (dir.path().join("model"), dir.path().join("data.jsonl"));
+    write_tiny_model(&model);
+    write_data(&data, "t", 4, 24, false);
+    let rounds = 10;
+    let toml = early_stopping_toml(&model, &data, rounds);
+    let refit_cfg = dir.path().join("refit.toml");
+    std::fs::write(
+        &refit_cfg,
+        toml.replace("validation = 0.25\n", "validation = 0.25\nrefit = true\n"),
+    )
+    .expect("config");
+    let refit = dir.path().join("refit");
+    ok(&train_run(&refit_cfg, &refit));
+
+    let selection = RunDir::open(&refit)
+        .expect("run dir")
+        .read_metrics()
+        .expect("metrics.jsonl");
+    let kept = summary(&refit);
+    assert!(kept.refit);
+    assert!(
+        selection.len() < rounds,
+        "the selection never stopped early"
+    );
+    assert_eq!(
+        kept.rounds,
+        selection.len() - 1,
+        "patience 1: the best round"
+    );
+    let refit_metrics = RunDir::open(&refit)
+        .expect("run dir")
+        .refit_dir()
+        .expect("refit dir")
+        .read_metrics()
+        .expect("refit/metrics.jsonl");
+    assert_eq!(refit_metrics.len(), kept.rounds, "the refit's rounds");
+    assert!(
+        refit_metrics.iter().all(|r| r.validation_loss.is_none()),
+        "the refit holds no validation rows"
+    );
+    assert_eq!(
+        kept.test_auc,
+        refit_metrics.last().and_then(|r| r.test_auc),
+        "the outputs are the refit's"
+    );
+
+    // The refit is exactly a run on all 16 rows per task for that many rounds (the
+    // annealing spans `anneal_rounds`, whatever the configured rounds).
+    let direct_cfg = dir.path().join("direct.toml");
+    std::fs::write(
+        &direct_cfg,
+        fast_tiny_toml(&model, &data, kept.rounds).replace("shots = 8\n", "shots = 16\n"),
+    )
+    .expect("config");
+    let direct = dir.path().join("direct");
+    ok(&train_run(&direct_cfg, &direct));
+    let direct_summary = summary(&direct);
+    assert!(!direct_summary.refit);
+    assert_eq!(direct_summary.test_auc, kept.test_auc);
+    let shared = |run: &std::path::Path| {
+        let path = run.join("shared.safetensors");
+        content_hash(&std::fs::read(&path).expect("shared file"), &path)
+    };
+    assert_eq!(
+        shared(&direct),
+        shared(&refit),
+        "the refit's shared factor is the direct run's"
+    );
+}
+
+#[test]
+fn refit_without_validation_rows_is_refused() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (model, data) = (dir.path().join("model"), dir.path().join("data.jsonl"));
+    write_tiny_model(&model);
+    write_data(&data, "t", 2, 12, false);
+    let cfg = dir.path().join("run.toml");
+    std::fs::write(
+        &cfg,
+        config_toml(&model, &data, 3).replace("shots = 8\n", "shots = 8\nrefit = true\n"),
+    )
+    .expect("config");
+    let out = train_run(&cfg, &dir.path().join("run"));
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("data.refit") && err.contains("validation"),
+        "{err}"
     );
 }
 

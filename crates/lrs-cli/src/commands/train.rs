@@ -175,6 +175,27 @@ pub fn run_training(
             );
             bar.set_message("training…");
         }
+        Event::Refit {
+            rounds,
+            train_rows,
+            start_round,
+        } => {
+            bar.set_length(rounds as u64);
+            bar.set_position(start_round as u64);
+            bar.set_prefix(format!("{} m={} refit", cfg.method, cfg.data.shots));
+            say(
+                &bar,
+                &format!(
+                    "validation chose {}: training again on all {train_rows} training rows{}",
+                    count(rounds, "round"),
+                    if start_round > 0 {
+                        format!("; resumed after round {start_round}")
+                    } else {
+                        String::new()
+                    }
+                ),
+            );
+        }
         Event::Round(r) => {
             bar.inc(1);
             let msg = format!(

@@ -12,6 +12,8 @@
 //! <run>/personalized/<id>.json what `lrs personalize` fitted a new task on and held out
 //! <run>/personalize-report.json the last `lrs personalize`'s load report and row counts
 //! <run>/checkpoint/            resumable state (see trainer::Trainer::save_checkpoint)
+//! <run>/best-checkpoint/       the best round's state (early stopping)
+//! <run>/refit/                 a refit's metrics.jsonl and checkpoint/ ([data] refit)
 //! ```
 //!
 //! Every file is replaced atomically (`lrs_nn::files::atomic::write_atomic`), `metrics.jsonl`
@@ -96,6 +98,10 @@ pub struct RunSummary {
     /// chooses the number of rounds).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub validation_loss_by_round: Vec<f64>,
+    /// Whether the outputs come from a refit on every training row (`[data] refit`):
+    /// `rounds` rounds, the number the validation rows chose.
+    #[serde(default)]
+    pub refit: bool,
 }
 
 /// Whether `id` can name a task file: `[A-Za-z0-9_.-]{1,128}`, not `.` or `..`.
@@ -189,6 +195,16 @@ impl RunDir {
             });
         }
         Ok(self.tasks_dir().join(format!("{id}.safetensors")))
+    }
+
+    /// `refit/`, created if needed: the refit's own `metrics.jsonl` and `checkpoint/`
+    /// (`[data] refit`; the outputs stay at the top of the run).
+    pub fn refit_dir(&self) -> Result<RunDir> {
+        let root = self.root.join("refit");
+        std::fs::create_dir_all(&root).map_err(io(&root))?;
+        let refit = Self { root };
+        refit.remove_stale_temps()?;
+        Ok(refit)
     }
 
     /// `metrics.jsonl`.
@@ -382,6 +398,7 @@ mod tests {
             privacy: None,
             validation_auc: Some(0.5),
             validation_loss_by_round: vec![0.75, 0.625],
+            refit: true,
         };
         run.write_json(&run.summary_path(), &summary)?;
         let back = run.read_summary()?.expect("written");

@@ -8,10 +8,10 @@ pub mod data;
 pub mod dir;
 pub mod evaluate;
 pub mod personalized;
+mod rounds;
 pub mod shard;
 
 use std::path::{Path, PathBuf};
-use std::time::Instant;
 
 use candle_core::{DType, Device};
 use lrs_nn::{BertCheckpoint, BertModel, BertTokenizer, SharedFactor, TaskDelta, TaskProvenance};
@@ -21,6 +21,8 @@ pub use dir::{valid_task_id, RoundRecord, RunDir, RunSummary};
 pub use evaluate::{evaluate_run, EvalOptions, FailedTask, RunEvaluation, ScoredTask, TaskKind};
 pub use personalized::{holdout_split, PersonalizeRecord};
 pub use shard::Shard;
+
+use rounds::{run_rounds, Phase};
 
 use crate::trainer::{Evaluation, Part, TaskData, TrainConfig, TrainError, Trainer};
 use crate::{DataError, LoadReport, Split};
@@ -102,6 +104,15 @@ pub enum Event<'a> {
         /// Distinct texts in the prefix cache, and its bytes.
         cached: (usize, usize),
         /// Rounds already done (resumed run).
+        start_round: usize,
+    },
+    /// The rounds are chosen: training starts again on every training row (`[data] refit`).
+    Refit {
+        /// Rounds it trains (those the validation rows chose).
+        rounds: usize,
+        /// Training rows over all tasks, validation rows included.
+        train_rows: usize,
+        /// Refit rounds already done (resumed run).
         start_round: usize,
     },
     /// A round finished.
@@ -227,6 +238,7 @@ pub fn train(
     }
     let (ckpt, tokenizer) = resolve_model(config)?;
     let (mut trainer, mut data) = build_trainer(config, &ckpt, &tokenizer, &run_data.splits)?;
+    let all_rows = config.data.refit.then(|| data.clone());
     data.carve_validation(config.data.validation)?;
     if resume {
         if let Some(dir) = Trainer::latest_checkpoint(&run.checkpoint_dir())? {
@@ -245,88 +257,48 @@ pub fn train(
         cached: (trainer.prefix_cache().len(), trainer.prefix_cache().bytes()),
         start_round: trainer.rounds_done(),
     });
-    let mut best = if config.patience > 0 {
-        best_round(config, &run.read_metrics()?)
-    } else {
-        None
+    let selection = Phase {
+        rounds: config.rounds,
+        patience: config.patience,
     };
-    while trainer.rounds_done() < config.rounds {
-        if best.is_some_and(|(round, _)| trainer.rounds_done() > round + config.patience) {
-            break;
-        }
-        let start = Instant::now();
-        let stats = trainer.round(&data)?;
-        let round_s = start.elapsed().as_secs_f64();
-        let train_eval = trainer.evaluate(&data, Part::Train)?;
-        let test_eval = trainer.evaluate(&data, Part::Test)?;
-        let (test_auc, quartiles) = auc_stats(&test_eval);
-        let validation = if config.data.validation > 0.0 {
-            Some(trainer.evaluate(&data, Part::Validation)?)
-        } else {
-            None
-        };
-        let record = RoundRecord {
-            round: stats.round,
-            shared_loss: stats.shared_loss,
-            task_loss: stats.task_loss,
-            train_loss: train_eval.mean_loss(),
-            train_auc: auc_stats(&train_eval).0,
-            test_auc,
-            test_auc_quartiles: quartiles,
-            test_accuracy: mean_accuracy(&test_eval),
-            validation_loss: validation.as_ref().map(|e| e.mean_loss()),
-            validation_auc: validation.as_ref().and_then(|e| auc_stats(e).0),
-            round_s,
-        };
-        run.append_metrics(&record)?;
-        on(Event::Round(&record));
-        if config.patience > 0 {
-            if let Some((round, loss)) = best_round(config, std::slice::from_ref(&record)) {
-                if best.is_none_or(|(_, b)| loss < b) {
-                    best = Some((round, loss));
-                    trainer.save_checkpoint(&run.best_checkpoint_dir())?;
-                }
-            }
-        }
-        let done = trainer.rounds_done();
-        let due = config.checkpoint_every > 0 && done % config.checkpoint_every == 0;
-        if due || done == config.rounds {
-            let dir = trainer.save_checkpoint(&run.checkpoint_dir())?;
-            on(Event::Checkpoint(&dir));
-        }
-    }
-    if let Some((round, _)) = best.filter(|(round, _)| round + 1 != trainer.rounds_done()) {
-        let dir = Trainer::latest_checkpoint(&run.best_checkpoint_dir())?.ok_or_else(|| {
-            RunError::Invalid(format!(
-                "{}: the checkpoint of the best round ({round}) is missing",
-                run.best_checkpoint_dir().display()
-            ))
-        })?;
+    let kept = run_rounds(&mut trainer, &data, run, config, selection, on)?;
+    let Some(all_rows) = all_rows else {
+        let summary = write_outputs(&trainer, &data, run, config, 0.0)?;
+        on(Event::Done(&summary));
+        return Ok(summary);
+    };
+    // The refit: the same config from the start on every training row, for the rounds kept.
+    drop(trainer);
+    let refit_dir = run.refit_dir()?;
+    let (mut trainer, _) = build_trainer(config, &ckpt, &tokenizer, &run_data.splits)?;
+    if let Some(dir) = Trainer::latest_checkpoint(&refit_dir.checkpoint_dir())? {
         trainer.restore_checkpoint(&dir)?;
     }
-    let summary = write_outputs(&trainer, &data, run, config)?;
+    refit_dir.truncate_metrics(trainer.rounds_done())?;
+    on(Event::Refit {
+        rounds: kept,
+        train_rows: all_rows.tasks.iter().map(|t| t.train.len()).sum(),
+        start_round: trainer.rounds_done(),
+    });
+    let refit = Phase {
+        rounds: kept,
+        patience: 0,
+    };
+    run_rounds(&mut trainer, &all_rows, &refit_dir, config, refit, on)?;
+    let refit_s = refit_dir.read_metrics()?.iter().map(|r| r.round_s).sum();
+    let summary = write_outputs(&trainer, &all_rows, run, config, refit_s)?;
     on(Event::Done(&summary));
     Ok(summary)
 }
 
-/// The round of `metrics` with the lowest mean validation loss among those that can be kept
-/// (their sparse budget annealed to `k`, see [`TrainConfig::patience`]), and that loss.
-fn best_round(config: &TrainConfig, metrics: &[RoundRecord]) -> Option<(usize, f64)> {
-    let can_keep =
-        |round| !config.method.trains_sparse() || config.sparsity.annealed(round, config.rounds);
-    metrics
-        .iter()
-        .filter(|r| can_keep(r.round))
-        .filter_map(|r| Some((r.round, r.validation_loss?)))
-        .min_by(|a, b| a.1.total_cmp(&b.1))
-}
-
-/// Writes the shared file, task files, `eval.jsonl` and `summary.json` of a trained run.
+/// Writes the shared file, task files, `eval.jsonl` and `summary.json` of a trained run;
+/// `refit_s`: the seconds of a refit's rounds (0 without one), counted in the training time.
 fn write_outputs(
     trainer: &Trainer,
     data: &TaskData,
     run: &RunDir,
     config: &TrainConfig,
+    refit_s: f64,
 ) -> Result<RunSummary> {
     let dp = trainer
         .privacy_guarantee()?
@@ -363,7 +335,8 @@ fn write_outputs(
         shared_bytes: std::fs::metadata(run.shared_path())
             .map(|m| m.len())
             .unwrap_or(0),
-        train_s: metrics.iter().map(|r| r.round_s).sum(),
+        train_s: metrics.iter().map(|r| r.round_s).sum::<f64>() + refit_s,
+        refit: config.data.refit,
         privacy: trainer.privacy_guarantee()?,
         validation_auc: metrics
             .iter()

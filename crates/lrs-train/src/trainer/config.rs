@@ -347,6 +347,12 @@ pub struct DataConfig {
     /// training rows inform the shared parts like any other task's and they get task files.
     /// With `max_tasks`, the unscored tasks before the last kept scored one are kept.
     pub train_unscored: bool,
+    /// After the rounds are chosen on the validation rows (early stopping), train again from
+    /// the start on every training row, validation rows included, for the chosen number of
+    /// rounds, and keep that run's outputs: the selection sees `(1 − validation)·m` rows per
+    /// task, the kept model all `m`. Needs `validation > 0`; not with privacy (the accountant
+    /// counts one training).
+    pub refit: bool,
 }
 
 impl Default for DataConfig {
@@ -359,6 +365,7 @@ impl Default for DataConfig {
             max_tasks: 0,
             validation: 0.0,
             train_unscored: false,
+            refit: false,
         }
     }
 }
@@ -565,6 +572,19 @@ impl TrainConfig {
                 "early stopping needs validation rows: set [data] validation > 0".into(),
             );
         }
+        if self.data.refit && self.data.validation == 0.0 {
+            return bad(
+                "data.refit",
+                "choosing the rounds to refit needs validation rows: set [data] validation > 0"
+                    .into(),
+            );
+        }
+        if self.data.refit && self.privacy.is_some() {
+            return bad(
+                "data.refit",
+                "a private run's guarantee covers one training: refit trains twice".into(),
+            );
+        }
         if self.data.shots == 0 {
             return bad("data.shots", "must be at least 1".into());
         }
@@ -636,6 +656,9 @@ mod tests {
             })
         ));
         assert!(TrainConfig::from_toml_str("patience = 2\n[data]\nvalidation = 0.25", "x").is_ok());
+        let refit = TrainConfig::from_toml_str("[data]\nrefit = true", "x").unwrap_err();
+        assert!(refit.to_string().contains("data.refit"), "{refit}");
+        assert!(TrainConfig::from_toml_str("[data]\nrefit = true\nvalidation = 0.25", "x").is_ok());
         assert!(matches!(
             TrainConfig::from_toml_str("[shared]\nepochs = 0.0", "x"),
             Err(TrainError::Config {
