@@ -46,6 +46,8 @@ pub struct HomotopyScratch {
     v: Vec<f64>,
     /// The direction's image `a = A_I d`, `[m]`.
     a: Vec<f64>,
+    /// Each index's step to the next breakpoint, `[d]`.
+    ratio: Vec<f64>,
     /// Orthogonalisation coefficients (length `max(r, cap)`).
     coef: Vec<f64>,
     /// The projected columns `P x_p` met so far on the current task, `[d, m]` column after
@@ -103,6 +105,7 @@ impl HomotopyScratch {
             c: vec![0.0; d],
             v: vec![0.0; d],
             a: vec![0.0; m],
+            ratio: vec![0.0; d],
             coef: vec![0.0; r.max(cap)],
             columns: if d * m <= COLUMN_CACHE_MAX {
                 vec![0.0; d * m]
@@ -278,16 +281,18 @@ impl HomotopyScratch {
             // coefficient crosses zero; none before λ = 0 ends the path.
             let mut gamma = lambda;
             let mut event: Option<(bool, usize)> = None;
-            // |c_j| ≤ λ, so both numerators are ≥ 0 and a candidate step `num / den` is
-            // positive only where `den > 0`: compared by multiplication, divided only when
-            // it improves on the best so far.
-            for j in (0..d).filter(|&j| !self.is_active[j]) {
-                let (cj, vj) = (self.c[j], self.v[j]);
-                for (num, den) in [(lambda - cj, 1.0 - vj), (lambda + cj, 1.0 + vj)] {
-                    if den > 0.0 && num < gamma * den && num > tiny * den {
-                        gamma = num / den;
-                        event = Some((true, j));
-                    }
+            step_lengths(
+                lambda,
+                tiny,
+                &self.c,
+                &self.v,
+                &self.is_active,
+                &mut self.ratio,
+            );
+            for (j, &g) in self.ratio.iter().enumerate() {
+                if g < gamma {
+                    gamma = g;
+                    event = Some((true, j));
                 }
             }
             for (t, &j) in self.active.iter().enumerate() {
@@ -448,7 +453,120 @@ impl HomotopyScratch {
     }
 }
 
+/// Relative squared residual (of `‖z‖²`) below which [`HomotopyScratch::completions`]
+/// proposes a completion: the Gram matrix resolves a residual only to about `√ε ‖z‖`, so the
+/// caller's refit decides.
+const COMPLETION_SCREEN: f64 = 1e-9;
+
+/// Most completions [`HomotopyScratch::completions`] proposes for one base.
+const COMPLETION_MAX: usize = 16;
+
 impl HomotopyScratch {
+    /// The completions of `base` to an exact fit of `z` (the current task's, as for
+    /// [`Self::run`]): in index order, every pair `(j, Some(l))`, `j < l` (with `width` 2), or
+    /// every single `(j, None)` (with `width` 1) of indices outside `base` for which `z` lies,
+    /// to the Gram matrix's precision, in the span of `A_base` and their columns; at most
+    /// [`COMPLETION_MAX`], appended to `out`. An exhaustive search on the Gram matrix of
+    /// [`Self::use_gram`] at `O(d² |base|)`, about the cost of one path: where `base` holds
+    /// all but two of a task's support, it finds the support that a hundred forced paths may
+    /// miss. `false` (nothing proposed) without the Gram matrix, for a `width` other than 1 or
+    /// 2, or where `A_base` is rank-deficient. Leaves the path's state undefined: the next
+    /// [`Self::run`] starts afresh.
+    pub fn completions(
+        &mut self,
+        x: &[f64],
+        z: &[f64],
+        base: &[usize],
+        width: usize,
+        out: &mut Vec<(usize, Option<usize>)>,
+    ) -> bool {
+        let (m, d, cap) = (self.m, self.d, self.cap);
+        let f = base.len();
+        if !self.on_gram || !(1..=2).contains(&width) || f + width > cap {
+            return false;
+        }
+        self.is_active.fill(false);
+        self.active.clear();
+        self.sign.clear();
+        // R (RᵀR = A_baseᵀ A_base) and the base's Gram rows in `panel`.
+        if base
+            .iter()
+            .any(|&j| j >= d || self.is_active[j] || !self.push(x, &[], j, 0.0))
+        {
+            return false;
+        }
+        // W = R⁻ᵀ A_baseᵀ A in place of the rows: A_jᵀ P_base A_l = G_jl − W_jᵀ W_l.
+        for t in 0..f {
+            let (done, rest) = self.panel.split_at_mut(t * d);
+            let row = &mut rest[..d];
+            for (s, prev) in done.chunks_exact(d).enumerate() {
+                axpy(-self.r[s * cap + t], prev, row);
+            }
+            let inv = 1.0 / self.r[t * cap + t];
+            row.iter_mut().for_each(|v| *v *= inv);
+        }
+        let w = &self.panel[..f * d];
+        // u = R⁻ᵀ A_baseᵀ z; the residual of z off A_base has ‖·‖² = zᵀz − uᵀu and
+        // correlations c = Aᵀz − Wᵀu; hd_j = ‖P_base a_j‖² (NaN off the search).
+        let xm = MatRef::from_row_major_slice(x, m, d);
+        gemv(&mut self.xz, xm.transpose(), z, 1.0, false);
+        for (t, &j) in base.iter().enumerate() {
+            self.coef[t] = self.xz[j];
+        }
+        forward_substitute(&self.r, cap, f, &self.coef, &mut self.dir_u[..f]);
+        let zz = dot(z, z);
+        let rr = zz - dot(&self.dir_u[..f], &self.dir_u[..f]);
+        let scale = COMPLETION_SCREEN * zz;
+        self.c.copy_from_slice(&self.xz);
+        for (t, row) in w.chunks_exact(d).enumerate() {
+            axpy(-self.dir_u[t], row, &mut self.c);
+        }
+        for (j, hd) in self.v.iter_mut().enumerate() {
+            let g = self.gram[j * d + j];
+            let h = g - (0..f).map(|t| w[t * d + j] * w[t * d + j]).sum::<f64>();
+            *hd = if self.is_active[j] || h <= GRAM_DEPENDENT * g {
+                f64::NAN
+            } else {
+                h
+            };
+        }
+        let (c, hd) = (&self.c, &self.v);
+        let start = out.len();
+        for j in 0..d {
+            if out.len() - start >= COMPLETION_MAX {
+                break;
+            }
+            let (c1, h1) = (c[j], hd[j]);
+            if h1.is_nan() {
+                continue;
+            }
+            if width == 1 {
+                // ‖r‖² − c_j² / h_j ≤ screen.
+                if rr * h1 - c1 * c1 <= scale * h1 {
+                    out.push((j, None));
+                }
+                continue;
+            }
+            // h_jl = G_jl − W_jᵀ W_l for l > j, into `b`.
+            let h = &mut self.b[j + 1..];
+            h.copy_from_slice(&self.gram[j * d + j + 1..(j + 1) * d]);
+            for row in w.chunks_exact(d) {
+                axpy(-row[j], &row[j + 1..], h);
+            }
+            for (l, &h12) in h.iter().enumerate() {
+                let l = j + 1 + l;
+                let (c2, h2) = (c[l], hd[l]);
+                // The pair's 2×2 system: ‖r‖² − [c_j c_l] H⁻¹ [c_j c_l]ᵀ ≤ screen, times det H.
+                let det = h1 * h2 - h12 * h12;
+                let fit = c1 * c1 * h2 - 2.0 * c1 * c2 * h12 + c2 * c2 * h1;
+                if det > GRAM_DEPENDENT * h1 * h2 && rr * det - fit <= scale * det {
+                    out.push((j, Some(l)));
+                }
+            }
+        }
+        true
+    }
+
     /// `u = R⁻ᵀ s` (into `dir_u`) and the direction `d = R⁻¹ u` (into `dir`) on the `n`
     /// active indices. The diagonal's reciprocals come first, as independent divisions: the
     /// substitutions' dependency chains then multiply.
@@ -497,6 +615,33 @@ impl HomotopyScratch {
     }
 }
 
+/// For every index, the step `γ` after which its correlation `c_j − γ v_j` reaches `±(λ − γ)`,
+/// the smaller of the two where both do, `∞` where neither does beyond `tiny`, and for the
+/// active indices. `|c_j| ≤ λ`, so both numerators are ≥ 0 and a step is positive only where
+/// its denominator is. Written without branches (the signs are unpredictable), so that the
+/// loop compiles to selects.
+fn step_lengths(lambda: f64, tiny: f64, c: &[f64], v: &[f64], active: &[bool], out: &mut [f64]) {
+    let n = out.len().min(c.len()).min(v.len()).min(active.len());
+    let (c, v, active) = (&c[..n], &v[..n], &active[..n]);
+    for (j, o) in out[..n].iter_mut().enumerate() {
+        let (cj, vj) = (c[j], v[j]);
+        let (den1, den2) = (1.0 - vj, 1.0 + vj);
+        let (g1, g2) = ((lambda - cj) / den1, (lambda + cj) / den2);
+        let g1 = if den1 > 0.0 && g1 > tiny {
+            g1
+        } else {
+            f64::INFINITY
+        };
+        let g2 = if den2 > 0.0 && g2 > tiny {
+            g2
+        } else {
+            f64::INFINITY
+        };
+        let g = if g2 < g1 { g2 } else { g1 };
+        *o = if active[j] { f64::INFINITY } else { g };
+    }
+}
+
 /// Index of the largest `|v_j|` among the inactive ones (the first on ties), `None` when
 /// there is none or `v` is not finite.
 fn argmax_abs_inactive(v: &[f64], is_active: &[bool]) -> Option<usize> {
@@ -532,6 +677,22 @@ mod tests {
     use super::*;
     use rand::{Rng, SeedableRng};
     use rand_distr::StandardNormal;
+
+    /// Gaussian samples `x` (`[m, d]` row-major) and an orthonormal basis of `r` random
+    /// directions in `R^m` to project out (`[r, m]`, column after column), drawn from `seed`.
+    fn random_problem(seed: u64, m: usize, d: usize, r: usize) -> (Vec<f64>, Vec<f64>) {
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+        let x: Vec<f64> = (0..m * d).map(|_| rng.sample(StandardNormal)).collect();
+        let mut qu: Vec<f64> = (0..r * m).map(|_| rng.sample(StandardNormal)).collect();
+        for a in 0..r {
+            let (prev, rest) = qu.split_at_mut(a * m);
+            let col = &mut rest[..m];
+            project_out(prev, m, col, &mut vec![0.0; a]);
+            let n = dot(col, col).sqrt();
+            col.iter_mut().for_each(|v| *v /= n);
+        }
+        (x, qu)
+    }
 
     #[test]
     fn a_givens_deletion_gives_the_refactored_qr() {
@@ -570,19 +731,8 @@ mod tests {
 
     #[test]
     fn the_gram_factor_is_the_qr_factor_through_pushes_and_deletions() {
-        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(8);
         let (m, d, r) = (14, 10, 2);
-        let x: Vec<f64> = (0..m * d).map(|_| rng.sample(StandardNormal)).collect();
-        // An orthonormal basis of two random directions in R^m, to project out.
-        let mut qu: Vec<f64> = (0..r * m).map(|_| rng.sample(StandardNormal)).collect();
-        for a in 0..r {
-            let (prev, rest) = qu.split_at_mut(a * m);
-            let col = &mut rest[..m];
-            let mut coef = vec![0.0; a];
-            project_out(prev, m, col, &mut coef);
-            let n = dot(col, col).sqrt();
-            col.iter_mut().for_each(|v| *v /= n);
-        }
+        let (x, qu) = random_problem(8, m, d, r);
         let mut qr = HomotopyScratch::new(m, d, r);
         let mut gram = HomotopyScratch::new(m, d, r);
         qr.new_task();
@@ -616,6 +766,40 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn completions_find_the_two_indices_a_base_misses() {
+        let (m, d, r) = (18, 40, 2);
+        let (x, qu) = random_problem(31, m, d, r);
+        let support = [3usize, 11, 17, 26, 35];
+        let mut b = vec![0.0; d];
+        for (n, &p) in support.iter().enumerate() {
+            b[p] = 1.0 + n as f64 * 0.3;
+        }
+        // z = P X b.
+        let mut z = crate::linalg::mat_vec(MatRef::from_row_major_slice(&x, m, d), &b);
+        project_out(&qu, m, &mut z, &mut vec![0.0; r]);
+        let mut h = HomotopyScratch::new(m, d, r);
+        h.new_task();
+        let mut out = Vec::new();
+        // Without the Gram matrix there is no search.
+        assert!(!h.completions(&x, &z, &[3, 17, 35], 2, &mut out));
+        assert!(h.use_gram(&x, &qu));
+        assert!(h.completions(&x, &z, &[3, 17, 35], 2, &mut out));
+        assert_eq!(out, vec![(11, Some(26))]);
+        // All but one in the base: the missing index with any other one, or alone.
+        out.clear();
+        assert!(h.completions(&x, &z, &[3, 11, 17, 26], 1, &mut out));
+        assert_eq!(out, vec![(35, None)]);
+        // A base with a wrong index has no completion.
+        out.clear();
+        assert!(h.completions(&x, &z, &[3, 17, 20], 2, &mut out));
+        assert!(out.is_empty(), "{out:?}");
+        // The paths still run afterwards.
+        let path = h.run(&x, &qu, &z, &[11, 26], 100).to_vec();
+        let err: f64 = path.iter().zip(&b).map(|(p, q)| (p - q).abs()).sum();
+        assert!(err < 1e-8, "forced path ends {err} away");
     }
 
     #[test]

@@ -34,6 +34,20 @@ fn binomial(n: usize, k: usize) -> u64 {
     (0..k.min(n) as u64).fold(1u64, |acc, i| acc.saturating_mul(n as u64 - i) / (i + 1))
 }
 
+/// Steps `idx` (increasing, in `0..n`) to the next combination of its size in lexicographic
+/// order; `false`, leaving it as it was, after the last.
+pub(crate) fn next_combination(idx: &mut [usize], n: usize) -> bool {
+    let k = idx.len();
+    let Some(pos) = (0..k).rev().find(|&p| idx[p] + k < n + p) else {
+        return false;
+    };
+    idx[pos] += 1;
+    for q in pos + 1..k {
+        idx[q] = idx[q - 1] + 1;
+    }
+    true
+}
+
 /// Settings of the sparse step.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct SparseStepConfig {
@@ -371,13 +385,8 @@ impl ProjectedTask {
                     return best;
                 }
             }
-            // Next k-combination in lexicographic order.
-            let Some(pos) = (0..k).rev().find(|&p| idx[p] < n - k + p) else {
+            if !next_combination(&mut idx, n) {
                 return best;
-            };
-            idx[pos] += 1;
-            for q in pos + 1..k {
-                idx[q] = idx[q - 1] + 1;
             }
         }
     }

@@ -52,8 +52,8 @@ pub const THOROUGH_L1_STEPS: usize = 60;
 /// Candidates of the forced-pair ℓ1 paths of the thorough rescue (`C(40, 2)` = 780 paths).
 pub const FORCED_PAIR_CANDIDATES: usize = 40;
 
-/// The kernel's searches for an uncertified warm fit: the ℓ1 path, plus the forced-index
-/// paths when `forced` (and the forced pairs when the step is thorough).
+/// The kernel's searches for an uncertified warm fit: the ℓ1 path, plus the completion search
+/// and the forced-index paths when `forced` (and the forced pairs when the step is thorough).
 fn kernel_retry(cfg: &SparseStepConfig, forced: bool) -> Retry {
     Retry {
         tol: cfg.accept_tol,
@@ -71,6 +71,7 @@ fn kernel_retry(cfg: &SparseStepConfig, forced: bool) -> Retry {
         } else {
             0
         },
+        completions: forced,
     }
 }
 
