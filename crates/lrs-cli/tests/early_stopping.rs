@@ -153,21 +153,28 @@ fn a_refit_trains_on_every_row_for_the_rounds_validation_chose() {
     );
 }
 
-#[test]
-fn refit_without_validation_rows_is_refused() {
+/// Trains the tiny config with `from` replaced by `to`, expecting a refusal: its stderr, after
+/// checking that the refused run wrote no files.
+fn refused(from: &str, to: &str) -> String {
     let dir = tempfile::tempdir().expect("tempdir");
     let (model, data) = (dir.path().join("model"), dir.path().join("data.jsonl"));
     write_tiny_model(&model);
     write_data(&data, "t", 2, 12, false);
     let cfg = dir.path().join("run.toml");
-    std::fs::write(
-        &cfg,
-        config_toml(&model, &data, 3).replace("shots = 8\n", "shots = 8\nrefit = true\n"),
-    )
-    .expect("config");
-    let out = train_run(&cfg, &dir.path().join("run"));
+    std::fs::write(&cfg, config_toml(&model, &data, 3).replace(from, to)).expect("config");
+    let run = dir.path().join("run");
+    let out = train_run(&cfg, &run);
     assert!(!out.status.success());
-    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !run.join("config.toml").exists(),
+        "a refused run wrote files"
+    );
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+#[test]
+fn refit_without_validation_rows_is_refused() {
+    let err = refused("shots = 8\n", "shots = 8\nrefit = true\n");
     assert!(
         err.contains("data.refit") && err.contains("validation"),
         "{err}"
@@ -176,26 +183,9 @@ fn refit_without_validation_rows_is_refused() {
 
 #[test]
 fn patience_without_validation_rows_is_refused() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let (model, data) = (dir.path().join("model"), dir.path().join("data.jsonl"));
-    write_tiny_model(&model);
-    write_data(&data, "t", 2, 12, false);
-    let cfg = dir.path().join("run.toml");
-    std::fs::write(
-        &cfg,
-        config_toml(&model, &data, 3).replace("seed = 5\n", "seed = 5\npatience = 1\n"),
-    )
-    .expect("config");
-    let run = dir.path().join("run");
-    let out = train_run(&cfg, &run);
-    assert!(!out.status.success());
-    let err = String::from_utf8_lossy(&out.stderr);
+    let err = refused("seed = 5\n", "seed = 5\npatience = 1\n");
     assert!(
         err.contains("patience") && err.contains("validation"),
         "{err}"
-    );
-    assert!(
-        !run.join("config.toml").exists(),
-        "a refused run wrote files"
     );
 }
