@@ -271,8 +271,10 @@ pub fn train(
     drop(trainer);
     let refit_dir = run.refit_dir()?;
     let (mut trainer, _) = build_trainer(config, &ckpt, &tokenizer, &run_data.splits)?;
-    if let Some(dir) = Trainer::latest_checkpoint(&refit_dir.checkpoint_dir())? {
-        trainer.restore_checkpoint(&dir)?;
+    if resume {
+        if let Some(dir) = Trainer::latest_checkpoint(&refit_dir.checkpoint_dir())? {
+            trainer.restore_checkpoint(&dir)?;
+        }
     }
     refit_dir.truncate_metrics(trainer.rounds_done())?;
     on(Event::Refit {
