@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{config_toml, content_hash, ok, train_run, write_data, write_tiny_model};
+use common::{config_toml, content_hash, lrs, ok, train_run, write_data, write_tiny_model};
 use lrs_train::run::{RoundRecord, RunDir, RunSummary};
 
 /// The tiny run with learning rates far too high for it, so that its validation loss turns
@@ -151,6 +151,60 @@ fn a_refit_trains_on_every_row_for_the_rounds_validation_chose() {
         shared(&refit),
         "the refit's shared factor is the direct run's"
     );
+}
+
+#[test]
+fn a_refit_resumes_to_the_same_model() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (model, data) = (dir.path().join("model"), dir.path().join("data.jsonl"));
+    write_tiny_model(&model);
+    write_data(&data, "t", 4, 24, false);
+    let cfg = dir.path().join("refit.toml");
+    std::fs::write(
+        &cfg,
+        early_stopping_toml(&model, &data, 10)
+            .replace("validation = 0.25\n", "validation = 0.25\nrefit = true\n"),
+    )
+    .expect("config");
+    let run = dir.path().join("run");
+    ok(&train_run(&cfg, &run));
+    let shared = || {
+        let path = run.join("shared.safetensors");
+        content_hash(&std::fs::read(&path).expect("shared file"), &path)
+    };
+    let (first, kept) = (shared(), summary(&run));
+    let resume = || {
+        ok(&lrs()
+            .args(["train", "--resume", "--config"])
+            .arg(&cfg)
+            .arg("--run")
+            .arg(&run)
+            .output()
+            .expect("lrs train --resume"));
+    };
+    let refit_metrics = || {
+        RunDir::open(&run)
+            .and_then(|d| d.refit_dir())
+            .and_then(|d| d.read_metrics())
+            .expect("refit/metrics.jsonl")
+    };
+    let trained = refit_metrics();
+    // Killed after the refit's last round, before its outputs: the refit's checkpoint holds it,
+    // so no round runs again (the recorded round times stay those of the first training).
+    for output in ["summary.json", "shared.safetensors"] {
+        std::fs::remove_file(run.join(output)).expect("remove an output");
+    }
+    resume();
+    assert_eq!(shared(), first);
+    assert_eq!(summary(&run), kept);
+    assert_eq!(refit_metrics(), trained);
+    // Killed before the refit began: it trains again from the start.
+    std::fs::remove_dir_all(run.join("refit")).expect("remove refit/");
+    std::fs::remove_file(run.join("summary.json")).expect("remove summary.json");
+    resume();
+    assert_eq!(shared(), first);
+    assert_eq!(refit_metrics().len(), kept.rounds);
+    assert_eq!(summary(&run).test_auc, kept.test_auc);
 }
 
 /// Trains the tiny config with `from` replaced by `to`, expecting a refusal: its stderr, after
