@@ -184,8 +184,10 @@ fn a_refit_resumes_to_the_same_model() {
     };
     let refit_metrics = || {
         RunDir::open(&run)
-            .and_then(|d| d.refit_dir())
-            .and_then(|d| d.read_metrics())
+            .expect("run dir")
+            .refit_dir()
+            .expect("refit dir")
+            .read_metrics()
             .expect("refit/metrics.jsonl")
     };
     let trained = refit_metrics();
