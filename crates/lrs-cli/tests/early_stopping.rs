@@ -4,12 +4,14 @@
 
 mod common;
 
+use std::path::{Path, PathBuf};
+
 use common::{config_toml, content_hash, lrs, ok, train_run, write_data, write_tiny_model};
 use lrs_train::run::{RoundRecord, RunDir, RunSummary};
 
 /// The tiny run with learning rates far too high for it, so that its validation loss turns
 /// upward within a few rounds; the budget anneals over two rounds.
-fn fast_tiny_toml(model: &std::path::Path, data: &std::path::Path, rounds: usize) -> String {
+fn fast_tiny_toml(model: &Path, data: &Path, rounds: usize) -> String {
     config_toml(model, data, rounds)
         .replace(
             "budget = { count = 6 }\n",
@@ -20,13 +22,13 @@ fn fast_tiny_toml(model: &std::path::Path, data: &std::path::Path, rounds: usize
 }
 
 /// [`fast_tiny_toml`] with early stopping (patience 1) on 4 of 16 rows per task.
-fn early_stopping_toml(model: &std::path::Path, data: &std::path::Path, rounds: usize) -> String {
+fn early_stopping_toml(model: &Path, data: &Path, rounds: usize) -> String {
     fast_tiny_toml(model, data, rounds)
         .replace("seed = 5\n", "seed = 5\npatience = 1\n")
         .replace("shots = 8\n", "shots = 16\nvalidation = 0.25\n")
 }
 
-fn summary(run: &std::path::Path) -> RunSummary {
+fn summary(run: &Path) -> RunSummary {
     let path = run.join("summary.json");
     serde_json::from_str(&std::fs::read_to_string(path).expect("summary.json"))
         .expect("summary JSON")
@@ -80,20 +82,33 @@ fn a_run_stops_after_patience_rounds_and_keeps_the_best_round() {
     );
 }
 
+/// The tiny model and 4 tasks of 24 rows in `dir`, and a config of [`early_stopping_toml`]
+/// (at most `rounds` rounds) with `refit = true`: (model, data, config).
+fn refit_setup(dir: &Path, rounds: usize) -> (PathBuf, PathBuf, PathBuf) {
+    let (model, data) = (dir.join("model"), dir.join("data.jsonl"));
+    write_tiny_model(&model);
+    write_data(&data, "t", 4, 24, false);
+    let cfg = dir.join("refit.toml");
+    std::fs::write(
+        &cfg,
+        early_stopping_toml(&model, &data, rounds)
+            .replace("validation = 0.25\n", "validation = 0.25\nrefit = true\n"),
+    )
+    .expect("config");
+    (model, data, cfg)
+}
+
+/// Content hash of a run's shared file.
+fn shared_hash(run: &Path) -> String {
+    let path = run.join("shared.safetensors");
+    content_hash(&std::fs::read(&path).expect("shared file"), &path)
+}
+
 #[test]
 fn a_refit_trains_on_every_row_for_the_rounds_validation_chose() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let (model, data) = (dir.path().join("model"), dir.path().join("data.jsonl"));
-    write_tiny_model(&model);
-    write_data(&data, "t", 4, 24, false);
     let rounds = 10;
-    let toml = early_stopping_toml(&model, &data, rounds);
-    let refit_cfg = dir.path().join("refit.toml");
-    std::fs::write(
-        &refit_cfg,
-        toml.replace("validation = 0.25\n", "validation = 0.25\nrefit = true\n"),
-    )
-    .expect("config");
+    let (model, data, refit_cfg) = refit_setup(dir.path(), rounds);
     let refit = dir.path().join("refit");
     ok(&train_run(&refit_cfg, &refit));
 
@@ -142,13 +157,9 @@ fn a_refit_trains_on_every_row_for_the_rounds_validation_chose() {
     let direct_summary = summary(&direct);
     assert!(!direct_summary.refit);
     assert_eq!(direct_summary.test_auc, kept.test_auc);
-    let shared = |run: &std::path::Path| {
-        let path = run.join("shared.safetensors");
-        content_hash(&std::fs::read(&path).expect("shared file"), &path)
-    };
     assert_eq!(
-        shared(&direct),
-        shared(&refit),
+        shared_hash(&direct),
+        shared_hash(&refit),
         "the refit's shared factor is the direct run's"
     );
 }
@@ -156,22 +167,10 @@ fn a_refit_trains_on_every_row_for_the_rounds_validation_chose() {
 #[test]
 fn a_refit_resumes_to_the_same_model() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let (model, data) = (dir.path().join("model"), dir.path().join("data.jsonl"));
-    write_tiny_model(&model);
-    write_data(&data, "t", 4, 24, false);
-    let cfg = dir.path().join("refit.toml");
-    std::fs::write(
-        &cfg,
-        early_stopping_toml(&model, &data, 10)
-            .replace("validation = 0.25\n", "validation = 0.25\nrefit = true\n"),
-    )
-    .expect("config");
+    let (_, _, cfg) = refit_setup(dir.path(), 10);
     let run = dir.path().join("run");
     ok(&train_run(&cfg, &run));
-    let shared = || {
-        let path = run.join("shared.safetensors");
-        content_hash(&std::fs::read(&path).expect("shared file"), &path)
-    };
+    let shared = || shared_hash(&run);
     let (first, kept) = (shared(), summary(&run));
     let resume = || {
         ok(&lrs()
