@@ -28,10 +28,13 @@ fn early_stopping_toml(model: &Path, data: &Path, rounds: usize) -> String {
         .replace("shots = 8\n", "shots = 16\nvalidation = 0.25\n")
 }
 
+/// A finished run's `summary.json`.
 fn summary(run: &Path) -> RunSummary {
-    let path = run.join("summary.json");
-    serde_json::from_str(&std::fs::read_to_string(path).expect("summary.json"))
-        .expect("summary JSON")
+    RunDir::open(run)
+        .expect("run dir")
+        .read_summary()
+        .expect("summary.json")
+        .expect("a finished run has a summary")
 }
 
 #[test]
@@ -68,9 +71,7 @@ fn a_run_stops_after_patience_rounds_and_keeps_the_best_round() {
         "stops one round (patience) after the best"
     );
 
-    let summary: RunSummary =
-        serde_json::from_str(&std::fs::read_to_string(dir.summary_path()).expect("summary.json"))
-            .expect("summary JSON");
+    let summary = summary(&run);
     assert_eq!(summary.rounds, best_round + 1);
     // The outputs were evaluated on the best round's parameters, not the last round's.
     assert_eq!(summary.test_auc, best.test_auc);
