@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Trains every method of configs/movielens-minilm.toml on MovieLens-100k for each m and seed,
-# and prints the tables of docs/results.md (`lrs report`: mean ± sd over seeds).
+# and prints the tables of docs/results.md (`lrs report`: mean ± sd over seeds) and draws
+# their mean AUC against m per method into RUNS_DIR/auc-vs-m.svg.
 #
 # The config's protocol: U, V on query/value of all six layers, per-user parts in the top
 # layer; every user's latest 25 % of its m training ratings held out as validation rows, and
@@ -43,4 +44,4 @@ for m in $SHOTS; do
     done
   done
 done
-$LRS report --runs "$OUT"
+$LRS report --runs "$OUT" --plot "$OUT/auc-vs-m.svg"

@@ -175,6 +175,19 @@ fn every_error_path_says_each_cause_once_and_names_the_right_thing() {
     ]);
     assert!(err.contains("d.safetensors"), "{err}");
     fails(&["report", "--runs", s(&missing)]);
+    // A plot that cannot be written is an error that names the file.
+    let runs = dir.join("runs");
+    std::fs::create_dir_all(runs.join("lrs-m5-s0")).expect("run dir");
+    std::fs::write(
+        runs.join("lrs-m5-s0/summary.json"),
+        r#"{"method": "lrs", "tasks": 3, "shots": 5, "rounds": 1, "test_auc": 0.6,
+            "test_accuracy": 0.5, "params_per_task": 1, "bytes_per_task": 1,
+            "shared_bytes": 1, "train_s": 1}"#,
+    )
+    .expect("summary");
+    let plot = dir.join("no-such-dir/auc.svg");
+    let err = fails(&["report", "--runs", s(&runs), "--plot", s(&plot)]);
+    assert!(err.contains("no-such-dir/auc.svg"), "{err}");
 }
 
 #[test]

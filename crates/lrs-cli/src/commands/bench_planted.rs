@@ -18,6 +18,8 @@ use lrs_train::trainer::{Budget, Method, Part, TaskData, Trainer};
 use lrs_train::TrainConfig;
 use serde_json::json;
 
+use super::report::mean_sd;
+
 /// Arguments of `lrs bench planted`.
 #[derive(Debug, Args)]
 pub struct BenchPlantedArgs {
@@ -274,17 +276,6 @@ fn support_match(t: &Trainer, truth: &PlantedTruth) -> (f64, f64) {
         }
     }
     (hits / found.max(1.0), hits / planted.max(1.0))
-}
-
-fn mean_sd(v: &[f64]) -> (f64, f64) {
-    let n = v.len() as f64;
-    let mean = v.iter().sum::<f64>() / n;
-    let var = if v.len() > 1 {
-        v.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1.0)
-    } else {
-        0.0
-    };
-    (mean, var.sqrt())
 }
 
 fn print_table(

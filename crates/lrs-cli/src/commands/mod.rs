@@ -16,6 +16,7 @@ pub mod predict;
 pub mod privacy;
 pub mod quickstart;
 pub mod report;
+pub mod report_plot;
 pub mod run_files;
 pub mod serve;
 pub mod train;

@@ -1,6 +1,8 @@
 //! `lrs report`: a markdown table of finished runs (their `summary.json`), one row per method
 //! and scored task count, one column group per number of shots. Runs of the same method, task
 //! count and shots with different seeds share a cell: their mean ± sample sd and count.
+//! `--runs` may be given several times (say one directory per `m`); `--plot` also draws the
+//! mean AUC against `m` per method ([`super::report_plot`]).
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -9,32 +11,55 @@ use anyhow::Context;
 use clap::Args;
 use lrs_train::run::RunSummary;
 
+use super::report_plot::{self, ShotsPoint, ShotsSeries};
+
 /// Arguments of `lrs report`.
 #[derive(Debug, Args)]
 pub struct ReportArgs {
-    /// Directory whose sub-directories are runs (each with `summary.json`).
+    /// Directory whose sub-directories are runs (each with `summary.json`); repeat it to
+    /// report runs from several directories together.
+    #[arg(long, required = true)]
+    pub runs: Vec<PathBuf>,
+    /// Also write the mean test AUC against `m` per method to this SVG file.
     #[arg(long)]
-    pub runs: PathBuf,
+    pub plot: Option<PathBuf>,
+}
+
+/// Every `summary.json` one level under each of `dirs`.
+fn read_summaries(dirs: &[PathBuf]) -> anyhow::Result<Vec<RunSummary>> {
+    let mut found = Vec::new();
+    for dir in dirs {
+        let entries =
+            std::fs::read_dir(dir).with_context(|| format!("reading {}", dir.display()))?;
+        let before = found.len();
+        for e in entries.flatten() {
+            let p = e.path().join("summary.json");
+            if p.is_file() {
+                let s: RunSummary = serde_json::from_slice(&std::fs::read(&p)?)
+                    .with_context(|| format!("parsing {}", p.display()))?;
+                found.push(s);
+            }
+        }
+        anyhow::ensure!(
+            found.len() > before,
+            "no run with summary.json under {}",
+            dir.display()
+        );
+    }
+    Ok(found)
+}
+
+/// A run's row label: its method, and for private runs its guarantee.
+fn label(s: &RunSummary) -> String {
+    match &s.privacy {
+        Some(g) => format!("{} (ε = {:.3}, δ = {})", s.method, g.epsilon, g.delta),
+        None => s.method.clone(),
+    }
 }
 
 /// Runs `lrs report`.
 pub fn run(a: ReportArgs) -> anyhow::Result<()> {
-    let mut found: Vec<RunSummary> = Vec::new();
-    let entries =
-        std::fs::read_dir(&a.runs).with_context(|| format!("reading {}", a.runs.display()))?;
-    for e in entries.flatten() {
-        let p = e.path().join("summary.json");
-        if p.is_file() {
-            let s: RunSummary = serde_json::from_slice(&std::fs::read(&p)?)
-                .with_context(|| format!("parsing {}", p.display()))?;
-            found.push(s);
-        }
-    }
-    anyhow::ensure!(
-        !found.is_empty(),
-        "no run with summary.json under {}",
-        a.runs.display()
-    );
+    let found = read_summaries(&a.runs)?;
     let mut shots: Vec<usize> = found.iter().map(|s| s.shots).collect();
     shots.sort_unstable();
     shots.dedup();
@@ -43,13 +68,8 @@ pub fn run(a: ReportArgs) -> anyhow::Result<()> {
     let mut rows: BTreeMap<(std::cmp::Reverse<usize>, String), BTreeMap<usize, Cell>> =
         BTreeMap::new();
     for s in &found {
-        // Private runs are told apart by their guarantee.
-        let label = match &s.privacy {
-            Some(g) => format!("{} (ε = {:.3}, δ = {})", s.method, g.epsilon, g.delta),
-            None => s.method.clone(),
-        };
         let users = s.scored_tasks.unwrap_or(s.tasks);
-        rows.entry((std::cmp::Reverse(users), label))
+        rows.entry((std::cmp::Reverse(users), label(s)))
             .or_default()
             .entry(s.shots)
             .or_default()
@@ -101,7 +121,56 @@ pub fn run(a: ReportArgs) -> anyhow::Result<()> {
             cells.join(" | ")
         );
     }
+    if let Some(path) = &a.plot {
+        report_plot::auc_vs_shots(path, &shots_series(&found))
+            .with_context(|| format!("writing {}", path.display()))?;
+        println!("\nplot: {}", path.display());
+    }
     Ok(())
+}
+
+/// Per method (label), the mean and sd of the test AUC over seeds at each `m`, in increasing
+/// `m`; runs without a test AUC are left out.
+fn shots_series(found: &[RunSummary]) -> Vec<ShotsSeries> {
+    let mut by: BTreeMap<String, BTreeMap<usize, Vec<f64>>> = BTreeMap::new();
+    for s in found {
+        if let Some(auc) = s.test_auc {
+            by.entry(label(s))
+                .or_default()
+                .entry(s.shots)
+                .or_default()
+                .push(auc);
+        }
+    }
+    by.into_iter()
+        .map(|(label, per_m)| {
+            let points = per_m
+                .into_iter()
+                .map(|(shots, aucs)| {
+                    let (mean, sd) = mean_sd(&aucs);
+                    ShotsPoint {
+                        shots,
+                        mean,
+                        sd,
+                        seeds: aucs.len(),
+                    }
+                })
+                .collect();
+            (label, points)
+        })
+        .collect()
+}
+
+/// Mean and sample sd of `values` (sd 0 for fewer than two; mean NaN for none).
+pub fn mean_sd(values: &[f64]) -> (f64, f64) {
+    let n = values.len() as f64;
+    let mean = values.iter().sum::<f64>() / n;
+    let var = if values.len() > 1 {
+        values.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1.0)
+    } else {
+        0.0
+    };
+    (mean, var.sqrt())
 }
 
 /// A table cell for `values`: empty, the one value, or `mean ± sd (n)` with the sample sd.
@@ -110,17 +179,15 @@ fn mean_sd_cell(values: &[f64]) -> String {
         [] => String::new(),
         [v] => format!("{v:.4}"),
         _ => {
-            let n = values.len() as f64;
-            let mean = values.iter().sum::<f64>() / n;
-            let var = values.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (n - 1.0);
-            format!("{mean:.4} ± {:.4} ({})", var.sqrt(), values.len())
+            let (mean, sd) = mean_sd(values);
+            format!("{mean:.4} ± {sd:.4} ({})", values.len())
         }
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use super::mean_sd_cell;
+    use super::*;
 
     #[test]
     fn cells_show_one_value_or_mean_and_sample_sd() {
@@ -128,5 +195,45 @@ mod tests {
         assert_eq!(mean_sd_cell(&[0.61234]), "0.6123");
         // Mean 0.62, sample sd sqrt(((-0.01)² + 0 + 0.01²) / 2) = 0.01.
         assert_eq!(mean_sd_cell(&[0.61, 0.62, 0.63]), "0.6200 ± 0.0100 (3)");
+    }
+
+    #[test]
+    fn the_plot_series_pool_seeds_per_method_and_m() {
+        let run = |method: &str, shots, seed, auc| RunSummary {
+            method: method.into(),
+            tasks: 10,
+            scored_tasks: Some(8),
+            seed,
+            shots,
+            rounds: 2,
+            test_auc: auc,
+            test_accuracy: 0.5,
+            params_per_task: 1.0,
+            bytes_per_task: 1.0,
+            shared_bytes: 1,
+            train_s: 1.0,
+            privacy: None,
+            validation_auc: None,
+            validation_loss_by_round: Vec::new(),
+            refit: false,
+        };
+        let series = shots_series(&[
+            run("lrs", 20, 0, Some(0.64)),
+            run("lrs", 5, 0, Some(0.60)),
+            run("lrs", 20, 1, Some(0.66)),
+            run("global", 20, 0, Some(0.62)),
+            run("global", 10, 0, None),
+        ]);
+        let names: Vec<&str> = series.iter().map(|(l, _)| l.as_str()).collect();
+        assert_eq!(names, ["global", "lrs"]);
+        // A run without a test AUC adds no point.
+        assert_eq!(series[0].1.len(), 1);
+        let lrs = &series[1].1;
+        assert_eq!(lrs.iter().map(|p| p.shots).collect::<Vec<_>>(), [5, 20]);
+        assert_eq!((lrs[0].seeds, lrs[0].sd), (1, 0.0));
+        assert_eq!(lrs[1].seeds, 2);
+        assert!((lrs[1].mean - 0.65).abs() < 1e-12);
+        // Sample sd of {0.64, 0.66}: sqrt(2 · 0.01² / 1).
+        assert!((lrs[1].sd - 0.02f64.hypot(0.0) / 2f64.sqrt()).abs() < 1e-12);
     }
 }

@@ -8,7 +8,8 @@ use lrs_train::run::RoundRecord;
 use plotters::coord::Shift;
 use plotters::prelude::*;
 
-fn err(e: impl std::fmt::Display) -> anyhow::Error {
+/// A plotting error as an `anyhow` error.
+pub fn plot_err(e: impl std::fmt::Display) -> anyhow::Error {
     anyhow::anyhow!("plot: {e}")
 }
 
@@ -35,22 +36,22 @@ pub fn draw_legend<DB: DrawingBackend>(
         let y = top + 24 * i as i32;
         if e.band {
             area.draw(&Rectangle::new([(8, y - 6), (32, y + 6)], e.color.filled()))
-                .map_err(err)?;
+                .map_err(plot_err)?;
         } else {
             area.draw(&PathElement::new(
                 vec![(8, y), (32, y)],
                 e.color.stroke_width(2),
             ))
-            .map_err(err)?;
+            .map_err(plot_err)?;
             area.draw(&Circle::new((20, y), 3, e.color.filled()))
-                .map_err(err)?;
+                .map_err(plot_err)?;
         }
         area.draw(&Text::new(
             e.label.clone(),
             (40, y - 7),
             ("sans-serif", 14).into_font().color(&BLACK),
         ))
-        .map_err(err)?;
+        .map_err(plot_err)?;
     }
     Ok(())
 }
@@ -101,7 +102,7 @@ fn lines(
     }
     let pad = ((y_max - y_min) * 0.08).max(1e-3);
     let root = SVGBackend::new(path, (720 + LEGEND_WIDTH, 440)).into_drawing_area();
-    root.fill(&WHITE).map_err(err)?;
+    root.fill(&WHITE).map_err(plot_err)?;
     let (plot_area, legend_area) = root.split_horizontally(720);
     let mut chart = ChartBuilder::on(&plot_area)
         .caption(title, ("sans-serif", 18))
@@ -109,7 +110,7 @@ fn lines(
         .x_label_area_size(40)
         .y_label_area_size(55)
         .build_cartesian_2d((x_min - 0.2)..(x_max + 0.2), (y_min - pad)..(y_max + pad))
-        .map_err(err)?;
+        .map_err(plot_err)?;
     chart
         .configure_mesh()
         .x_desc("round")
@@ -117,7 +118,7 @@ fn lines(
         .x_labels(integer_labels(x_min - 0.2, x_max + 0.2))
         .x_label_formatter(&integer_label)
         .draw()
-        .map_err(err)?;
+        .map_err(plot_err)?;
     let mut legend = Vec::new();
     if let Some(band) = band {
         let color = Palette99::pick(0).mix(0.2);
@@ -125,7 +126,7 @@ fn lines(
         poly.extend(band.iter().rev().map(|&(x, _, hi)| (x, hi)));
         chart
             .draw_series(std::iter::once(Polygon::new(poly, color.filled())))
-            .map_err(err)?;
+            .map_err(plot_err)?;
         legend.push(LegendEntry {
             label: "test AUC, middle 50 % of tasks".into(),
             color,
@@ -136,10 +137,10 @@ fn lines(
         let color = Palette99::pick(n).to_rgba();
         chart
             .draw_series(LineSeries::new(points.clone(), color.stroke_width(2)))
-            .map_err(err)?;
+            .map_err(plot_err)?;
         chart
             .draw_series(points.iter().map(|&p| Circle::new(p, 3, color.filled())))
-            .map_err(err)?;
+            .map_err(plot_err)?;
         legend.push(LegendEntry {
             label: name.to_string(),
             color,
@@ -147,7 +148,7 @@ fn lines(
         });
     }
     draw_legend(&legend_area, &legend, 60)?;
-    root.present().map_err(err)?;
+    root.present().map_err(plot_err)?;
     Ok(())
 }
 
