@@ -288,6 +288,76 @@ fn train_killed_mid_checkpoint_resumes_to_the_uninterrupted_result() {
 }
 
 #[test]
+fn a_refit_killed_mid_checkpoint_resumes_to_the_uninterrupted_result() {
+    const ROUNDS: usize = 8;
+    // Kills while the refit (`[data] refit`: training again on every row for the rounds the
+    // validation rows chose) stages its checkpoints, deletes superseded ones and replaces
+    // its `metrics.jsonl`.
+    const TARGETS: [Phase; 3] = [Phase::Staging, Phase::Cleanup, Phase::RunFile];
+    let (tmp, cfg) = train_setup(6, ROUNDS);
+    let toml = std::fs::read_to_string(&cfg).expect("config").replace(
+        "shots = 8\n",
+        "shots = 16\nvalidation = 0.25\nrefit = true\n",
+    );
+    std::fs::write(&cfg, toml).expect("refit config");
+    let reference = tmp.path().join("reference");
+    train(&cfg, &reference, false);
+    let kept = summary(&reference)["rounds"].as_u64().expect("rounds") as usize;
+    assert!(
+        kept >= 4,
+        "the refit has {kept} rounds: too few to kill within"
+    );
+
+    let run = tmp.path().join("run");
+    let (refit, cp) = (run.join("refit"), run.join("refit/checkpoint"));
+    let mut resumed = 0;
+    for (k, target) in TARGETS.iter().enumerate() {
+        let before = [names(&refit), names(&refit.join("tasks"))];
+        let latest_before = std::fs::read_to_string(cp.join("LATEST")).unwrap_or_default();
+        let log = tmp.path().join(format!("refit-{k}.log"));
+        let mut child = spawn_train(&cfg, &run, k > 0, &log);
+        // Armed once the refit has committed a checkpoint in this process.
+        let outcome = kill_mid_write(&mut child, delay(k), || {
+            let latest = std::fs::read_to_string(cp.join("LATEST")).unwrap_or_default();
+            if latest.is_empty() || latest == latest_before {
+                return None;
+            }
+            let state = writes_in_progress(&refit, &before);
+            state.iter().any(|(p, _)| p == target).then(|| {
+                let what: Vec<_> = state.into_iter().map(|(_, w)| w).collect();
+                what.join("; ")
+            })
+        });
+        let Outcome::Killed(state) = outcome else {
+            let log = std::fs::read_to_string(&log).unwrap_or_default();
+            panic!(
+                "lrs train ended before refit kill {} ({target:?}): {outcome:?}\n{log}",
+                k + 1
+            );
+        };
+        // The refit's LATEST names a complete checkpoint, newer than the last one, and every
+        // one of its checkpoints restores.
+        let now = RunCheck::new(&run).checkpoints_under(&cp);
+        assert!(
+            now > resumed,
+            "the refit's LATEST did not move on: {resumed} → {now}"
+        );
+        eprintln!("refit kill {} after round {now}: {state}", k + 1);
+        resumed = now;
+    }
+    assert!(
+        resumed < kept,
+        "every kill should land before the refit's last round"
+    );
+    let leftovers = temp_files(&run);
+    leftovers.iter().for_each(|p| backdate(p));
+    train(&cfg, &run, true);
+    assert_eq!(temp_files(&run), Vec::<std::path::PathBuf>::new());
+    assert_same_outputs(&run, &reference);
+    assert_eq!(metrics(&refit), metrics(&reference.join("refit")));
+}
+
+#[test]
 fn train_killed_while_writing_its_outputs_leaves_complete_files_and_resumes() {
     // Kill k waits for the (SKIP[k] + 1)-th task file write of its process, so the kills
     // land early and late in the sequence.

@@ -195,9 +195,13 @@ impl RunCheck {
     /// directory, and every `round-*` directory restores completely (hashes, optimizer, every
     /// task). Returns the round `LATEST`'s checkpoint resumes after (0 without one).
     pub fn checkpoints(&mut self) -> usize {
-        let root = self.root.join("checkpoint");
-        let latest = Trainer::latest_checkpoint(&root).expect("LATEST readable and well-formed");
-        let rounds: Vec<String> = kill::names(&root)
+        self.checkpoints_under(&self.root.join("checkpoint"))
+    }
+
+    /// [`Self::checkpoints`] of the checkpoint root `root` (say a refit's, `<run>/refit/checkpoint`).
+    pub fn checkpoints_under(&mut self, root: &Path) -> usize {
+        let latest = Trainer::latest_checkpoint(root).expect("LATEST readable and well-formed");
+        let rounds: Vec<String> = kill::names(root)
             .into_iter()
             .filter(|n| n.starts_with("round-"))
             .collect();
