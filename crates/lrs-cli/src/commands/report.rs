@@ -121,12 +121,51 @@ pub fn run(a: ReportArgs) -> anyhow::Result<()> {
             cells.join(" | ")
         );
     }
+    print!("{}", runs_table(&found));
     if let Some(path) = &a.plot {
         report_plot::auc_vs_shots(path, &shots_series(&found))
             .with_context(|| format!("writing {}", path.display()))?;
         println!("\nplot: {}", path.display());
     }
     Ok(())
+}
+
+/// One line per run, by method, `m` and seed: the rounds the selection ran and kept, the
+/// validation loss of the kept round (runs with validation rows), whether the outputs come
+/// from a refit on all `m` rows, the test AUC and the training time.
+fn runs_table(found: &[RunSummary]) -> String {
+    use std::fmt::Write;
+    let mut runs: Vec<&RunSummary> = found.iter().collect();
+    runs.sort_by_key(|s| (label(s), s.shots, s.seed));
+    let mut out = String::from(
+        "\nPer run\n\n| method | m | seed | rounds run / kept | validation loss (kept) | refit \
+         | test AUC | train s |\n|---|---|---|---|---|---|---|---|\n",
+    );
+    for s in runs {
+        let losses = &s.validation_loss_by_round;
+        let run = if losses.is_empty() {
+            s.rounds
+        } else {
+            losses.len()
+        };
+        let kept_loss = s
+            .rounds
+            .checked_sub(1)
+            .and_then(|r| losses.get(r))
+            .map_or(String::new(), |l| format!("{l:.4}"));
+        let _ = writeln!(
+            out,
+            "| {} | {} | {} | {run} / {} | {kept_loss} | {} | {} | {:.0} |",
+            label(s),
+            s.shots,
+            s.seed,
+            s.rounds,
+            if s.refit { "yes" } else { "no" },
+            s.test_auc.map_or(String::new(), |a| format!("{a:.4}")),
+            s.train_s
+        );
+    }
+    out
 }
 
 /// Per method (label), the mean and sd of the test AUC over seeds at each `m`, in increasing
@@ -197,9 +236,8 @@ mod tests {
         assert_eq!(mean_sd_cell(&[0.61, 0.62, 0.63]), "0.6200 ± 0.0100 (3)");
     }
 
-    #[test]
-    fn the_plot_series_pool_seeds_per_method_and_m() {
-        let run = |method: &str, shots, seed, auc| RunSummary {
+    fn run(method: &str, shots: usize, seed: u64, auc: Option<f64>) -> RunSummary {
+        RunSummary {
             method: method.into(),
             tasks: 10,
             scored_tasks: Some(8),
@@ -216,7 +254,28 @@ mod tests {
             validation_auc: None,
             validation_loss_by_round: Vec::new(),
             refit: false,
-        };
+        }
+    }
+
+    #[test]
+    fn the_per_run_table_shows_the_rounds_kept_and_their_validation_loss() {
+        let mut selected = run("lrs", 20, 1, Some(0.65));
+        selected.rounds = 2;
+        selected.refit = true;
+        selected.validation_loss_by_round = vec![0.66, 0.63, 0.64];
+        let table = runs_table(&[selected, run("global", 20, 0, None)]);
+        let lines: Vec<&str> = table.lines().filter(|l| l.starts_with("| ")).collect();
+        assert_eq!(
+            lines[1..],
+            [
+                "| global | 20 | 0 | 2 / 2 |  | no |  | 1 |",
+                "| lrs | 20 | 1 | 3 / 2 | 0.6300 | yes | 0.6500 | 1 |",
+            ]
+        );
+    }
+
+    #[test]
+    fn the_plot_series_pool_seeds_per_method_and_m() {
         let series = shots_series(&[
             run("lrs", 20, 0, Some(0.64)),
             run("lrs", 5, 0, Some(0.60)),
