@@ -211,6 +211,48 @@ fn writes_in_progress(run: &Path, before: &[Vec<String>; 2]) -> Vec<(Phase, Stri
     state
 }
 
+/// Kill `k` (from 0) of a crash test: `lrs train` on `cfg` into `run` (resumed from the second
+/// kill on), SIGKILLed once `watched` (the run directory, or its `refit/`) has committed a
+/// checkpoint in this process and a write of phase `target` is in progress there. Returns
+/// the writes in progress at the kill; panics if the process ended first.
+fn kill_train_mid_write(
+    cfg: &Path,
+    run: &Path,
+    watched: &Path,
+    k: usize,
+    target: Phase,
+    log: &Path,
+) -> String {
+    let cp = watched.join("checkpoint");
+    let before = [names(watched), names(&watched.join("tasks"))];
+    let latest_before = std::fs::read_to_string(cp.join("LATEST")).unwrap_or_default();
+    let mut child = spawn_train(cfg, run, k > 0, log);
+    // Armed once this process has committed a checkpoint of its own (LATEST changed): what an
+    // earlier kill left is then no longer mistaken for a write in progress.
+    let outcome = kill_mid_write(&mut child, delay(k), || {
+        let latest = std::fs::read_to_string(cp.join("LATEST")).unwrap_or_default();
+        if latest.is_empty() || latest == latest_before {
+            return None;
+        }
+        let state = writes_in_progress(watched, &before);
+        state.iter().any(|(p, _)| *p == target).then(|| {
+            let what: Vec<_> = state.into_iter().map(|(_, w)| w).collect();
+            what.join("; ")
+        })
+    });
+    match outcome {
+        Outcome::Killed(state) => state,
+        other => {
+            let log = std::fs::read_to_string(log).unwrap_or_default();
+            panic!(
+                "lrs train ended before kill {} ({target:?}) in {}: {other:?}\n{log}",
+                k + 1,
+                watched.display()
+            );
+        }
+    }
+}
+
 #[test]
 fn train_killed_mid_checkpoint_resumes_to_the_uninterrupted_result() {
     const ROUNDS: usize = 14;
@@ -231,31 +273,9 @@ fn train_killed_mid_checkpoint_resumes_to_the_uninterrupted_result() {
     let run = tmp.path().join("run");
     let cp = run.join("checkpoint");
     let mut resumed = 0;
-    for (k, target) in TARGETS.iter().enumerate() {
-        let before = [names(&run), names(&run.join("tasks"))];
-        let latest_before = std::fs::read_to_string(cp.join("LATEST")).unwrap_or_default();
+    for (k, &target) in TARGETS.iter().enumerate() {
         let log = tmp.path().join(format!("train-{k}.log"));
-        let mut child = spawn_train(&cfg, &run, k > 0, &log);
-        // Armed once this process has committed a checkpoint of its own (LATEST changed):
-        // what an earlier kill left is then no longer mistaken for a write in progress.
-        let outcome = kill_mid_write(&mut child, delay(k), || {
-            let latest = std::fs::read_to_string(cp.join("LATEST")).unwrap_or_default();
-            if latest.is_empty() || latest == latest_before {
-                return None;
-            }
-            let state = writes_in_progress(&run, &before);
-            state.iter().any(|(p, _)| p == target).then(|| {
-                let what: Vec<_> = state.into_iter().map(|(_, w)| w).collect();
-                what.join("; ")
-            })
-        });
-        let Outcome::Killed(state) = outcome else {
-            let log = std::fs::read_to_string(&log).unwrap_or_default();
-            panic!(
-                "lrs train ended before kill {} ({target:?}): {outcome:?}\n{log}",
-                k + 1
-            );
-        };
+        let state = kill_train_mid_write(&cfg, &run, &run, k, target, &log);
         // LATEST names a complete checkpoint, newer than the last one; every `round-*`
         // directory restores; every run file in place loads.
         let mut check = RunCheck::new(&run);
@@ -311,30 +331,9 @@ fn a_refit_killed_mid_checkpoint_resumes_to_the_uninterrupted_result() {
     let run = tmp.path().join("run");
     let (refit, cp) = (run.join("refit"), run.join("refit/checkpoint"));
     let mut resumed = 0;
-    for (k, target) in TARGETS.iter().enumerate() {
-        let before = [names(&refit), names(&refit.join("tasks"))];
-        let latest_before = std::fs::read_to_string(cp.join("LATEST")).unwrap_or_default();
+    for (k, &target) in TARGETS.iter().enumerate() {
         let log = tmp.path().join(format!("refit-{k}.log"));
-        let mut child = spawn_train(&cfg, &run, k > 0, &log);
-        // Armed once the refit has committed a checkpoint in this process.
-        let outcome = kill_mid_write(&mut child, delay(k), || {
-            let latest = std::fs::read_to_string(cp.join("LATEST")).unwrap_or_default();
-            if latest.is_empty() || latest == latest_before {
-                return None;
-            }
-            let state = writes_in_progress(&refit, &before);
-            state.iter().any(|(p, _)| p == target).then(|| {
-                let what: Vec<_> = state.into_iter().map(|(_, w)| w).collect();
-                what.join("; ")
-            })
-        });
-        let Outcome::Killed(state) = outcome else {
-            let log = std::fs::read_to_string(&log).unwrap_or_default();
-            panic!(
-                "lrs train ended before refit kill {} ({target:?}): {outcome:?}\n{log}",
-                k + 1
-            );
-        };
+        let state = kill_train_mid_write(&cfg, &run, &refit, k, target, &log);
         // The refit's LATEST names a complete checkpoint, newer than the last one, and every
         // one of its checkpoints restores.
         let now = RunCheck::new(&run).checkpoints_under(&cp);

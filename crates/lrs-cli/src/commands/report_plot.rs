@@ -155,14 +155,7 @@ mod tests {
         ];
         auc_vs_shots(&path, &series).expect("plot");
         let svg = std::fs::read_to_string(&path).expect("svg");
-        let texts: Vec<(f64, &str)> = svg
-            .split("<text")
-            .skip(1)
-            .filter_map(|t| {
-                let x = t.split("x=\"").nth(1)?.split('"').next()?.parse().ok()?;
-                Some((x, t.split('>').nth(1)?.split('<').next()?.trim()))
-            })
-            .collect();
+        let texts = super::super::train_plots::svg_texts(&svg);
         let has = |s: &str| texts.iter().any(|(_, t)| *t == s);
         assert!(
             has("5") && has("10") && has("20"),

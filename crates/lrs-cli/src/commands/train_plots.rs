@@ -190,6 +190,19 @@ pub fn plot_run(dir: &Path, records: &[RoundRecord], title: &str) -> anyhow::Res
     )
 }
 
+/// Every text element of an SVG chart with its x position (tests: where ticks and legend
+/// labels landed).
+#[cfg(test)]
+pub fn svg_texts(svg: &str) -> Vec<(f64, &str)> {
+    svg.split("<text")
+        .skip(1)
+        .filter_map(|t| {
+            let x = t.split("x=\"").nth(1)?.split('"').next()?.parse().ok()?;
+            Some((x, t.split('>').nth(1)?.split('<').next()?.trim()))
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -220,15 +233,7 @@ mod tests {
         };
         plot_run(dir.path(), &[record(0, 0.6), record(1, 0.7)], "lrs m=5").expect("plots");
         let svg = std::fs::read_to_string(dir.path().join("auc.svg")).expect("auc.svg");
-        // Every text element with its x position.
-        let texts: Vec<(f64, &str)> = svg
-            .split("<text")
-            .skip(1)
-            .filter_map(|t| {
-                let x = t.split("x=\"").nth(1)?.split('"').next()?.parse().ok()?;
-                Some((x, t.split('>').nth(1)?.split('<').next()?.trim()))
-            })
-            .collect();
+        let texts = svg_texts(&svg);
         let has = |s: &str| texts.iter().any(|(_, t)| *t == s);
         // Round ticks are whole numbers (the y labels here lie in 0.5 … 0.8).
         assert!(has("1") && has("2"), "no round ticks among {texts:?}");
