@@ -348,10 +348,26 @@ fn a_refit_killed_mid_checkpoint_resumes_to_the_uninterrupted_result() {
         resumed < kept,
         "every kill should land before the refit's last round"
     );
+    // The refit rounds recorded so far, wall times included: resuming restores the refit's
+    // checkpoint, so they are not trained (and timed) again.
+    let recorded = || -> Vec<String> {
+        let text = std::fs::read_to_string(refit.join("metrics.jsonl")).expect("refit metrics");
+        text.lines().map(String::from).collect()
+    };
+    let done = recorded();
+    assert!(
+        !done.is_empty(),
+        "no refit round recorded before the last resume"
+    );
     let leftovers = temp_files(&run);
     leftovers.iter().for_each(|p| backdate(p));
     train(&cfg, &run, true);
     assert_eq!(temp_files(&run), Vec::<std::path::PathBuf>::new());
+    assert_eq!(
+        recorded()[..done.len()],
+        done[..],
+        "refit rounds were trained again"
+    );
     assert_same_outputs(&run, &reference);
     assert_eq!(metrics(&refit), metrics(&reference.join("refit")));
 }

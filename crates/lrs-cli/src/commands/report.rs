@@ -292,7 +292,7 @@ mod tests {
         assert_eq!((lrs[0].seeds, lrs[0].sd), (1, 0.0));
         assert_eq!(lrs[1].seeds, 2);
         assert!((lrs[1].mean - 0.65).abs() < 1e-12);
-        // Sample sd of {0.64, 0.66}: sqrt(2 · 0.01² / 1).
-        assert!((lrs[1].sd - 0.02f64.hypot(0.0) / 2f64.sqrt()).abs() < 1e-12);
+        // Sample sd of {0.64, 0.66}: sqrt(2 · 0.01² / 1) = 0.02 / √2.
+        assert!((lrs[1].sd - 0.02 / 2f64.sqrt()).abs() < 1e-12);
     }
 }
