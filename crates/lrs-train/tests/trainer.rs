@@ -4,7 +4,7 @@ mod common;
 
 use common::*;
 use lrs_nn::SparsePart;
-use lrs_train::trainer::{Method, Part, TaskData, TrainConfig, TrainError, Trainer};
+use lrs_train::trainer::{Method, Part, TaskData, TrainConfig, TrainError, Trainer, HEAD_WEIGHT};
 use lrs_train::{Example, Split};
 
 #[test]
@@ -380,6 +380,74 @@ fn regrowth_keeps_the_budget() {
         task_snapshot(plain.tasks()),
         "regrowth changed nothing"
     );
+}
+
+#[test]
+fn staged_growth_fills_the_budget_in_rescored_stages() {
+    let f = fixture();
+    let data = tiny_data(2, 8);
+    let mut cfg = tiny_config_toml(Method::Lrs);
+    cfg.task.support_stages = 3;
+    let run = || {
+        let mut t = trainer(&f, cfg.clone(), &data);
+        let before = t.evaluate(&data, Part::Train).expect("eval").mean_loss();
+        t.round(&data).expect("round");
+        let after = t.evaluate(&data, Part::Train).expect("eval").mean_loss();
+        (t, before, after)
+    };
+    let (t, before, after) = run();
+    assert!(after < before - 1e-3, "{before} → {after}");
+    // Every stage grows, the last to the round's whole budget.
+    for task in t.tasks() {
+        for (module, &(o, i)) in t.modules() {
+            let nnz = task.layers.get(module).map_or(0, |l| l.nnz());
+            assert_eq!(
+                nnz,
+                cfg.sparsity.k_at_round(o, i, 0, cfg.rounds),
+                "{module}"
+            );
+        }
+    }
+    // Later stages are scored at the values the earlier ones fitted: not one-shot growth.
+    let mut plain = trainer(&f, tiny_config_toml(Method::Lrs), &data);
+    plain.round(&data).expect("round");
+    assert_ne!(task_snapshot(t.tasks()), task_snapshot(plain.tasks()));
+    // And reproducible.
+    assert_eq!(task_snapshot(t.tasks()), task_snapshot(run().0.tasks()));
+    // Zero stages is a config error naming the key.
+    let err = TrainConfig::from_toml_str("[task]\nsupport_stages = 0\n", "<inline>")
+        .expect_err("zero stages refused");
+    assert!(err.to_string().contains("task.support_stages"), "{err}");
+}
+
+#[test]
+fn a_staged_sparse_head_ends_at_its_budget() {
+    let f = fixture();
+    let data = tiny_data(2, 8);
+    let mut cfg = tiny_config_toml(Method::HeadOnly);
+    cfg.task.head_nnz = 5;
+    cfg.task.support_stages = 2;
+    cfg.sparsity.anneal_start = 1.0;
+    cfg.validate().expect("config");
+    let heads = |cfg: &TrainConfig| {
+        let mut t = trainer(&f, cfg.clone(), &data);
+        t.round(&data).expect("round");
+        t.tasks()
+            .iter()
+            .map(|task| {
+                task.head[HEAD_WEIGHT]
+                    .flatten_all()
+                    .and_then(|w| w.to_vec1::<f32>())
+                    .expect("head")
+            })
+            .collect::<Vec<_>>()
+    };
+    let staged = heads(&cfg);
+    for head in &staged {
+        assert_eq!(head.iter().filter(|v| **v != 0.0).count(), 5, "{head:?}");
+    }
+    cfg.task.support_stages = 1;
+    assert_ne!(staged, heads(&cfg), "the stages changed nothing");
 }
 
 #[test]

@@ -286,6 +286,14 @@ pub struct TaskPhaseConfig {
     /// Share of each layer's budget re-chosen by gain every round (the rest kept by
     /// saliency); 0 only grows the support to the budget and prunes it by saliency.
     pub regrow: f64,
+    /// Stages in which a round grows each support to its budget (forward stepwise selection):
+    /// each stage scores every entry at the current values, grows an equal share of the
+    /// entries still missing and fits the values (the sparse values for
+    /// [`Self::sparse_steps`], a sparse head with the core for [`Self::steps`]) before the
+    /// next stage scores again, so an entry is chosen for what it adds to those already
+    /// chosen. 1 (the default) grows every entry from one scoring; each further stage costs
+    /// one more scoring pass and one more value fit.
+    pub support_stages: usize,
     /// Non-zeros of the per-task head weight (a k-sparse per-task logistic regression on the
     /// pooled embedding); 0 keeps the head dense. Needs a task head.
     pub head_nnz: usize,
@@ -305,6 +313,7 @@ impl Default for TaskPhaseConfig {
             sparse_steps: 20,
             sparse_lr: 5e-3,
             regrow: 0.0,
+            support_stages: 1,
             head_nnz: 0,
             core_init_std: 0.0,
         }
@@ -527,6 +536,9 @@ impl TrainConfig {
                 "task.regrow",
                 format!("must be in [0, 1), got {}", self.task.regrow),
             );
+        }
+        if self.task.support_stages == 0 {
+            return bad("task.support_stages", "must be ≥ 1, got 0".into());
         }
         if !(self.task.core_init_std.is_finite() && self.task.core_init_std >= 0.0) {
             return bad(

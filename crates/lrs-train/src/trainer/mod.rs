@@ -50,7 +50,7 @@ pub use error::{Result, TrainError};
 pub use heads::{logistic_loss, logits, shared_head, task_head, HEAD_BIAS, HEAD_WEIGHT};
 pub use metrics::{accuracy, roc_auc, Evaluation, TaskMetrics};
 pub use prefix_cache::PrefixCache;
-pub use support::choose_support;
+pub use support::{choose_support, stage_budget};
 
 /// Adapted module name → its `(out, in)` shape.
 type ModuleShapes = BTreeMap<String, (usize, usize)>;

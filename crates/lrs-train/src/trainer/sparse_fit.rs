@@ -29,7 +29,7 @@ use super::adamw::{AdamW, AdamWParams};
 use super::data::{targets, Row};
 use super::error::Result;
 use super::heads::logistic_loss;
-use super::support::choose_support;
+use super::support::{choose_support, stage_budget};
 use super::Trainer;
 
 /// Most bytes of per-row scratch (values and their gradients) one scoring pass holds: rows
@@ -279,12 +279,56 @@ impl Trainer {
     /// One round's fit of every adapted layer's sparse part of `work` (see the module docs),
     /// with `budgets[module]` entries at most. Returns the kept iterate's training loss on
     /// `full` when it was measured without dropout (so the caller need not recompute it).
+    /// With [`TaskPhaseConfig::support_stages`] above 1 the supports grow in stages
+    /// ([`stage_budget`]), each scored at the values the stage before fitted.
+    ///
+    /// [`TaskPhaseConfig::support_stages`]: super::TaskPhaseConfig::support_stages
     pub(super) fn fit_sparse(
         &self,
         work: &mut TaskDelta,
         full: &RowBatch,
         rows: &[&Row],
         budgets: &BTreeMap<&str, usize>,
+    ) -> Result<Option<f64>> {
+        let stages = self.config.task.support_stages.max(1);
+        let start: BTreeMap<&str, usize> = budgets
+            .keys()
+            .map(|&module| (module, support_len(work, module)))
+            .collect();
+        let mut loss = None;
+        for stage in 0..stages {
+            let stage_budgets: BTreeMap<&str, usize> = budgets
+                .iter()
+                .map(|(&module, &k)| (module, stage_budget(start[module], k, stage, stages)))
+                .collect();
+            // Regrowth moves the support once a round, in its first stage.
+            let regrow = if stage == 0 {
+                self.config.task.regrow
+            } else {
+                0.0
+            };
+            loss = self.fit_sparse_stage(
+                work,
+                full,
+                rows,
+                &stage_budgets,
+                regrow,
+                self.config.task.sparse_steps,
+            )?;
+        }
+        Ok(loss)
+    }
+
+    /// One stage of [`Self::fit_sparse`]: score, choose supports of `budgets[module]` entries
+    /// (re-choosing a `regrow` share), fit the values for `steps` AdamW steps.
+    fn fit_sparse_stage(
+        &self,
+        work: &mut TaskDelta,
+        full: &RowBatch,
+        rows: &[&Row],
+        budgets: &BTreeMap<&str, usize>,
+        regrow: f64,
+        steps: usize,
     ) -> Result<Option<f64>> {
         let cfg = &self.config.task;
         // 1. Scores, from per-row scratches at the current values.
@@ -303,7 +347,7 @@ impl Trainer {
                 &score.saliency(&current, &values),
                 &score.gain(),
                 k,
-                cfg.regrow,
+                regrow,
             );
             let start: Vec<f32> = support
                 .iter()
@@ -337,7 +381,7 @@ impl Trainer {
             let vars: Vec<Var> = fitted.iter().map(|(_, _, v)| v.clone()).collect();
             let mut opt = AdamW::new(vars.clone(), AdamWParams::new(cfg.sparse_lr, 0.0))?;
             let mut best: Option<(f32, Vec<Tensor>)> = None;
-            for step in 0..=cfg.sparse_steps {
+            for step in 0..=steps {
                 let loss = self.task_loss(work, full, self.config.dropout)?;
                 let value = loss.to_scalar::<f32>()?;
                 if best.as_ref().is_none_or(|(b, _)| value < *b) {
@@ -347,7 +391,7 @@ impl Trainer {
                         .collect::<candle_core::Result<Vec<_>>>()?;
                     best = Some((value, kept));
                 }
-                if step == cfg.sparse_steps {
+                if step == steps {
                     break;
                 }
                 opt.backward_step(&loss)?;
@@ -366,9 +410,9 @@ impl Trainer {
     }
 
     /// The support of a k-sparse per-task head delta ([`TaskPhaseConfig::head_nnz`] entries of
-    /// the head weight `head_w` at the end, annealed from a multiple like `S`'s budget and
-    /// chosen as for `S`), applied: entries off it are zeroed.
-    /// Returns the var and its `{0, 1}` mask, to re-apply after every optimizer step.
+    /// the head weight `head_w` at the end, annealed from a multiple like `S`'s budget; here
+    /// `budget` entries, a `regrow` share re-chosen, chosen as for `S`), applied: entries off
+    /// it are zeroed. Returns its `{0, 1}` mask, to re-apply after every optimizer step.
     ///
     /// [`TaskPhaseConfig::head_nnz`]: super::TaskPhaseConfig::head_nnz
     pub(super) fn sparse_head_support(
@@ -376,8 +420,9 @@ impl Trainer {
         work: &TaskDelta,
         head_w: &Var,
         rows: &[&Row],
-        round: usize,
-    ) -> Result<(Var, Tensor)> {
+        budget: usize,
+        regrow: f64,
+    ) -> Result<Tensor> {
         let score = self.head_scores(work, rows)?;
         let flat: Vec<f32> = head_w.as_tensor().flatten_all()?.to_vec1()?;
         let (current, values): (Vec<u32>, Vec<f32>) = flat
@@ -390,13 +435,8 @@ impl Trainer {
             &current,
             &score.saliency(&current, &values),
             &score.gain(),
-            self.config.sparsity.anneal(
-                self.config.task.head_nnz,
-                flat.len(),
-                round,
-                self.config.rounds,
-            ),
-            self.config.task.regrow,
+            budget,
+            regrow,
         );
         let mut mask = vec![0f32; flat.len()];
         for i in support {
@@ -404,6 +444,14 @@ impl Trainer {
         }
         let mask = Tensor::from_vec(mask, head_w.shape(), head_w.device())?;
         head_w.set(&(head_w.as_tensor() * &mask)?)?;
-        Ok((head_w.clone(), mask))
+        Ok(mask)
+    }
+}
+
+/// Entries in `work`'s sparse support of `module` (0 before its first fit).
+fn support_len(work: &TaskDelta, module: &str) -> usize {
+    match work.layers.get(module).map(|l| &l.sparse) {
+        Some(SparsePart::Sparse(s)) => s.indices().len(),
+        _ => 0,
     }
 }

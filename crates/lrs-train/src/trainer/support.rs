@@ -36,6 +36,20 @@ pub fn choose_support(
     support
 }
 
+/// The budget of stage `stage` (0-based) of `stages` when a support of `current` entries
+/// grows to `k` ([`TaskPhaseConfig::support_stages`]): each stage adds an equal share of the
+/// `k − current` missing entries (rounded up), the last reaches `k`. A support at or above `k`
+/// goes to `k` in the first stage (an annealed budget drops entries at once).
+///
+/// [`TaskPhaseConfig::support_stages`]: super::TaskPhaseConfig::support_stages
+pub fn stage_budget(current: usize, k: usize, stage: usize, stages: usize) -> usize {
+    if k <= current {
+        return k;
+    }
+    let stages = stages.max(1);
+    current + ((k - current) * (stage.min(stages - 1) + 1)).div_ceil(stages)
+}
+
 /// The `count` indices in `0..n` passing `allowed` with the largest `key` (lower index first
 /// on ties). Non-finite keys rank lowest.
 fn top(
@@ -101,6 +115,21 @@ mod tests {
             choose_support(&[0, 2], &[0.1, 4.0], &score, 4, 0.0),
             [0, 2, 3, 5]
         );
+    }
+
+    #[test]
+    fn stages_grow_equal_shares_up_to_the_budget() {
+        // From empty to 8 in 4 stages: 2, 4, 6, 8; in 3 stages: 3, 6, 8.
+        let four: Vec<usize> = (0..4).map(|s| stage_budget(0, 8, s, 4)).collect();
+        assert_eq!(four, [2, 4, 6, 8]);
+        let three: Vec<usize> = (0..3).map(|s| stage_budget(0, 8, s, 3)).collect();
+        assert_eq!(three, [3, 6, 8]);
+        // From 5 to 8 in 2 stages; more stages than missing entries end at k.
+        assert_eq!([stage_budget(5, 8, 0, 2), stage_budget(5, 8, 1, 2)], [7, 8]);
+        assert_eq!(stage_budget(7, 8, 0, 4), 8);
+        // A shrinking budget drops at once; one stage grows everything.
+        assert_eq!(stage_budget(12, 8, 0, 4), 8);
+        assert_eq!(stage_budget(0, 8, 0, 1), 8);
     }
 
     #[test]

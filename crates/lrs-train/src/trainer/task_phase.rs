@@ -20,6 +20,7 @@ use super::adamw::{AdamW, AdamWParams};
 use super::data::{Row, TaskData};
 use super::error::{Result, TrainError};
 use super::heads::{task_head, HEAD_BIAS, HEAD_WEIGHT};
+use super::support::stage_budget;
 use super::Trainer;
 use crate::stable_hash::fnv1a64;
 
@@ -92,7 +93,8 @@ impl Trainer {
                 vars.push(var);
             }
         }
-        let mut head_mask: Option<(Var, Tensor)> = None;
+        // A k-sparse head: its var, its final budget this round and its current non-zeros.
+        let mut sparse_head: Option<(Var, usize, usize)> = None;
         if cfg.task_heads() {
             let (w, b) = task_head(&work, hidden, &device)?;
             for (name, t) in [(HEAD_WEIGHT, w), (HEAD_BIAS, b)] {
@@ -102,7 +104,18 @@ impl Trainer {
             }
             if cfg.task.head_nnz > 0 {
                 let head_w = vars[vars.len() - 2].clone();
-                head_mask = Some(self.sparse_head_support(&work, &head_w, &refs, round)?);
+                let size = head_w.elem_count();
+                let k = cfg
+                    .sparsity
+                    .anneal(cfg.task.head_nnz, size, round, cfg.rounds);
+                let nonzero = head_w
+                    .as_tensor()
+                    .flatten_all()?
+                    .to_vec1::<f32>()?
+                    .iter()
+                    .filter(|v| **v != 0.0)
+                    .count();
+                sparse_head = Some((head_w, k, nonzero));
             }
         }
         if m.trains_dense() {
@@ -127,12 +140,29 @@ impl Trainer {
                 vars.push(b);
             }
         }
-        if cfg.task.steps > 0 && !vars.is_empty() {
-            let mut opt = AdamW::new(vars, AdamWParams::new(cfg.task.lr, 0.0))?;
-            for _ in 0..cfg.task.steps {
-                opt.backward_step(&self.task_loss(&work, &full, cfg.dropout)?)?;
-                if let Some((var, mask)) = &head_mask {
-                    var.set(&(var.as_tensor() * mask)?)?;
+        let mut opt = if cfg.task.steps > 0 && !vars.is_empty() {
+            Some(AdamW::new(vars, AdamWParams::new(cfg.task.lr, 0.0))?)
+        } else {
+            None
+        };
+        // A sparse head grows its support in stages, each fitted before the next is scored.
+        let stages = match sparse_head {
+            Some(_) => cfg.task.support_stages.max(1),
+            None => 1,
+        };
+        for stage in 0..stages {
+            let mut head_mask: Option<Tensor> = None;
+            if let Some((head_w, k, start)) = &sparse_head {
+                let budget = stage_budget(*start, *k, stage, stages);
+                let regrow = if stage == 0 { cfg.task.regrow } else { 0.0 };
+                head_mask = Some(self.sparse_head_support(&work, head_w, &refs, budget, regrow)?);
+            }
+            if let Some(opt) = &mut opt {
+                for _ in 0..cfg.task.steps {
+                    opt.backward_step(&self.task_loss(&work, &full, cfg.dropout)?)?;
+                    if let (Some((var, ..)), Some(mask)) = (&sparse_head, &head_mask) {
+                        var.set(&(var.as_tensor() * mask)?)?;
+                    }
                 }
             }
         }

@@ -87,6 +87,7 @@ pub fn tiny_config_toml(method: Method) -> TrainConfig {
             sparse_steps: 6,
             sparse_lr: 0.05,
             regrow: 0.0,
+            support_stages: 1,
             head_nnz: 0,
             core_init_std: 0.0,
         },
