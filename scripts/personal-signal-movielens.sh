@@ -2,8 +2,11 @@
 # How much per-user AUC a user's own m ratings can add on MovieLens-100k, outside the neural
 # model (scripts/reference/movielens_personal_signal.py): a global item score (each movie's
 # positive rate over the other users' training ratings) against the same score plus a per-user
-# ridge logistic regression on genres and year, its ridge chosen on validation rows. One JSON
-# line per (m, seed); docs/results.md quotes them.
+# ridge logistic regression on genres and year, its ridge chosen on validation rows; and the
+# collaborative estimate (scripts/reference/movielens_collaborative_signal.py): a logistic
+# item-bias model against matrix factorization (item bias + rank-r user and item factors),
+# their penalties and rank chosen on validation rows. Two JSON lines per (m, seed);
+# docs/results.md quotes them.
 #
 # Usage: scripts/personal-signal-movielens.sh
 # Env: SHOTS (default "5 10 20"), SEEDS (default "0 1 2 3 4"), LRS_DATA (default
@@ -24,5 +27,6 @@ fi
 for m in $SHOTS; do
   for seed in $SEEDS; do
     "$VENV/bin/python" scripts/reference/movielens_personal_signal.py "$DATA" --shots "$m" --seed "$seed"
+    "$VENV/bin/python" scripts/reference/movielens_collaborative_signal.py "$DATA" --shots "$m" --seed "$seed"
   done
 done

@@ -64,6 +64,20 @@ def auc(scores, labels):
     return float((pos > neg).mean() + 0.5 * (pos == neg).mean())
 
 
+def split_users(rows, shots, seed):
+    """Per user (in id order): (m training ratings drawn from all but the latest 20 %, in time
+    order; the latest 20 %, at least one, as test ratings). Each rating is (time, item, label)."""
+    rng = np.random.default_rng(seed)
+    splits = {}
+    for user in sorted(rows, key=int):
+        r = sorted(rows[user])
+        n_test = max(1, int(np.ceil(0.2 * len(r))))
+        rest, test = r[: len(r) - n_test], r[len(r) - n_test :]
+        pick = rng.choice(len(rest), size=min(shots, len(rest)), replace=False)
+        splits[user] = (sorted(rest[j] for j in pick), test)
+    return splits
+
+
 def ridge_logistic(x, y, offset, lam, iters=25):
     w = np.zeros(x.shape[1])
     for _ in range(iters):
@@ -80,16 +94,9 @@ def main():
     ap.add_argument("--shots", type=int, default=20)
     ap.add_argument("--seed", type=int, default=0)
     a = ap.parse_args()
-    rng = np.random.default_rng(a.seed)
     rows, items = load(a.data_dir)
     feat = features(items)
-    splits = {}
-    for user in sorted(rows, key=int):
-        r = sorted(rows[user])
-        n_test = max(1, int(np.ceil(0.2 * len(r))))
-        rest, test = r[: len(r) - n_test], r[len(r) - n_test :]
-        pick = rng.choice(len(rest), size=min(a.shots, len(rest)), replace=False)
-        splits[user] = (sorted(rest[j] for j in pick), test)
+    splits = split_users(rows, a.shots, a.seed)
     pos, cnt = collections.Counter(), collections.Counter()
     for train, _ in splits.values():
         for _, item, y in train:
