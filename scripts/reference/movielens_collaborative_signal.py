@@ -16,13 +16,12 @@ the printed test AUC. Usage:
     python movielens_collaborative_signal.py DATA_DIR --shots 20 --seed 0
 """
 
-import argparse
 import collections
 import json
 
 import numpy as np
 
-from movielens_personal_signal import auc, load, split_users
+from movielens_personal_signal import auc, protocol
 
 BIAS_PENALTIES = [0.3, 1.0, 3.0, 10.0]
 FACTOR_GRID = [(8, 3.0), (8, 10.0), (8, 30.0), (32, 10.0), (32, 30.0)]
@@ -69,13 +68,7 @@ def mean_auc(model, rows, keep):
 
 
 def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("data_dir")
-    ap.add_argument("--shots", type=int, default=20)
-    ap.add_argument("--seed", type=int, default=0)
-    a = ap.parse_args()
-    rows, items = load(a.data_dir)
-    splits = split_users(rows, a.shots, a.seed)
+    a, _, items, splits = protocol()
     user_index = {u: k for k, u in enumerate(splits)}
     item_index = {it: k for k, it in enumerate(items)}
 

@@ -88,15 +88,21 @@ def ridge_logistic(x, y, offset, lam, iters=25):
     return w
 
 
-def main():
+def protocol():
+    """The command line (DATA_DIR --shots M --seed S), the ratings and movies it names, and
+    the split of every user: (args, rows, items, splits)."""
     ap = argparse.ArgumentParser()
     ap.add_argument("data_dir")
     ap.add_argument("--shots", type=int, default=20)
     ap.add_argument("--seed", type=int, default=0)
     a = ap.parse_args()
     rows, items = load(a.data_dir)
+    return a, rows, items, split_users(rows, a.shots, a.seed)
+
+
+def main():
+    a, rows, items, splits = protocol()
     feat = features(items)
-    splits = split_users(rows, a.shots, a.seed)
     pos, cnt = collections.Counter(), collections.Counter()
     for train, _ in splits.values():
         for _, item, y in train:
