@@ -293,8 +293,8 @@ impl Trainer {
         let stages = self.config.task.support_stages.max(1);
         let start: BTreeMap<&str, usize> = budgets
             .keys()
-            .map(|&module| (module, support_len(work, module)))
-            .collect();
+            .map(|&module| Ok((module, sparse_support(work, module)?.0.len())))
+            .collect::<Result<_>>()?;
         let mut loss = None;
         for stage in 0..stages {
             let stage_budgets: BTreeMap<&str, usize> = budgets
@@ -337,10 +337,7 @@ impl Trainer {
         // 2. Supports; values start at their current value, 0 where new.
         let mut fitted: Vec<(String, Vec<u32>, Var)> = Vec::new();
         for ((module, &(out_dim, in_dim)), score) in self.task_modules.iter().zip(&scores) {
-            let (current, values) = match work.layers.get(module).map(|l| &l.sparse) {
-                Some(SparsePart::Sparse(s)) => (s.indices().to_vec(), s.values().to_vec1::<f32>()?),
-                _ => (Vec::new(), Vec::new()),
-            };
+            let (current, values) = sparse_support(work, module)?;
             let k = budgets.get(module.as_str()).copied().unwrap_or(0);
             let support = choose_support(
                 &current,
@@ -424,13 +421,7 @@ impl Trainer {
         regrow: f64,
     ) -> Result<Tensor> {
         let score = self.head_scores(work, rows)?;
-        let flat: Vec<f32> = head_w.as_tensor().flatten_all()?.to_vec1()?;
-        let (current, values): (Vec<u32>, Vec<f32>) = flat
-            .iter()
-            .enumerate()
-            .filter(|(_, v)| **v != 0.0)
-            .map(|(i, v)| (i as u32, *v))
-            .unzip();
+        let (current, values) = head_support(head_w)?;
         let support = choose_support(
             &current,
             &score.saliency(&current, &values),
@@ -438,7 +429,7 @@ impl Trainer {
             budget,
             regrow,
         );
-        let mut mask = vec![0f32; flat.len()];
+        let mut mask = vec![0f32; head_w.elem_count()];
         for i in support {
             mask[i as usize] = 1.0;
         }
@@ -448,10 +439,21 @@ impl Trainer {
     }
 }
 
-/// Entries in `work`'s sparse support of `module` (0 before its first fit).
-fn support_len(work: &TaskDelta, module: &str) -> usize {
-    match work.layers.get(module).map(|l| &l.sparse) {
-        Some(SparsePart::Sparse(s)) => s.indices().len(),
-        _ => 0,
-    }
+/// `work`'s sparse support of `module` and its values (empty before its first fit).
+fn sparse_support(work: &TaskDelta, module: &str) -> Result<(Vec<u32>, Vec<f32>)> {
+    Ok(match work.layers.get(module).map(|l| &l.sparse) {
+        Some(SparsePart::Sparse(s)) => (s.indices().to_vec(), s.values().to_vec1::<f32>()?),
+        _ => (Vec::new(), Vec::new()),
+    })
+}
+
+/// The non-zero entries of a sparse head weight `head_w` (flat indices) and their values.
+pub(super) fn head_support(head_w: &Var) -> Result<(Vec<u32>, Vec<f32>)> {
+    let flat: Vec<f32> = head_w.as_tensor().flatten_all()?.to_vec1()?;
+    Ok(flat
+        .iter()
+        .enumerate()
+        .filter(|(_, v)| **v != 0.0)
+        .map(|(i, v)| (i as u32, *v))
+        .unzip())
 }

@@ -20,6 +20,7 @@ use super::adamw::{AdamW, AdamWParams};
 use super::data::{Row, TaskData};
 use super::error::{Result, TrainError};
 use super::heads::{task_head, HEAD_BIAS, HEAD_WEIGHT};
+use super::sparse_fit::head_support;
 use super::support::stage_budget;
 use super::Trainer;
 use crate::stable_hash::fnv1a64;
@@ -104,17 +105,10 @@ impl Trainer {
             }
             if cfg.task.head_nnz > 0 {
                 let head_w = vars[vars.len() - 2].clone();
-                let size = head_w.elem_count();
-                let k = cfg
-                    .sparsity
-                    .anneal(cfg.task.head_nnz, size, round, cfg.rounds);
-                let nonzero = head_w
-                    .as_tensor()
-                    .flatten_all()?
-                    .to_vec1::<f32>()?
-                    .iter()
-                    .filter(|v| **v != 0.0)
-                    .count();
+                let k =
+                    cfg.sparsity
+                        .anneal(cfg.task.head_nnz, head_w.elem_count(), round, cfg.rounds);
+                let nonzero = head_support(&head_w)?.0.len();
                 sparse_head = Some((head_w, k, nonzero));
             }
         }
