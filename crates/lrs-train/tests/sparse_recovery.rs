@@ -185,28 +185,96 @@ struct HeadFit {
     found: Vec<u32>,
     base_auc: f64,
     fitted_auc: f64,
+    /// The training rows as the task head sees them: each row's pooled embedding, its logit
+    /// without a task head (the offset), its label.
+    features: Vec<Vec<f64>>,
+    offset: Vec<f64>,
+    labels: Vec<f64>,
+}
+
+/// How a planted head case labels its rows.
+#[derive(Clone, Copy, PartialEq)]
+enum Labels {
+    /// The teacher's decisions (logit above its median); planted weights ±4.
+    Decisions,
+    /// Draws from the teacher's probability `σ(z − median)`, so the student's logistic model
+    /// is the truth; each planted weight moves the logit by ±2 standard deviations of its
+    /// feature over the training rows, so no planted entry is too faint to count.
+    Drawn,
+}
+
+/// A planted head case: `rows` training rows labelled by `labels` from seed `seed`, and how
+/// the student fits them (`rounds` rounds, budget 3K → K over them; `stages` growth stages of
+/// `steps` AdamW steps each; then up to `swaps` swap steps).
+#[derive(Clone, Copy)]
+struct HeadCase {
+    seed: u64,
+    rows: usize,
+    labels: Labels,
+    rounds: usize,
+    stages: usize,
+    swaps: usize,
+    steps: usize,
+}
+
+impl HeadCase {
+    /// Decision labels on 384 rows, no swaps.
+    fn decisions(seed: u64, rounds: usize, stages: usize, steps: usize) -> Self {
+        Self {
+            seed,
+            rows: 384,
+            labels: Labels::Decisions,
+            rounds,
+            stages,
+            swaps: 0,
+            steps,
+        }
+    }
+}
+
+/// The pooled embedding of each of `rows` (one feature per hidden unit, read off the logit of
+/// a unit task head) and each row's logit without a task head.
+fn pooled_features(t: &Trainer, rows: &[Row]) -> (Vec<Vec<f64>>, Vec<f64>) {
+    let blank = t.blank_task("planted").expect("blank");
+    let offset = t.logits_of(&blank, rows).expect("logits");
+    let mut features = vec![vec![0.0; 32]; rows.len()];
+    for j in 0..32 {
+        let mut unit = blank.clone();
+        let mut e = vec![0f32; 32];
+        e[j] = 1.0;
+        unit.head.insert(
+            "head.weight".into(),
+            Tensor::from_vec(e, (1, 32), &Device::Cpu).expect("head"),
+        );
+        let z = t.logits_of(&unit, rows).expect("logits");
+        for (row, (&z, &z0)) in features.iter_mut().zip(z.iter().zip(&offset)) {
+            row[j] = f64::from(z - z0);
+        }
+    }
+    (features, offset.into_iter().map(f64::from).collect())
 }
 
 /// One task labelled by a teacher whose head carries a planted delta on `K` of the 32 pooled
-/// features (weight ±4; texts and support drawn from `seed`); a student with the same base and
-/// shared head fits a `K`-sparse task head in `rounds` rounds (budget 3K → K over them), its
-/// support grown in `stages` stages per round of `steps` AdamW steps each.
-fn fit_planted_head(seed: u64, rounds: usize, stages: usize, steps: usize) -> HeadFit {
+/// features (support, texts and labels drawn from the case's seed); a student with the same
+/// base and shared head fits a `K`-sparse task head as the case says.
+fn fit_planted_head(case: HeadCase) -> HeadFit {
     let f = fixture();
-    let mut rng = ChaCha20Rng::seed_from_u64(seed);
-    let (train_ids, test_ids) = (texts(384, &mut rng), texts(128, &mut rng));
+    let mut rng = ChaCha20Rng::seed_from_u64(case.seed);
+    let (train_ids, test_ids) = (texts(case.rows, &mut rng), texts(128, &mut rng));
     let mut cfg = config();
     cfg.method = Method::HeadOnly;
-    cfg.rounds = rounds;
-    cfg.task.steps = steps;
+    cfg.rounds = case.rounds;
+    cfg.task.steps = case.steps;
     cfg.task.lr = 0.1;
     cfg.task.sparse_steps = 0;
     cfg.task.head_nnz = K;
-    cfg.task.support_stages = stages;
+    cfg.task.support_stages = case.stages;
+    cfg.task.support_swaps = case.swaps;
     cfg.validate().expect("config");
     let unlabelled = data(&train_ids, &test_ids, None);
     let teacher = trainer(&f, cfg.clone(), &unlabelled);
     set_head(&teacher, &mut ChaCha20Rng::seed_from_u64(5));
+    let (features, offset) = pooled_features(&teacher, &unlabelled.tasks[0].train);
     let mut planted: Vec<u32> = rand::seq::index::sample(&mut rng, 32, K)
         .into_iter()
         .map(|i| i as u32)
@@ -214,25 +282,38 @@ fn fit_planted_head(seed: u64, rounds: usize, stages: usize, steps: usize) -> He
     planted.sort_unstable();
     let mut a = vec![0f32; 32];
     for &i in &planted {
-        a[i as usize] = if rng.gen_bool(0.5) { 4.0 } else { -4.0 };
+        let size = match case.labels {
+            Labels::Decisions => 4.0,
+            Labels::Drawn => {
+                let column: Vec<f64> = features.iter().map(|r| r[i as usize]).collect();
+                let mean = column.iter().sum::<f64>() / column.len() as f64;
+                let var =
+                    column.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / column.len() as f64;
+                (2.0 / var.sqrt()) as f32
+            }
+        };
+        a[i as usize] = if rng.gen_bool(0.5) { size } else { -size };
     }
     let mut truth = teacher.blank_task("planted").expect("blank");
     truth.head.insert(
         "head.weight".into(),
         Tensor::from_vec(a, (1, 32), &Device::Cpu).expect("head"),
     );
-    let labelled = data(
-        &train_ids,
-        &test_ids,
-        Some((
-            &teacher_labels(&teacher, &truth, &train_ids),
-            &teacher_labels(&teacher, &truth, &test_ids),
-        )),
-    );
+    let (train_y, test_y) = match case.labels {
+        Labels::Decisions => (
+            teacher_labels(&teacher, &truth, &train_ids),
+            teacher_labels(&teacher, &truth, &test_ids),
+        ),
+        Labels::Drawn => (
+            teacher_draws(&teacher, &truth, &train_ids, &mut rng),
+            teacher_draws(&teacher, &truth, &test_ids, &mut rng),
+        ),
+    };
+    let labelled = data(&train_ids, &test_ids, Some((&train_y, &test_y)));
     let mut student = trainer(&f, cfg, &labelled);
     set_head(&student, &mut ChaCha20Rng::seed_from_u64(5));
     let base_auc = test_auc(&student, &labelled);
-    for _ in 0..rounds {
+    for _ in 0..case.rounds {
         student.round(&labelled).expect("round");
     }
     let head: Vec<f32> = student.tasks()[0].head["head.weight"]
@@ -244,12 +325,107 @@ fn fit_planted_head(seed: u64, rounds: usize, stages: usize, steps: usize) -> He
         found: (0..32u32).filter(|&i| head[i as usize] != 0.0).collect(),
         base_auc,
         fitted_auc: test_auc(&student, &labelled),
+        features,
+        offset,
+        labels: train_y.iter().map(|&y| if y { 1.0 } else { 0.0 }).collect(),
     }
+}
+
+/// Labels drawn from the teacher's probability `σ(z − median)`.
+fn teacher_draws(
+    teacher: &Trainer,
+    truth: &TaskDelta,
+    ids: &[Vec<u32>],
+    rng: &mut ChaCha20Rng,
+) -> Vec<bool> {
+    let rows = data(ids, &[], None).tasks.remove(0).train;
+    let z = teacher.logits_of(truth, &rows).expect("teacher logits");
+    let mut sorted = z.clone();
+    sorted.sort_by(f32::total_cmp);
+    let median = sorted[sorted.len() / 2];
+    z.iter()
+        .map(|&v| rng.gen_bool(1.0 / (1.0 + f64::from(median - v).exp())))
+        .collect()
+}
+
+/// The maximised log-likelihood of a logistic regression of `labels` on the `features`
+/// columns `support`, with an intercept and the fixed `offset` (Newton's method).
+fn log_likelihood(fit: &HeadFit, support: &[usize]) -> f64 {
+    let d = support.len() + 1;
+    // Rows of [1, x_support], contiguous.
+    let x: Vec<f64> = fit
+        .features
+        .iter()
+        .flat_map(|r| std::iter::once(1.0).chain(support.iter().map(|&j| r[j])))
+        .collect();
+    let mut beta = vec![0.0; d];
+    let mut ll = 0.0;
+    for _ in 0..8 {
+        let (mut g, mut h) = (vec![0.0; d], vec![0.0; d * d]);
+        ll = 0.0;
+        for ((row, &y), &o) in x.chunks_exact(d).zip(&fit.labels).zip(&fit.offset) {
+            let z = o + row.iter().zip(&beta).map(|(a, b)| a * b).sum::<f64>();
+            let p = 1.0 / (1.0 + (-z).exp());
+            ll += y * z - z.max(0.0) - (-z.abs()).exp().ln_1p();
+            let w = p * (1.0 - p);
+            for i in 0..d {
+                g[i] += (y - p) * row[i];
+                for j in 0..=i {
+                    h[i * d + j] += w * row[i] * row[j];
+                }
+            }
+        }
+        for i in 0..d {
+            for j in i + 1..d {
+                h[i * d + j] = h[j * d + i];
+            }
+        }
+        // β += H⁻¹ g by Gaussian elimination (H is d × d, positive definite).
+        for c in 0..d {
+            for r in c + 1..d {
+                let m = h[r * d + c] / h[c * d + c];
+                for k in c..d {
+                    h[r * d + k] -= m * h[c * d + k];
+                }
+                g[r] -= m * g[c];
+            }
+        }
+        for c in (0..d).rev() {
+            let rest: f64 = (c + 1..d).map(|k| h[c * d + k] * g[k]).sum();
+            g[c] = (g[c] - rest) / h[c * d + c];
+            beta[c] += g[c];
+        }
+    }
+    ll
+}
+
+/// The `K` features whose logistic regression fits the training labels best (every one of
+/// the C(32, K) supports tried), and that fit's log-likelihood.
+fn best_subset(fit: &HeadFit) -> (Vec<u32>, f64) {
+    let mut supports = Vec::new();
+    let mut s: Vec<usize> = (0..K).collect();
+    loop {
+        supports.push(s.clone());
+        let Some(i) = (0..K).rev().find(|&i| s[i] < 32 - K + i) else {
+            break;
+        };
+        s[i] += 1;
+        for j in i + 1..K {
+            s[j] = s[j - 1] + 1;
+        }
+    }
+    use rayon::prelude::*;
+    let (best, ll) = supports
+        .par_iter()
+        .map(|s| (s, log_likelihood(fit, s)))
+        .reduce_with(|a, b| if b.1 > a.1 { b } else { a })
+        .expect("supports");
+    (best.iter().map(|&i| i as u32).collect(), ll)
 }
 
 #[test]
 fn a_sparse_task_head_learns_a_planted_head_delta() {
-    let fit = fit_planted_head(8, 3, 1, 200);
+    let fit = fit_planted_head(HeadCase::decisions(8, 3, 1, 200));
     let (precision, recall) = precision_recall(&fit.found, &fit.planted);
     eprintln!(
         "head: planted {:?} found {:?}: P {precision:.2} R {recall:.2}, test AUC {:.4} → {:.4}",
@@ -275,7 +451,7 @@ fn growing_the_head_support_in_stages_finds_more_of_a_planted_one() {
     let (mut once, mut staged) = ((0, 0.0), (0, 0.0));
     for seed in 8..14 {
         for (stages, steps, sums) in [(1, 800, &mut once), (4, 200, &mut staged)] {
-            let fit = fit_planted_head(seed, 1, stages, steps);
+            let fit = fit_planted_head(HeadCase::decisions(seed, 1, stages, steps));
             let found = fit.found.iter().filter(|i| fit.planted.contains(i)).count();
             eprintln!(
                 "seed {seed}, {stages} stage(s): {found} of {K} planted entries, \
@@ -301,6 +477,70 @@ fn growing_the_head_support_in_stages_finds_more_of_a_planted_one() {
     );
     assert!(staged.0 > once.0, "staged {staged:?} vs at once {once:?}");
     assert!(staged.1 > once.1, "staged {staged:?} vs at once {once:?}");
+}
+
+#[test]
+fn swap_steps_recover_a_planted_head_support_where_the_labels_single_it_out() {
+    // Six planted heads, labels drawn from the teacher's probability on 1 024 rows. A head's
+    // support is identifiable where the labels single it out: the planted K features are the
+    // best-fitting K of the 32 (every support tried). On those heads a student that grows its
+    // support in 4 stages of 200 steps and then swaps (up to 8 swap steps) must find the
+    // planted entries with precision and recall ≥ 0.8, and more of them than the same
+    // growth without the swaps; and it must reach the best-fitting support more often.
+    let case = |seed, swaps| HeadCase {
+        seed,
+        rows: 1024,
+        labels: Labels::Drawn,
+        rounds: 1,
+        stages: 4,
+        swaps,
+        steps: 200,
+    };
+    let (mut heads, mut found_with, mut found_without, mut planted_count) = (0, 0, 0, 0);
+    let (mut at_best_with, mut at_best_without) = (0, 0);
+    for seed in 8..14 {
+        let with = fit_planted_head(case(seed, 8));
+        let without = fit_planted_head(case(seed, 0));
+        assert_eq!(with.planted, without.planted);
+        assert_eq!(with.labels, without.labels);
+        let (best, best_ll) = best_subset(&with);
+        let hits = |found: &[u32]| found.iter().filter(|i| with.planted.contains(i)).count();
+        let identifiable = best == with.planted;
+        eprintln!(
+            "seed {seed}: planted {:?}, best-fitting {best:?} (log-likelihood {best_ll:.2}); \
+             with swaps {:?}, without {:?}; test AUC {:.4} → {:.4} with, {:.4} without",
+            with.planted,
+            with.found,
+            without.found,
+            with.base_auc,
+            with.fitted_auc,
+            without.fitted_auc
+        );
+        assert!(with.found.len() <= K && without.found.len() <= K);
+        at_best_with += usize::from(with.found == best);
+        at_best_without += usize::from(without.found == best);
+        if identifiable {
+            heads += 1;
+            planted_count += K;
+            found_with += hits(&with.found);
+            found_without += hits(&without.found);
+        }
+    }
+    let recall = found_with as f64 / planted_count as f64;
+    eprintln!(
+        "{heads} of 6 heads identifiable; planted entries found there: with swaps \
+         {found_with} of {planted_count} (P = R = {recall:.2}), without {found_without}; \
+         the best-fitting support reached on {at_best_with} of 6 heads with swaps, \
+         {at_best_without} without"
+    );
+    assert!(heads >= 4, "only {heads} identifiable heads");
+    // Every fit keeps K entries, so precision equals recall.
+    assert!(recall >= 0.8, "P = R = {recall:.2}");
+    assert!(
+        found_with > found_without,
+        "{found_with} vs {found_without}"
+    );
+    assert!(at_best_with > at_best_without);
 }
 
 #[test]

@@ -451,6 +451,68 @@ fn a_staged_sparse_head_ends_at_its_budget() {
 }
 
 #[test]
+fn swap_steps_keep_the_budget_and_never_raise_the_training_loss() {
+    // The same round with and without swap steps, for S (lrs) and for a sparse head: the
+    // shared phase comes first and is the same, so each task's swaps start from the grown
+    // support and are kept only where its training loss falls.
+    let f = fixture();
+    let data = tiny_data(3, 8);
+    let mut lrs = tiny_config_toml(Method::Lrs);
+    lrs.sparsity.anneal_start = 1.0;
+    let mut head = tiny_config_toml(Method::HeadOnly);
+    head.task.head_nnz = 5;
+    head.sparsity.anneal_start = 1.0;
+    for cfg in [lrs, head] {
+        let fitted = |swaps: usize| {
+            let mut cfg = cfg.clone();
+            cfg.task.support_swaps = swaps;
+            cfg.validate().expect("config");
+            let mut t = trainer(&f, cfg, &data);
+            t.round(&data).expect("round");
+            let loss = t.evaluate(&data, Part::Train).expect("eval").mean_loss();
+            (t, loss)
+        };
+        let (plain, plain_loss) = fitted(0);
+        let (swapped, swapped_loss) = fitted(3);
+        eprintln!(
+            "{:?}: training loss {plain_loss:.5} → {swapped_loss:.5} with swaps",
+            cfg.method
+        );
+        assert!(
+            swapped_loss <= plain_loss + 1e-6,
+            "{plain_loss} → {swapped_loss}"
+        );
+        assert_ne!(
+            task_snapshot(swapped.tasks()),
+            task_snapshot(plain.tasks()),
+            "no swap was kept"
+        );
+        for task in swapped.tasks() {
+            for (module, &(o, i)) in swapped.modules() {
+                let nnz = task.layers.get(module).map_or(0, |l| l.nnz());
+                let k = match cfg.method {
+                    Method::Lrs => cfg.sparsity.k_at_round(o, i, 0, cfg.rounds),
+                    _ => 0,
+                };
+                assert_eq!(nnz, k, "{module}");
+            }
+            if cfg.task.head_nnz > 0 {
+                let w: Vec<f32> = task.head[HEAD_WEIGHT]
+                    .flatten_all()
+                    .and_then(|w| w.to_vec1())
+                    .expect("head");
+                assert_eq!(w.iter().filter(|v| **v != 0.0).count(), 5, "{w:?}");
+            }
+        }
+        // Reproducible.
+        assert_eq!(
+            task_snapshot(swapped.tasks()),
+            task_snapshot(fitted(3).0.tasks())
+        );
+    }
+}
+
+#[test]
 fn per_task_lora_learns_a_pair_per_target_module_reproducibly() {
     let f = fixture();
     let data = tiny_data(2, 8);

@@ -294,6 +294,15 @@ pub struct TaskPhaseConfig {
     /// chosen. 1 (the default) grows every entry from one scoring; each further stage costs
     /// one more scoring pass and one more value fit.
     pub support_stages: usize,
+    /// Swap steps after a round's growth: each trades one entry of every sparse support (`S`
+    /// per module, or a sparse head) for one outside it where the local Gauss–Newton model
+    /// of the loss, with the support's values re-fitted, says the loss falls most
+    /// (forward–backward selection); the values are then fitted again and the swap is kept
+    /// only if the training loss fell, else the steps stop. Growth scores each entry alone,
+    /// so of two correlated entries it may keep the worse; a swap corrects that. 0 (the
+    /// default) leaves the grown support. Each step costs one scoring pass crossed with the
+    /// support (`k` times the entries' work) and one value fit.
+    pub support_swaps: usize,
     /// Non-zeros of the per-task head weight (a k-sparse per-task logistic regression on the
     /// pooled embedding); 0 keeps the head dense. Needs a task head.
     pub head_nnz: usize,
@@ -314,6 +323,7 @@ impl Default for TaskPhaseConfig {
             sparse_lr: 5e-3,
             regrow: 0.0,
             support_stages: 1,
+            support_swaps: 0,
             head_nnz: 0,
             core_init_std: 0.0,
         }

@@ -28,6 +28,7 @@ mod private_phase;
 mod shared_phase;
 mod sparse_fit;
 mod support;
+mod swap;
 mod task_phase;
 
 use std::collections::BTreeMap;
@@ -51,6 +52,7 @@ pub use heads::{logistic_loss, logits, shared_head, task_head, HEAD_BIAS, HEAD_W
 pub use metrics::{accuracy, roc_auc, Evaluation, TaskMetrics};
 pub use prefix_cache::PrefixCache;
 pub use support::{choose_support, stage_budget};
+pub use swap::{best_swap, Swap, SwapModel};
 
 /// Adapted module name → its `(out, in)` shape.
 type ModuleShapes = BTreeMap<String, (usize, usize)>;

@@ -30,6 +30,7 @@ use super::data::{targets, Row};
 use super::error::Result;
 use super::heads::logistic_loss;
 use super::support::{choose_support, stage_budget};
+use super::swap::{best_swap, Swap, SwapModel};
 use super::Trainer;
 
 /// Most bytes of per-row scratch (values and their gradients) one scoring pass holds: rows
@@ -41,6 +42,12 @@ const SCORE_SCRATCH_BYTES: usize = 64 << 20;
 pub(super) struct EntryScores {
     grad: Vec<f32>,
     curvature: Vec<f32>,
+    /// The weighted mean logit gradient `φ̄` of each entry: moving an entry by `d` with the
+    /// intercept re-fitted moves the intercept by `−d·φ̄`.
+    mean: Vec<f32>,
+    /// The curvature between each entry of the support the sums were asked to cross with
+    /// and every entry (`cross[j][i]`); empty unless asked ([`ScoreSums::new`]).
+    cross: Vec<Vec<f64>>,
 }
 
 impl EntryScores {
@@ -65,6 +72,19 @@ impl EntryScores {
             .collect()
     }
 
+    /// The best exchange of one entry of the current support (`support`, `values`) for one
+    /// outside it ([`best_swap`]); needs the scores crossed with that support.
+    fn best_swap(&self, support: &[u32], values: &[f32]) -> Option<Swap> {
+        best_swap(&SwapModel {
+            support,
+            values,
+            grad: &self.grad,
+            curvature: &self.curvature,
+            cross: &self.cross,
+            ridge: f64::from(self.floor()),
+        })
+    }
+
     fn floor(&self) -> f32 {
         let mean = self.curvature.iter().sum::<f32>() / self.curvature.len().max(1) as f32;
         (1e-3 * mean).max(f32::MIN_POSITIVE)
@@ -82,6 +102,9 @@ impl EntryScores {
 struct ScoreSums {
     /// Per parameter: `Σ rφ`, `Σ wφ`, `Σ wφ²` per entry.
     sums: Vec<[Vec<f64>; 3]>,
+    /// Per parameter: the entries to cross with, and `Σ w φ_c φ_i` for each of them `c` and
+    /// every entry `i` (what the swap step reads, [`best_swap`]).
+    cross: Vec<(Vec<u32>, Vec<Vec<f64>>)>,
     /// `Σ r`, `Σ w`.
     sr: f64,
     sw: f64,
@@ -89,12 +112,23 @@ struct ScoreSums {
 }
 
 impl ScoreSums {
-    /// Empty sums for parameters of `sizes` entries.
-    fn new(sizes: &[usize]) -> Self {
+    /// Empty sums for parameters of `sizes` entries, each crossed with the entries
+    /// `cross[j]` (none where empty: the cross sums cost one pass over a parameter's entries
+    /// per crossed entry and row).
+    fn new(sizes: &[usize], cross: &[Vec<u32>]) -> Self {
         Self {
             sums: sizes
                 .iter()
                 .map(|&n| std::array::from_fn(|_| vec![0.0; n]))
+                .collect(),
+            cross: sizes
+                .iter()
+                .enumerate()
+                .map(|(j, &n)| {
+                    let cols = cross.get(j).cloned().unwrap_or_default();
+                    let sums = vec![vec![0.0; n]; cols.len()];
+                    (cols, sums)
+                })
                 .collect(),
             sr: 0.0,
             sw: 0.0,
@@ -121,7 +155,9 @@ impl ScoreSums {
             let (r, w) = (p - f64::from(y), p * (1.0 - p));
             self.sr += r;
             self.sw += w;
-            for ([rphi, wphi, wphi2], phi) in self.sums.iter_mut().zip(phis) {
+            for (([rphi, wphi, wphi2], (cols, cross)), phi) in
+                self.sums.iter_mut().zip(&mut self.cross).zip(phis)
+            {
                 let n = rphi.len();
                 let Some(phi) = phi.get(row * n..(row + 1) * n) else {
                     return Err(super::TrainError::Model {
@@ -137,6 +173,12 @@ impl ScoreSums {
                     wphi[j] += w * d;
                     wphi2[j] += w * d * d;
                 }
+                for (&c, sums) in cols.iter().zip(cross.iter_mut()) {
+                    let wc = w * f64::from(phi.get(c as usize).copied().unwrap_or(0.0));
+                    for (sum, &d) in sums.iter_mut().zip(phi) {
+                        *sum += wc * f64::from(d);
+                    }
+                }
             }
         }
         self.rows += z.len();
@@ -149,7 +191,20 @@ impl ScoreSums {
         let (sr, sw) = (self.sr, self.sw.max(f64::MIN_POSITIVE));
         self.sums
             .into_iter()
-            .map(|[rphi, wphi, wphi2]| EntryScores {
+            .zip(self.cross)
+            .map(|([rphi, wphi, wphi2], (cols, cross))| EntryScores {
+                mean: wphi.iter().map(|a| (a / sw) as f32).collect(),
+                cross: cols
+                    .iter()
+                    .zip(cross)
+                    .map(|(&c, sums)| {
+                        let wc = wphi.get(c as usize).copied().unwrap_or(0.0);
+                        sums.iter()
+                            .zip(&wphi)
+                            .map(|(a, b)| (a - wc * b / sw) / n)
+                            .collect()
+                    })
+                    .collect(),
                 grad: rphi
                     .iter()
                     .zip(&wphi)
@@ -227,15 +282,25 @@ impl Trainer {
     /// Gauss–Newton scores ([`ScoreSums`]) of every entry of every per-task module's sparse
     /// part of `work`, at its current values, on `rows` (in [`Self::score_batches`]): in each
     /// batch every row gets a dense scratch of its own ([`SparsePart::RowScratch`]), so one
-    /// backward pass of the summed logits gives each row's logit gradient `φ`. In
-    /// [`Self::task_modules`] order.
+    /// backward pass of the summed logits gives each row's logit gradient `φ`. With `crossed`
+    /// the scores also hold the curvature between each module's current support and every
+    /// entry (for [`EntryScores::best_swap`]). In [`Self::task_modules`] order.
     pub(super) fn sparse_scores(
         &self,
         work: &TaskDelta,
         rows: &[&Row],
+        crossed: bool,
     ) -> Result<Vec<EntryScores>> {
         let sizes: Vec<usize> = self.task_modules.values().map(|&(o, i)| o * i).collect();
-        let mut sums = ScoreSums::new(&sizes);
+        let cross = if crossed {
+            self.task_modules
+                .keys()
+                .map(|module| Ok(sparse_support(work, module)?.0))
+                .collect::<Result<Vec<_>>>()?
+        } else {
+            Vec::new()
+        };
+        let mut sums = ScoreSums::new(&sizes, &cross);
         for batch in &self.score_batches(rows, sizes.iter().sum())? {
             let mut scratch = work.clone();
             let mut vars = Vec::with_capacity(sizes.len());
@@ -259,11 +324,16 @@ impl Trainer {
     }
 
     /// Gauss–Newton scores ([`ScoreSums`]) of every entry of the per-task head weight of
-    /// `work` on `rows`: a row's logit gradient there is its pooled embedding, so a forward
-    /// pass suffices.
-    pub(super) fn head_scores(&self, work: &TaskDelta, rows: &[&Row]) -> Result<EntryScores> {
+    /// `work` on `rows`, crossed with the entries `cross` (none where empty): a row's logit
+    /// gradient there is its pooled embedding, so a forward pass suffices.
+    pub(super) fn head_scores(
+        &self,
+        work: &TaskDelta,
+        rows: &[&Row],
+        cross: &[u32],
+    ) -> Result<EntryScores> {
         let hidden = self.model.config().hidden_size;
-        let mut sums = ScoreSums::new(&[hidden]);
+        let mut sums = ScoreSums::new(&[hidden], &[cross.to_vec()]);
         for batch in &self.score_batches(rows, hidden)? {
             let tb = TaskBatch::single(work, batch.n, self.model.device())?;
             let pooled = self.pooled_from(&batch.state, &batch.mask, batch.at, &tb, false)?;
@@ -280,9 +350,11 @@ impl Trainer {
     /// with `budgets[module]` entries at most. Returns the kept iterate's training loss on
     /// `full` when it was measured without dropout (so the caller need not recompute it).
     /// With [`TaskPhaseConfig::support_stages`] above 1 the supports grow in stages
-    /// ([`stage_budget`]), each scored at the values the stage before fitted.
+    /// ([`stage_budget`]), each scored at the values the stage before fitted; then up to
+    /// [`TaskPhaseConfig::support_swaps`] swap steps ([`Self::swap_sparse`]).
     ///
     /// [`TaskPhaseConfig::support_stages`]: super::TaskPhaseConfig::support_stages
+    /// [`TaskPhaseConfig::support_swaps`]: super::TaskPhaseConfig::support_swaps
     pub(super) fn fit_sparse(
         &self,
         work: &mut TaskDelta,
@@ -307,45 +379,96 @@ impl Trainer {
             } else {
                 0.0
             };
-            loss = self.fit_sparse_stage(
-                work,
-                full,
-                rows,
-                &stage_budgets,
-                regrow,
-                self.config.task.sparse_steps,
-            )?;
+            // 1. Scores, from per-row scratches at the current values.
+            let scores = self.sparse_scores(work, rows, false)?;
+            // 2. Supports by gain and saliency.
+            let mut supports = Vec::with_capacity(scores.len());
+            for (module, score) in self.task_modules.keys().zip(&scores) {
+                let (current, values) = sparse_support(work, module)?;
+                let k = stage_budgets.get(module.as_str()).copied().unwrap_or(0);
+                let support = choose_support(
+                    &current,
+                    &score.saliency(&current, &values),
+                    &score.gain(),
+                    k,
+                    regrow,
+                );
+                supports.push((module.clone(), support));
+            }
+            // 3. Values.
+            loss = self.fit_sparse_values(work, full, supports)?;
+        }
+        for _ in 0..self.config.task.support_swaps {
+            match self.swap_sparse(work, full, rows)? {
+                Some(l) => loss = Some(l),
+                None => break,
+            }
         }
         Ok(loss)
     }
 
-    /// One stage of [`Self::fit_sparse`]: score, choose supports of `budgets[module]` entries
-    /// (re-choosing a `regrow` share), fit the values for `steps` AdamW steps.
-    fn fit_sparse_stage(
+    /// One swap step of every per-task module's sparse support ([`best_swap`]): from scores
+    /// crossed with the supports, each module trades the entry whose exchange the local model
+    /// says lowers the loss most, the values are re-fitted, and the swaps are kept only if the
+    /// training loss on `full` (without dropout) fell. Returns that loss, or `None` (and
+    /// `work` unchanged) where no module found an exchange or the loss did not fall.
+    fn swap_sparse(
         &self,
         work: &mut TaskDelta,
         full: &RowBatch,
         rows: &[&Row],
-        budgets: &BTreeMap<&str, usize>,
-        regrow: f64,
-        steps: usize,
+    ) -> Result<Option<f64>> {
+        let before = self.task_loss(work, full, false)?.to_scalar::<f32>()?;
+        let scores = self.sparse_scores(work, rows, true)?;
+        let mut supports = Vec::with_capacity(scores.len());
+        let mut swapped = false;
+        for (module, score) in self.task_modules.keys().zip(&scores) {
+            let (support, values) = sparse_support(work, module)?;
+            match score.best_swap(&support, &values) {
+                Some(swap) => {
+                    supports.push((module.clone(), swap.support));
+                    swapped = true;
+                }
+                None => supports.push((module.clone(), support)),
+            }
+        }
+        if !swapped {
+            return Ok(None);
+        }
+        // Without a per-task intercept to absorb the model's re-fitted values, the value fit
+        // starts from the kept entries' values and 0 for the grown one.
+        let saved = work.clone();
+        self.fit_sparse_values(work, full, supports)?;
+        let after = self.task_loss(work, full, false)?.to_scalar::<f32>()?;
+        if after < before {
+            Ok(Some(f64::from(after)))
+        } else {
+            *work = saved;
+            Ok(None)
+        }
+    }
+
+    /// Installs `supports` (per module, sorted flat indices; values start at their current
+    /// value, 0 where new) in `work` and fits their values by AdamW for
+    /// [`TaskPhaseConfig::sparse_steps`] full-batch steps at [`TaskPhaseConfig::sparse_lr`],
+    /// keeping the iterate with the lowest training loss (the start included). Returns that
+    /// loss when it was measured without dropout.
+    ///
+    /// [`TaskPhaseConfig::sparse_steps`]: super::TaskPhaseConfig::sparse_steps
+    /// [`TaskPhaseConfig::sparse_lr`]: super::TaskPhaseConfig::sparse_lr
+    fn fit_sparse_values(
+        &self,
+        work: &mut TaskDelta,
+        full: &RowBatch,
+        supports: Vec<(String, Vec<u32>)>,
     ) -> Result<Option<f64>> {
         let cfg = &self.config.task;
-        // 1. Scores, from per-row scratches at the current values.
-        let scores = self.sparse_scores(work, rows)?;
-
-        // 2. Supports; values start at their current value, 0 where new.
         let mut fitted: Vec<(String, Vec<u32>, Var)> = Vec::new();
-        for ((module, &(out_dim, in_dim)), score) in self.task_modules.iter().zip(&scores) {
-            let (current, values) = sparse_support(work, module)?;
-            let k = budgets.get(module.as_str()).copied().unwrap_or(0);
-            let support = choose_support(
-                &current,
-                &score.saliency(&current, &values),
-                &score.gain(),
-                k,
-                regrow,
-            );
+        for (module, support) in supports {
+            let Some(&(out_dim, in_dim)) = self.task_modules.get(&module) else {
+                continue;
+            };
+            let (current, values) = sparse_support(work, &module)?;
             let start: Vec<f32> = support
                 .iter()
                 .map(|i| match current.binary_search(i) {
@@ -370,40 +493,38 @@ impl Trainer {
                 support.clone(),
                 var.as_tensor().clone(),
             )?);
-            fitted.push((module.clone(), support, var));
+            fitted.push((module, support, var));
         }
-
-        // 3. Values by AdamW, the best iterate kept.
-        if !fitted.is_empty() {
-            let vars: Vec<Var> = fitted.iter().map(|(_, _, v)| v.clone()).collect();
-            let mut opt = AdamW::new(vars.clone(), AdamWParams::new(cfg.sparse_lr, 0.0))?;
-            let mut best: Option<(f32, Vec<Tensor>)> = None;
-            for step in 0..=steps {
-                let loss = self.task_loss(work, full, self.config.dropout)?;
-                let value = loss.to_scalar::<f32>()?;
-                if best.as_ref().is_none_or(|(b, _)| value < *b) {
-                    let kept = vars
-                        .iter()
-                        .map(|v| v.as_tensor().copy())
-                        .collect::<candle_core::Result<Vec<_>>>()?;
-                    best = Some((value, kept));
-                }
-                if step == steps {
-                    break;
-                }
-                opt.backward_step(&loss)?;
-            }
-            let (loss, kept) = best.map_or((None, Vec::new()), |(l, k)| (Some(l), k));
-            for ((module, support, _), values) in fitted.into_iter().zip(kept) {
-                let (out_dim, in_dim) = self.task_modules[&module];
-                if let Some(layer) = work.layers.get_mut(&module) {
-                    layer.sparse =
-                        SparsePart::Sparse(SparseDelta::new(out_dim, in_dim, support, values)?);
-                }
-            }
-            return Ok(loss.filter(|_| !self.config.dropout).map(f64::from));
+        if fitted.is_empty() {
+            return Ok(None);
         }
-        Ok(None)
+        let vars: Vec<Var> = fitted.iter().map(|(_, _, v)| v.clone()).collect();
+        let mut opt = AdamW::new(vars.clone(), AdamWParams::new(cfg.sparse_lr, 0.0))?;
+        let mut best: Option<(f32, Vec<Tensor>)> = None;
+        for step in 0..=cfg.sparse_steps {
+            let loss = self.task_loss(work, full, self.config.dropout)?;
+            let value = loss.to_scalar::<f32>()?;
+            if best.as_ref().is_none_or(|(b, _)| value < *b) {
+                let kept = vars
+                    .iter()
+                    .map(|v| v.as_tensor().copy())
+                    .collect::<candle_core::Result<Vec<_>>>()?;
+                best = Some((value, kept));
+            }
+            if step == cfg.sparse_steps {
+                break;
+            }
+            opt.backward_step(&loss)?;
+        }
+        let (loss, kept) = best.map_or((None, Vec::new()), |(l, k)| (Some(l), k));
+        for ((module, support, _), values) in fitted.into_iter().zip(kept) {
+            let (out_dim, in_dim) = self.task_modules[&module];
+            if let Some(layer) = work.layers.get_mut(&module) {
+                layer.sparse =
+                    SparsePart::Sparse(SparseDelta::new(out_dim, in_dim, support, values)?);
+            }
+        }
+        Ok(loss.filter(|_| !self.config.dropout).map(f64::from))
     }
 
     /// The support of a k-sparse per-task head delta ([`TaskPhaseConfig::head_nnz`] entries of
@@ -420,7 +541,7 @@ impl Trainer {
         budget: usize,
         regrow: f64,
     ) -> Result<Tensor> {
-        let score = self.head_scores(work, rows)?;
+        let score = self.head_scores(work, rows, &[])?;
         let (current, values) = head_support(head_w)?;
         let support = choose_support(
             &current,
@@ -436,6 +557,41 @@ impl Trainer {
         let mask = Tensor::from_vec(mask, head_w.shape(), head_w.device())?;
         head_w.set(&(head_w.as_tensor() * &mask)?)?;
         Ok(mask)
+    }
+
+    /// One swap step of a sparse head's support ([`best_swap`] on head scores crossed with
+    /// the current support): the best exchange applied to the head weight `head_w`, its
+    /// entries set to the local model's re-fitted values and the head bias `head_b` moved as
+    /// the model's re-fitted intercept moves; `None` (nothing changed) where no exchange
+    /// lowers the model. Returns the new `{0, 1}` mask.
+    pub(super) fn swap_head_support(
+        &self,
+        work: &TaskDelta,
+        (head_w, head_b): (&Var, &Var),
+        rows: &[&Row],
+    ) -> Result<Option<Tensor>> {
+        let (current, values) = head_support(head_w)?;
+        let score = self.head_scores(work, rows, &current)?;
+        let Some(swap) = score.best_swap(&current, &values) else {
+            return Ok(None);
+        };
+        let mut mask = vec![0f32; head_w.elem_count()];
+        let mut head = vec![0f32; head_w.elem_count()];
+        for (&i, &v) in swap.support.iter().zip(&swap.values) {
+            mask[i as usize] = 1.0;
+            head[i as usize] = v;
+        }
+        let mut shift = 0f32;
+        for (&i, &v) in current.iter().zip(&values) {
+            shift += v * score.mean[i as usize];
+        }
+        for (&i, &v) in swap.support.iter().zip(&swap.values) {
+            shift -= v * score.mean[i as usize];
+        }
+        head_b.set(&(head_b.as_tensor() + f64::from(shift))?)?;
+        head_w.set(&Tensor::from_vec(head, head_w.shape(), head_w.device())?)?;
+        let mask = Tensor::from_vec(mask, head_w.shape(), head_w.device())?;
+        Ok(Some(mask))
     }
 }
 

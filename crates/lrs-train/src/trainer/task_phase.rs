@@ -94,8 +94,10 @@ impl Trainer {
                 vars.push(var);
             }
         }
-        // A k-sparse head: its var, its final budget this round and its current non-zeros.
+        // A k-sparse head: its weight var, its final budget this round and its current
+        // non-zeros; and its bias var.
         let mut sparse_head: Option<(Var, usize, usize)> = None;
+        let mut head_bias: Option<Var> = None;
         if cfg.task_heads() {
             let (w, b) = task_head(&work, hidden, &device)?;
             for (name, t) in [(HEAD_WEIGHT, w), (HEAD_BIAS, b)] {
@@ -110,6 +112,7 @@ impl Trainer {
                         .anneal(cfg.task.head_nnz, head_w.elem_count(), round, cfg.rounds);
                 let nonzero = head_support(&head_w)?.0.len();
                 sparse_head = Some((head_w, k, nonzero));
+                head_bias = Some(vars[vars.len() - 1].clone());
             }
         }
         if m.trains_dense() {
@@ -134,10 +137,23 @@ impl Trainer {
                 vars.push(b);
             }
         }
+        let task_vars = vars.clone();
         let mut opt = if cfg.task.steps > 0 && !vars.is_empty() {
             Some(AdamW::new(vars, AdamWParams::new(cfg.task.lr, 0.0))?)
         } else {
             None
+        };
+        // Steps on the task's vars, a sparse head kept on its mask.
+        let fit = |work: &TaskDelta, opt: &mut Option<AdamW>, mask: Option<&Tensor>| {
+            if let Some(opt) = opt {
+                for _ in 0..cfg.task.steps {
+                    opt.backward_step(&self.task_loss(work, &full, cfg.dropout)?)?;
+                    if let (Some((var, ..)), Some(mask)) = (&sparse_head, mask) {
+                        var.set(&(var.as_tensor() * mask)?)?;
+                    }
+                }
+            }
+            Ok::<(), TrainError>(())
         };
         // A sparse head grows its support in stages, each fitted before the next is scored.
         let stages = match sparse_head {
@@ -151,12 +167,35 @@ impl Trainer {
                 let regrow = if stage == 0 { cfg.task.regrow } else { 0.0 };
                 head_mask = Some(self.sparse_head_support(&work, head_w, &refs, budget, regrow)?);
             }
-            if let Some(opt) = &mut opt {
-                for _ in 0..cfg.task.steps {
-                    opt.backward_step(&self.task_loss(&work, &full, cfg.dropout)?)?;
-                    if let (Some((var, ..)), Some(mask)) = (&sparse_head, &head_mask) {
-                        var.set(&(var.as_tensor() * mask)?)?;
+            fit(&work, &mut opt, head_mask.as_ref())?;
+        }
+        // Then swap steps, each kept only where the training loss fell.
+        if let (Some((head_w, ..)), Some(head_b)) = (&sparse_head, &head_bias) {
+            for _ in 0..cfg.task.support_swaps {
+                let before = self.task_loss(&work, &full, false)?.to_scalar::<f32>()?;
+                let saved = task_vars
+                    .iter()
+                    .map(|v| v.as_tensor().copy())
+                    .collect::<candle_core::Result<Vec<_>>>()?;
+                let Some(mask) = self.swap_head_support(&work, (head_w, head_b), &refs)? else {
+                    break;
+                };
+                // A fresh optimizer: the moments of the support before are stale.
+                let mut swap_opt = if cfg.task.steps > 0 {
+                    Some(AdamW::new(
+                        task_vars.clone(),
+                        AdamWParams::new(cfg.task.lr, 0.0),
+                    )?)
+                } else {
+                    None
+                };
+                fit(&work, &mut swap_opt, Some(&mask))?;
+                let after = self.task_loss(&work, &full, false)?.to_scalar::<f32>()?;
+                if after >= before {
+                    for (var, t) in task_vars.iter().zip(&saved) {
+                        var.set(t)?;
                     }
+                    break;
                 }
             }
         }

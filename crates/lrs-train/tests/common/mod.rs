@@ -88,6 +88,7 @@ pub fn tiny_config_toml(method: Method) -> TrainConfig {
             sparse_lr: 0.05,
             regrow: 0.0,
             support_stages: 1,
+            support_swaps: 0,
             head_nnz: 0,
             core_init_std: 0.0,
         },
