@@ -47,10 +47,11 @@ pub struct Swap {
 }
 
 /// The exchange of one entry of `model.support` for one outside it that lowers the model's
-/// re-fitted loss most, if any lowers it. With `b = g − (H + ridge·I) x₀` (the gradient at `x = 0`), the
-/// best values on a support `T` leave `L₀' − ½ b_Tᵀ H_TT⁻¹ b_T`; for every exchange this
-/// value follows from `A = H_SS⁻¹` by block-inverse identities, so all `k·(n − k)` exchanges
-/// cost `O(n·k²)` rather than a solve each. Ties go to the lower indices (deterministic).
+/// re-fitted loss most, if any lowers it. With `b = g − (H + ridge·I) x₀` (the model's
+/// gradient at `x = 0`), the best values on a support `T` leave `L₀' − ½ b_Tᵀ H_TT⁻¹ b_T`
+/// (`H_TT` with the ridge); for every exchange this value follows from `A = H_SS⁻¹` by
+/// block-inverse identities, so all `k·(n − k)` exchanges cost `O(n·k²)` rather than a solve
+/// each. Ties go to the lower indices (deterministic).
 pub fn best_swap(model: &SwapModel<'_>) -> Option<Swap> {
     let k = model.support.len();
     let n = model.grad.len();
@@ -140,16 +141,16 @@ pub fn best_swap(model: &SwapModel<'_>) -> Option<Swap> {
             h(l, c)
         }
     };
-    let htt = Mat::<f64>::from_fn(k, k, |a_, c_| {
-        0.5 * (row(t[a_], t[c_]) + row(t[c_], t[a_])) + if a_ == c_ { model.ridge } else { 0.0 }
+    let htt = Mat::<f64>::from_fn(k, k, |u, v| {
+        0.5 * (row(t[u], t[v]) + row(t[v], t[u])) + if u == v { model.ridge } else { 0.0 }
     });
-    let bt = Mat::<f64>::from_fn(k, 1, |a_, _| b[t[a_]]);
+    let bt = Mat::<f64>::from_fn(k, 1, |u, _| b[t[u]]);
     let x = solve_spd(&htt, &bt);
     Some(Swap {
         drop: model.support[j],
         add: i as u32,
         gain,
-        values: (0..k).map(|a_| -x[(a_, 0)] as f32).collect(),
+        values: (0..k).map(|u| -x[(u, 0)] as f32).collect(),
         support,
     })
 }
