@@ -282,25 +282,17 @@ impl Trainer {
     /// Gauss–Newton scores ([`ScoreSums`]) of every entry of every per-task module's sparse
     /// part of `work`, at its current values, on `rows` (in [`Self::score_batches`]): in each
     /// batch every row gets a dense scratch of its own ([`SparsePart::RowScratch`]), so one
-    /// backward pass of the summed logits gives each row's logit gradient `φ`. With `crossed`
-    /// the scores also hold the curvature between each module's current support and every
-    /// entry (for [`EntryScores::best_swap`]). In [`Self::task_modules`] order.
+    /// backward pass of the summed logits gives each row's logit gradient `φ`. Each module's
+    /// scores are crossed with the entries `cross[j]` (none where `cross` is empty; for
+    /// [`EntryScores::best_swap`]). In [`Self::task_modules`] order.
     pub(super) fn sparse_scores(
         &self,
         work: &TaskDelta,
         rows: &[&Row],
-        crossed: bool,
+        cross: &[Vec<u32>],
     ) -> Result<Vec<EntryScores>> {
         let sizes: Vec<usize> = self.task_modules.values().map(|&(o, i)| o * i).collect();
-        let cross = if crossed {
-            self.task_modules
-                .keys()
-                .map(|module| Ok(sparse_support(work, module)?.0))
-                .collect::<Result<Vec<_>>>()?
-        } else {
-            Vec::new()
-        };
-        let mut sums = ScoreSums::new(&sizes, &cross);
+        let mut sums = ScoreSums::new(&sizes, cross);
         for batch in &self.score_batches(rows, sizes.iter().sum())? {
             let mut scratch = work.clone();
             let mut vars = Vec::with_capacity(sizes.len());
@@ -380,7 +372,7 @@ impl Trainer {
                 0.0
             };
             // 1. Scores, from per-row scratches at the current values.
-            let scores = self.sparse_scores(work, rows, false)?;
+            let scores = self.sparse_scores(work, rows, &[])?;
             // 2. Supports by gain and saliency.
             let mut supports = Vec::with_capacity(scores.len());
             for (module, score) in self.task_modules.keys().zip(&scores) {
@@ -398,10 +390,16 @@ impl Trainer {
             // 3. Values.
             loss = self.fit_sparse_values(work, full, supports)?;
         }
-        for _ in 0..self.config.task.support_swaps {
-            match self.swap_sparse(work, full, rows)? {
-                Some(l) => loss = Some(l),
-                None => break,
+        if self.config.task.support_swaps > 0 {
+            let mut current = self.task_loss(work, full, false)?.to_scalar::<f32>()?;
+            for _ in 0..self.config.task.support_swaps {
+                match self.swap_sparse(work, full, rows, current)? {
+                    Some(l) => {
+                        current = l;
+                        loss = Some(f64::from(l));
+                    }
+                    None => break,
+                }
             }
         }
         Ok(loss)
@@ -410,20 +408,28 @@ impl Trainer {
     /// One swap step of every per-task module's sparse support ([`best_swap`]): from scores
     /// crossed with the supports, each module trades the entry whose exchange the local model
     /// says lowers the loss most, the values are re-fitted, and the swaps are kept only if the
-    /// training loss on `full` (without dropout) fell. Returns that loss, or `None` (and
-    /// `work` unchanged) where no module found an exchange or the loss did not fall.
+    /// training loss on `full` (without dropout) fell below `before`, the current one. Returns
+    /// that loss, or `None` (and `work` unchanged) where no module found an exchange or the
+    /// loss did not fall.
     fn swap_sparse(
         &self,
         work: &mut TaskDelta,
         full: &RowBatch,
         rows: &[&Row],
-    ) -> Result<Option<f64>> {
-        let before = self.task_loss(work, full, false)?.to_scalar::<f32>()?;
-        let scores = self.sparse_scores(work, rows, true)?;
+        before: f32,
+    ) -> Result<Option<f32>> {
+        let current = self
+            .task_modules
+            .keys()
+            .map(|module| sparse_support(work, module))
+            .collect::<Result<Vec<_>>>()?;
+        let cross: Vec<Vec<u32>> = current.iter().map(|(support, _)| support.clone()).collect();
+        let scores = self.sparse_scores(work, rows, &cross)?;
         let mut supports = Vec::with_capacity(scores.len());
         let mut swapped = false;
-        for (module, score) in self.task_modules.keys().zip(&scores) {
-            let (support, values) = sparse_support(work, module)?;
+        for ((module, score), (support, values)) in
+            self.task_modules.keys().zip(&scores).zip(current)
+        {
             match score.best_swap(&support, &values) {
                 Some(swap) => {
                     supports.push((module.clone(), swap.support));
@@ -441,7 +447,7 @@ impl Trainer {
         self.fit_sparse_values(work, full, supports)?;
         let after = self.task_loss(work, full, false)?.to_scalar::<f32>()?;
         if after < before {
-            Ok(Some(f64::from(after)))
+            Ok(Some(after))
         } else {
             *work = saved;
             Ok(None)

@@ -123,35 +123,30 @@ pub fn best_swap(model: &SwapModel<'_>) -> Option<Swap> {
     if gain <= 1e-12 * value_s.abs().max(f64::MIN_POSITIVE) {
         return None;
     }
-    // The re-fitted values on the new support: x_T = −(H_TT + ridge·I)⁻¹ b_T.
-    let mut support: Vec<u32> = model.support.to_vec();
-    support[j] = i as u32;
-    support.sort_unstable();
-    let t: Vec<usize> = support.iter().map(|&e| e as usize).collect();
-    // Row of H for an entry of T: the support's cross rows, the new entry's by symmetry.
-    let row = |e: usize, c: usize| -> f64 {
-        if e == i {
-            if c == i {
-                f64::from(model.curvature[i])
-            } else {
-                s.iter().position(|&x| x == c).map_or(0.0, |l| h(l, i))
-            }
-        } else {
-            let l = s.iter().position(|&x| x == e).unwrap_or(j);
-            h(l, c)
-        }
-    };
+    // The re-fitted values on the new support T (S with i in j's place):
+    // x_T = −(H_TT + ridge·I)⁻¹ b_T. H's rows for S are the cross rows; i's, by symmetry.
+    let mut t = s.clone();
+    t[j] = i;
     let htt = Mat::<f64>::from_fn(k, k, |u, v| {
-        0.5 * (row(t[u], t[v]) + row(t[v], t[u])) + if u == v { model.ridge } else { 0.0 }
+        let value = match (u == j, v == j) {
+            (true, true) => f64::from(model.curvature[i]),
+            (true, false) => h(v, i),
+            (false, true) => h(u, i),
+            (false, false) => 0.5 * (h(u, s[v]) + h(v, s[u])),
+        };
+        value + if u == v { model.ridge } else { 0.0 }
     });
     let bt = Mat::<f64>::from_fn(k, 1, |u, _| b[t[u]]);
     let x = solve_spd(&htt, &bt);
+    let mut refit: Vec<(u32, f32)> = (0..k).map(|u| (t[u] as u32, -x[(u, 0)] as f32)).collect();
+    refit.sort_unstable_by_key(|&(e, _)| e);
+    let (support, values) = refit.into_iter().unzip();
     Some(Swap {
         drop: model.support[j],
         add: i as u32,
         gain,
-        values: (0..k).map(|u| -x[(u, 0)] as f32).collect(),
         support,
+        values,
     })
 }
 

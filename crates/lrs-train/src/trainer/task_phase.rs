@@ -94,10 +94,9 @@ impl Trainer {
                 vars.push(var);
             }
         }
-        // A k-sparse head: its weight var, its final budget this round and its current
-        // non-zeros; and its bias var.
-        let mut sparse_head: Option<(Var, usize, usize)> = None;
-        let mut head_bias: Option<Var> = None;
+        // A k-sparse head: its weight var, its final budget this round, its current non-zeros
+        // and its bias var.
+        let mut sparse_head: Option<(Var, usize, usize, Var)> = None;
         if cfg.task_heads() {
             let (w, b) = task_head(&work, hidden, &device)?;
             for (name, t) in [(HEAD_WEIGHT, w), (HEAD_BIAS, b)] {
@@ -111,8 +110,7 @@ impl Trainer {
                     cfg.sparsity
                         .anneal(cfg.task.head_nnz, head_w.elem_count(), round, cfg.rounds);
                 let nonzero = head_support(&head_w)?.0.len();
-                sparse_head = Some((head_w, k, nonzero));
-                head_bias = Some(vars[vars.len() - 1].clone());
+                sparse_head = Some((head_w, k, nonzero, vars[vars.len() - 1].clone()));
             }
         }
         if m.trains_dense() {
@@ -162,7 +160,7 @@ impl Trainer {
         };
         for stage in 0..stages {
             let mut head_mask: Option<Tensor> = None;
-            if let Some((head_w, k, start)) = &sparse_head {
+            if let Some((head_w, k, start, _)) = &sparse_head {
                 let budget = stage_budget(*start, *k, stage, stages);
                 let regrow = if stage == 0 { cfg.task.regrow } else { 0.0 };
                 head_mask = Some(self.sparse_head_support(&work, head_w, &refs, budget, regrow)?);
@@ -170,9 +168,10 @@ impl Trainer {
             fit(&work, &mut opt, head_mask.as_ref())?;
         }
         // Then swap steps, each kept only where the training loss fell.
-        if let (Some((head_w, ..)), Some(head_b)) = (&sparse_head, &head_bias) {
+        let swapping = sparse_head.as_ref().filter(|_| cfg.task.support_swaps > 0);
+        if let Some((head_w, _, _, head_b)) = swapping {
+            let mut before = self.task_loss(&work, &full, false)?.to_scalar::<f32>()?;
             for _ in 0..cfg.task.support_swaps {
-                let before = self.task_loss(&work, &full, false)?.to_scalar::<f32>()?;
                 let saved = task_vars
                     .iter()
                     .map(|v| v.as_tensor().copy())
@@ -197,6 +196,7 @@ impl Trainer {
                     }
                     break;
                 }
+                before = after;
             }
         }
         // Out of the vars: stored parts own their storage.
