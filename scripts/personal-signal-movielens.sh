@@ -4,8 +4,9 @@
 # positive rate over the other users' training ratings) against the same score plus a per-user
 # ridge logistic regression on genres and year, its ridge chosen on validation rows; and the
 # collaborative estimate (scripts/reference/movielens_collaborative_signal.py): a logistic
-# item-bias model against matrix factorization (item bias + rank-r user and item factors),
-# their penalties and rank chosen on validation rows. Two JSON lines per (m, seed);
+# item-bias model against matrix factorization (item bias + rank-r user and item factors) and
+# against the item bias plus weights on the movie's genres and year (a global model with a
+# per-movie memory), their penalties and rank chosen on validation rows. Two JSON lines per (m, seed);
 # docs/results.md quotes them.
 #
 # Usage: scripts/personal-signal-movielens.sh
