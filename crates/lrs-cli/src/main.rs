@@ -70,6 +70,9 @@ enum Command {
     Import(commands::import::ImportCommand),
     /// Print a shared or task file's metadata, modules, nnz, bytes and hashes.
     Inspect(commands::inspect::InspectArgs),
+    /// Print the rows a config's runs train, validate and test on (JSON lines), to fit and
+    /// score other tools on exactly the same split.
+    Split(commands::split::SplitArgs),
     /// The main job: personalize all-MiniLM-L6-v2 for MovieLens-100k users with LRS and
     /// baselines, evaluate, write task files and print a table.
     Quickstart(commands::quickstart::QuickstartArgs),
@@ -119,6 +122,7 @@ fn run() -> anyhow::Result<()> {
         Command::Serve(args) => commands::serve::run(args),
         Command::Quickstart(args) => commands::quickstart::run(args),
         Command::Inspect(args) => commands::inspect::run(args),
+        Command::Split(args) => commands::split::run(args),
         Command::Train(args) => commands::train::run(args),
         Command::Personalize(args) => commands::personalize::run(args),
         Command::Eval(args) => commands::eval::run(args),

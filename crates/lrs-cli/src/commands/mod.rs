@@ -19,5 +19,6 @@ pub mod report;
 pub mod report_plot;
 pub mod run_files;
 pub mod serve;
+pub mod split;
 pub mod train;
 pub mod train_plots;

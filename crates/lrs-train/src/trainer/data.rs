@@ -136,8 +136,7 @@ impl TaskData {
         }
         for task in &mut self.tasks {
             let m = task.train.len();
-            let carve = ((fraction * m as f64).ceil() as usize).min(m.saturating_sub(1));
-            let kept = m - carve;
+            let kept = m - validation_len(m, fraction);
             let mut moved = task.train.split_off(kept);
             moved.append(&mut task.validation);
             task.validation = moved;
@@ -154,6 +153,13 @@ impl TaskData {
     pub fn is_empty(&self) -> bool {
         self.tasks.is_empty()
     }
+}
+
+/// How many of a task's `m` training rows (the latest ones) [`TaskData::carve_validation`]
+/// moves into its validation rows: `⌈fraction · m⌉`, leaving at least one training row.
+/// `fraction` is expected in `[0, 1)` (the caller checks it).
+pub fn validation_len(m: usize, fraction: f64) -> usize {
+    ((fraction * m as f64).ceil() as usize).min(m.saturating_sub(1))
 }
 
 /// `[batch]` f32 targets of `rows` (1 positive, 0 negative).

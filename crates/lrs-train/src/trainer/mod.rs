@@ -46,7 +46,7 @@ pub use config::{
     Budget, DataConfig, DataSource, Method, SharedPhaseConfig, SparsityConfig, TaskPhaseConfig,
     TrainConfig,
 };
-pub use data::{batch, targets, Part, Row, TaskData, TaskRows, TextEncoder};
+pub use data::{batch, targets, validation_len, Part, Row, TaskData, TaskRows, TextEncoder};
 pub use error::{Result, TrainError};
 pub use heads::{logistic_loss, logits, shared_head, task_head, HEAD_BIAS, HEAD_WEIGHT};
 pub use metrics::{accuracy, roc_auc, Evaluation, TaskMetrics};
