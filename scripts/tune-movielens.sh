@@ -97,6 +97,9 @@ elif [ "$GRID" = deep ]; then
     variant lrs-neutral shared.task_parts=false
     variant shared-only 'method="shared-only"'
     variant global-lora 'method="global-lora"'
+    # A slower shared phase (run it with ROUNDS=12) and a per-user intercept (a 1-sparse head).
+    variant global-lora-lr5e-4 'method="global-lora"' shared.lr=5e-4
+    variant lrs-head1 task_head=true head_nnz=1
 else
     variant shared-only 'method="shared-only"'
     variant lrs-lr5e-3 sparse_lr=5e-3
