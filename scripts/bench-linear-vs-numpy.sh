@@ -15,13 +15,9 @@ cd "$(dirname "$0")/.."
 LRS="${LRS:-target/debug/lrs}"
 RUNS="${RUNS:-5}"
 SEED="${SEED:-0}"
-VENV="${VENV:-${XDG_CACHE_HOME:-$HOME/.cache}/lrs/venv-numpy}"
-PYTHON="${PYTHON:-python3}"
 
-if [[ ! -x "$VENV/bin/python" ]] || ! "$VENV/bin/python" -c 'import numpy' 2>/dev/null; then
-  "$PYTHON" -m venv "$VENV"
-  "$VENV/bin/python" -m pip install --quiet numpy
-fi
+source scripts/python-venv.sh
+ensure_venv numpy "numpy" numpy
 [[ -x "$LRS" ]] || cargo build -p lrs-cli
 
 tmp="$(mktemp -d)"

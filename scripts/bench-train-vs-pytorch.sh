@@ -14,13 +14,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 LRS="${LRS:-target/release/lrs}"
-VENV="${VENV:-${XDG_CACHE_HOME:-$HOME/.cache}/lrs/venv-torch}"
-PYTHON="${PYTHON:-python3}"
 
-if [[ ! -x "$VENV/bin/python" ]] || ! "$VENV/bin/python" -c 'import torch, transformers, peft' 2>/dev/null; then
-  "$PYTHON" -m venv "$VENV"
-  "$VENV/bin/python" -m pip install --quiet torch transformers peft
-fi
+source scripts/python-venv.sh
+ensure_venv torch "torch, transformers, peft" torch transformers peft
 [[ -x "$LRS" ]] || cargo build --release --bin lrs
 "$VENV/bin/python" -c 'import torch, transformers, peft; print(f"torch {torch.__version__}, transformers {transformers.__version__}, peft {peft.__version__}, {torch.get_num_threads()} threads")'
 exec "$LRS" bench train --pytorch "$VENV/bin/python" "$@"

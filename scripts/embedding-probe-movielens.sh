@@ -18,15 +18,11 @@ SEEDS="${SEEDS:-0}"
 EPOCHS="${EPOCHS:-5}"
 DATA="${LRS_DATA:-$HOME/.cache/lrs/data}/ml-100k"
 HUB="${HF_HOME:-$HOME/.cache/huggingface}/hub/models--sentence-transformers--all-MiniLM-L6-v2"
-PYTHON="${PYTHON:-python3}"
-VENV="${VENV:-${XDG_CACHE_HOME:-$HOME/.cache}/lrs/venv-torch}"
 [ -f "$DATA/ml-100k.inter" ] || { echo "no $DATA/ml-100k.inter: run scripts/seed-movielens.sh" >&2; exit 1; }
 [ -f "$HUB/refs/main" ] || { echo "no all-MiniLM-L6-v2 in $HUB: run scripts/seed-minilm.sh" >&2; exit 1; }
 MODEL="$HUB/snapshots/$(cat "$HUB/refs/main")"
-if [[ ! -x "$VENV/bin/python" ]] || ! "$VENV/bin/python" -c 'import torch, transformers, peft' 2>/dev/null; then
-  "$PYTHON" -m venv "$VENV"
-  "$VENV/bin/python" -m pip install --quiet torch transformers peft
-fi
+source scripts/python-venv.sh
+ensure_venv torch "torch, transformers, peft" torch transformers peft
 for m in $SHOTS; do
   for seed in $SEEDS; do
     for variant in "query,value 0 --movie-bias" "query,value,word_embeddings 0" "query,value,word_embeddings 1e-4"; do

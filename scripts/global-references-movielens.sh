@@ -15,13 +15,9 @@ cd "$(dirname "$0")/.."
 SHOTS="${SHOTS:-5 10 20}"
 CONFIG="${CONFIG:-configs/movielens-minilm.toml}"
 LRS="${LRS:-target/release/lrs}"
-PYTHON="${PYTHON:-python3}"
-VENV="${VENV:-${XDG_CACHE_HOME:-$HOME/.cache}/lrs/venv-numpy}"
 [[ -x "$LRS" ]] || cargo build --release --bin lrs
-if [[ ! -x "$VENV/bin/python" ]] || ! "$VENV/bin/python" -c 'import numpy' 2>/dev/null; then
-  "$PYTHON" -m venv "$VENV"
-  "$VENV/bin/python" -m pip install --quiet numpy
-fi
+source scripts/python-venv.sh
+ensure_venv numpy "numpy" numpy
 tmp="$(mktemp -d)"
 trap 'rm -rf "$tmp"' EXIT
 for m in $SHOTS; do

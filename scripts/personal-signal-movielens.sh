@@ -18,13 +18,9 @@ cd "$(dirname "$0")/.."
 SHOTS="${SHOTS:-5 10 20}"
 SEEDS="${SEEDS:-0 1 2 3 4}"
 DATA="${LRS_DATA:-$HOME/.cache/lrs/data}/ml-100k"
-PYTHON="${PYTHON:-python3}"
-VENV="${VENV:-${XDG_CACHE_HOME:-$HOME/.cache}/lrs/venv-numpy}"
 [ -f "$DATA/ml-100k.inter" ] || { echo "no $DATA/ml-100k.inter: run scripts/seed-movielens.sh" >&2; exit 1; }
-if [[ ! -x "$VENV/bin/python" ]] || ! "$VENV/bin/python" -c 'import numpy' 2>/dev/null; then
-  "$PYTHON" -m venv "$VENV"
-  "$VENV/bin/python" -m pip install --quiet numpy
-fi
+source scripts/python-venv.sh
+ensure_venv numpy "numpy" numpy
 for m in $SHOTS; do
   for seed in $SEEDS; do
     "$VENV/bin/python" scripts/reference/movielens_personal_signal.py "$DATA" --shots "$m" --seed "$seed"
