@@ -65,7 +65,7 @@ pub fn run(a: SplitArgs) -> anyhow::Result<()> {
     if a.strict {
         data.require_clean()?;
     }
-    print_skipped(&data.skipped, "left out (their test rows hold one label)");
+    print_skipped(&data.skipped, "skipped");
 
     let out = std::io::stdout();
     let mut out = std::io::BufWriter::new(out.lock());
