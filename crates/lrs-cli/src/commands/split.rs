@@ -20,6 +20,7 @@ use lrs_train::{count, TrainConfig};
 use serde::Serialize;
 
 use super::data_report::{print_reports, print_skipped};
+use super::train::DataArgs;
 
 /// Arguments of `lrs split`.
 #[derive(clap::Args, Debug)]
@@ -27,15 +28,9 @@ pub struct SplitArgs {
     /// The run's TOML config (its `[data]` table decides the split).
     #[arg(long)]
     pub config: PathBuf,
-    /// Override `[data] shots`.
-    #[arg(long)]
-    pub shots: Option<usize>,
-    /// Override `[data] max_tasks`.
-    #[arg(long)]
-    pub max_tasks: Option<usize>,
-    /// Refuse the data if any row is rejected (malformed, missing field, bad label…).
-    #[arg(long)]
-    pub strict: bool,
+    /// Which rows, as for `lrs train`: `--shots`, `--max-tasks`, `--strict`.
+    #[command(flatten)]
+    pub data: DataArgs,
 }
 
 /// One output line.
@@ -53,25 +48,21 @@ struct SplitRow<'a> {
 /// Runs `lrs split`.
 pub fn run(a: SplitArgs) -> anyhow::Result<()> {
     let mut cfg = TrainConfig::from_file(&a.config)?;
-    if let Some(s) = a.shots {
-        cfg.data.shots = s;
-    }
-    if let Some(t) = a.max_tasks {
-        cfg.data.max_tasks = t;
-    }
+    a.data.apply(&mut cfg);
     cfg.validate()?;
     let data = load_run_data(&cfg.data)?;
     print_reports(&data.reports);
-    if a.strict {
+    if a.data.strict {
         data.require_clean()?;
     }
     print_skipped(&data.skipped, "skipped");
 
     let out = std::io::stdout();
     let mut out = std::io::BufWriter::new(out.lock());
-    let mut counts = [0usize; 3];
+    let (mut counts, mut scored_tasks) = ([0usize; 3], 0);
     for split in &data.splits {
         let scored = split.test_has_both_labels();
+        scored_tasks += usize::from(scored);
         let kept = split.train.len() - validation_len(split.train.len(), cfg.data.validation);
         let (train, validation) = split.train.split_at(kept);
         for (k, (part, rows)) in [
@@ -98,13 +89,8 @@ pub fn run(a: SplitArgs) -> anyhow::Result<()> {
         }
     }
     out.flush().context("writing the split to stdout")?;
-    let scored = data
-        .splits
-        .iter()
-        .filter(|s| s.test_has_both_labels())
-        .count();
     eprintln!(
-        "{} ({scored} scored): {} / {} / {}",
+        "{} ({scored_tasks} scored): {} / {} / {}",
         count(data.splits.len(), "task"),
         count(counts[0], "train row"),
         count(counts[1], "validation row"),

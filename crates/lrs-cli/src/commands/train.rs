@@ -30,18 +30,12 @@ pub struct TrainArgs {
     /// Continue the run in `--run` from its latest checkpoint.
     #[arg(long)]
     pub resume: bool,
-    /// Refuse the data if any row is rejected (malformed, missing field, bad label…).
-    #[arg(long)]
-    pub strict: bool,
+    /// Which rows: `--shots`, `--max-tasks`, `--strict`.
+    #[command(flatten)]
+    pub data: DataArgs,
     /// Override the method.
     #[arg(long, value_parser = method_names())]
     pub method: Option<String>,
-    /// Override `[data] shots`.
-    #[arg(long)]
-    pub shots: Option<usize>,
-    /// Override `[data] max_tasks`.
-    #[arg(long)]
-    pub max_tasks: Option<usize>,
     /// Override `rounds`.
     #[arg(long)]
     pub rounds: Option<usize>,
@@ -51,17 +45,39 @@ pub struct TrainArgs {
     pub seed: Option<u64>,
 }
 
+/// The data flags `lrs train` and `lrs split` share, so the same flags give both the same
+/// split.
+#[derive(Debug, Args)]
+pub struct DataArgs {
+    /// Refuse the data if any row is rejected (malformed, missing field, bad label…).
+    #[arg(long)]
+    pub strict: bool,
+    /// Override `[data] shots`.
+    #[arg(long)]
+    pub shots: Option<usize>,
+    /// Override `[data] max_tasks`.
+    #[arg(long)]
+    pub max_tasks: Option<usize>,
+}
+
+impl DataArgs {
+    /// Applies `--shots` and `--max-tasks` to a config (`--strict` is for the loader).
+    pub fn apply(&self, cfg: &mut TrainConfig) {
+        if let Some(s) = self.shots {
+            cfg.data.shots = s;
+        }
+        if let Some(t) = self.max_tasks {
+            cfg.data.max_tasks = t;
+        }
+    }
+}
+
 /// Applies the command-line overrides to a config.
 pub fn apply_overrides(cfg: &mut TrainConfig, a: &TrainArgs) -> anyhow::Result<()> {
     if let Some(m) = &a.method {
         cfg.method = m.parse().map_err(anyhow::Error::msg)?;
     }
-    if let Some(s) = a.shots {
-        cfg.data.shots = s;
-    }
-    if let Some(t) = a.max_tasks {
-        cfg.data.max_tasks = t;
-    }
+    a.data.apply(cfg);
     if let Some(r) = a.rounds {
         cfg.rounds = r;
     }
@@ -94,7 +110,7 @@ pub fn run(a: TrainArgs) -> anyhow::Result<()> {
     let run_dir = RunDir::create(&root)?;
     let options = TrainOptions {
         resume: a.resume,
-        strict: a.strict,
+        strict: a.data.strict,
     };
     let result = run_training(&cfg, &run_dir, options);
     if result.is_err() && !existed {

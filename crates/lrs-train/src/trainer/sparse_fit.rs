@@ -556,11 +556,7 @@ impl Trainer {
             budget,
             regrow,
         );
-        let mut mask = vec![0f32; head_w.elem_count()];
-        for i in support {
-            mask[i as usize] = 1.0;
-        }
-        let mask = Tensor::from_vec(mask, head_w.shape(), head_w.device())?;
+        let mask = support_mask(&support, head_w)?;
         head_w.set(&(head_w.as_tensor() * &mask)?)?;
         Ok(mask)
     }
@@ -581,10 +577,8 @@ impl Trainer {
         let Some(swap) = score.best_swap(&current, &values) else {
             return Ok(None);
         };
-        let mut mask = vec![0f32; head_w.elem_count()];
         let mut head = vec![0f32; head_w.elem_count()];
         for (&i, &v) in swap.support.iter().zip(&swap.values) {
-            mask[i as usize] = 1.0;
             head[i as usize] = v;
         }
         let mut shift = 0f32;
@@ -596,8 +590,7 @@ impl Trainer {
         }
         head_b.set(&(head_b.as_tensor() + f64::from(shift))?)?;
         head_w.set(&Tensor::from_vec(head, head_w.shape(), head_w.device())?)?;
-        let mask = Tensor::from_vec(mask, head_w.shape(), head_w.device())?;
-        Ok(Some(mask))
+        Ok(Some(support_mask(&swap.support, head_w)?))
     }
 }
 
@@ -607,6 +600,15 @@ fn sparse_support(work: &TaskDelta, module: &str) -> Result<(Vec<u32>, Vec<f32>)
         Some(SparsePart::Sparse(s)) => (s.indices().to_vec(), s.values().to_vec1::<f32>()?),
         _ => (Vec::new(), Vec::new()),
     })
+}
+
+/// The `{0, 1}` mask, shaped like `head_w`, that is 1 on `support` (flat indices).
+fn support_mask(support: &[u32], head_w: &Var) -> Result<Tensor> {
+    let mut mask = vec![0f32; head_w.elem_count()];
+    for &i in support {
+        mask[i as usize] = 1.0;
+    }
+    Ok(Tensor::from_vec(mask, head_w.shape(), head_w.device())?)
 }
 
 /// The non-zero entries of a sparse head weight `head_w` (flat indices) and their values.

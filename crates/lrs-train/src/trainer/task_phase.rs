@@ -135,12 +135,19 @@ impl Trainer {
                 vars.push(b);
             }
         }
-        let task_vars = vars.clone();
-        let mut opt = if cfg.task.steps > 0 && !vars.is_empty() {
-            Some(AdamW::new(vars, AdamWParams::new(cfg.task.lr, 0.0))?)
-        } else {
-            None
+        // An optimizer over the task's vars (none without steps or vars); a swap step starts
+        // a fresh one, since the moments of the support before are stale.
+        let new_opt = || -> Result<Option<AdamW>> {
+            Ok(if cfg.task.steps > 0 && !vars.is_empty() {
+                Some(AdamW::new(
+                    vars.clone(),
+                    AdamWParams::new(cfg.task.lr, 0.0),
+                )?)
+            } else {
+                None
+            })
         };
+        let mut opt = new_opt()?;
         // Steps on the task's vars, a sparse head kept on its mask.
         let fit = |work: &TaskDelta, opt: &mut Option<AdamW>, mask: Option<&Tensor>| {
             if let Some(opt) = opt {
@@ -172,26 +179,17 @@ impl Trainer {
         if let Some((head_w, _, _, head_b)) = swapping {
             let mut before = self.task_loss(&work, &full, false)?.to_scalar::<f32>()?;
             for _ in 0..cfg.task.support_swaps {
-                let saved = task_vars
+                let saved = vars
                     .iter()
                     .map(|v| v.as_tensor().copy())
                     .collect::<candle_core::Result<Vec<_>>>()?;
                 let Some(mask) = self.swap_head_support(&work, (head_w, head_b), &refs)? else {
                     break;
                 };
-                // A fresh optimizer: the moments of the support before are stale.
-                let mut swap_opt = if cfg.task.steps > 0 {
-                    Some(AdamW::new(
-                        task_vars.clone(),
-                        AdamWParams::new(cfg.task.lr, 0.0),
-                    )?)
-                } else {
-                    None
-                };
-                fit(&work, &mut swap_opt, Some(&mask))?;
+                fit(&work, &mut new_opt()?, Some(&mask))?;
                 let after = self.task_loss(&work, &full, false)?.to_scalar::<f32>()?;
                 if after >= before {
-                    for (var, t) in task_vars.iter().zip(&saved) {
+                    for (var, t) in vars.iter().zip(&saved) {
                         var.set(t)?;
                     }
                     break;
