@@ -97,9 +97,11 @@ elif [ "$GRID" = deep ]; then
     variant lrs-neutral shared.task_parts=false
     variant shared-only 'method="shared-only"'
     variant global-lora 'method="global-lora"'
-    # A slower shared phase (run it with ROUNDS=12) and a per-user intercept (a 1-sparse head).
+    # A slower shared phase (run it with ROUNDS=12) and a per-user intercept (a 1-sparse head,
+    # and the bias alone).
     variant global-lora-lr5e-4 'method="global-lora"' shared.lr=5e-4
     variant lrs-head1 task_head=true head_nnz=1
+    variant lrs-intercept task_head=true head_weight=false
 else
     variant shared-only 'method="shared-only"'
     variant lrs-lr5e-3 sparse_lr=5e-3

@@ -42,30 +42,35 @@ pub struct ExportExtras {
     pub provenance: serde_json::Value,
 }
 
-/// The head that scores `task`'s rows (`shared`'s head plus the task's; `None` when neither
-/// has one), as F32 on the CPU.
+/// The head that scores `task`'s rows (`shared`'s head plus the task's, an intercept-only task
+/// head adding its bias; `None` when neither has one), as F32 on the CPU. `hidden` is the
+/// model's hidden size, the weight's width when only a task intercept is present.
 pub fn combined_head(
     shared: &SharedFactor,
     task: Option<&TaskDelta>,
+    hidden: usize,
 ) -> Result<Option<(Tensor, Tensor)>> {
-    let get =
-        |head: &std::collections::BTreeMap<String, Tensor>| -> Result<Option<(Tensor, Tensor)>> {
-            match (head.get(HEAD_WEIGHT), head.get(HEAD_BIAS)) {
-                (Some(w), Some(b)) => Ok(Some((
-                    w.to_device(&Device::Cpu)?.to_dtype(DType::F32)?,
-                    b.to_device(&Device::Cpu)?.to_dtype(DType::F32)?,
-                ))),
-                _ => Ok(None),
-            }
-        };
-    let own = match task {
-        Some(t) => get(&t.head)?,
-        None => None,
+    let cpu =
+        |t: &Tensor| -> Result<Tensor> { Ok(t.to_device(&Device::Cpu)?.to_dtype(DType::F32)?) };
+    let base = match (shared.head.get(HEAD_WEIGHT), shared.head.get(HEAD_BIAS)) {
+        (Some(w), Some(b)) => Some((cpu(w)?, cpu(b)?)),
+        _ => None,
     };
-    Ok(match (get(&shared.head)?, own) {
-        (Some((w, b)), Some((wt, bt))) => Some(((w + wt)?, (b + bt)?)),
-        (a, b) => a.or(b),
-    })
+    let Some(task) = task else {
+        return Ok(base);
+    };
+    Ok(
+        match (base, task.head.get(HEAD_WEIGHT), task.head.get(HEAD_BIAS)) {
+            (Some((w, b)), Some(wt), Some(bt)) => Some(((w + cpu(wt)?)?, (b + cpu(bt)?)?)),
+            (Some((w, b)), None, Some(bt)) => Some((w, (b + cpu(bt)?)?)),
+            (None, Some(wt), Some(bt)) => Some((cpu(wt)?, cpu(bt)?)),
+            (None, None, Some(bt)) => Some((
+                Tensor::zeros((1, hidden), DType::F32, &Device::Cpu)?,
+                cpu(bt)?,
+            )),
+            (base, ..) => base,
+        },
+    )
 }
 
 /// Writes `extras` into a staged export directory.

@@ -190,7 +190,7 @@ fn merged_dir_is_a_complete_plain_bert_with_the_task_outputs_and_head() {
     let out = root.path().join("merged");
     let ckpt = BertCheckpoint::from_dir(f.dir.path()).unwrap();
     let extras = ExportExtras {
-        head: combined_head(&f.shared, Some(&task)).unwrap(),
+        head: combined_head(&f.shared, Some(&task), f.model.config().hidden_size).unwrap(),
         provenance: serde_json::json!({"kind": "merged"}),
     };
     export_merged_dir(&ckpt, &f.shared, Some(&task), &extras, &out).unwrap();

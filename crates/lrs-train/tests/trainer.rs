@@ -4,7 +4,9 @@ mod common;
 
 use common::*;
 use lrs_nn::SparsePart;
-use lrs_train::trainer::{Method, Part, TaskData, TrainConfig, TrainError, Trainer, HEAD_WEIGHT};
+use lrs_train::trainer::{
+    Method, Part, TaskData, TrainConfig, TrainError, Trainer, HEAD_BIAS, HEAD_WEIGHT,
+};
 use lrs_train::{Example, Split};
 
 #[test]
@@ -693,4 +695,63 @@ fn a_neutral_shared_phase_ignores_the_task_parts() {
     };
     assert_eq!(shared_after(false, false), shared_after(false, true));
     assert_ne!(shared_after(true, false), shared_after(true, true));
+}
+
+#[test]
+fn an_intercept_only_task_head_learns_each_tasks_base_rate() {
+    // Two tasks over the same texts: 3 of every 4 rows positive in one, 1 of 4 in the other.
+    let f = fixture();
+    let splits: Vec<Split> = [("many", 3), ("few", 1)]
+        .into_iter()
+        .map(|(task, positives)| {
+            let rows = |n: usize, offset: usize| -> Vec<Example> {
+                (offset..offset + n)
+                    .map(|i| Example {
+                        task: task.into(),
+                        text: format!("{} {}", WORDS[i % 8], WORDS[(i * 3 + 1) % 8]),
+                        label: if i % 4 < positives { 1.0 } else { 0.0 },
+                        timestamp: None,
+                    })
+                    .collect()
+            };
+            Split {
+                task: task.into(),
+                train: rows(16, 0),
+                test: rows(4, 16),
+            }
+        })
+        .collect();
+    let data = TaskData::from_splits(&splits, &HashEncoder).expect("data");
+    let mut cfg = tiny_config_toml(Method::Lrs);
+    cfg.task_head = true;
+    cfg.task.head_weight = false;
+    cfg.validate().expect("config");
+    let mut t = trainer(&f, cfg.clone(), &data);
+    t.round(&data).expect("round");
+    let bias: Vec<f32> = t
+        .tasks()
+        .iter()
+        .map(|task| {
+            let names: Vec<&str> = task.head.keys().map(String::as_str).collect();
+            assert_eq!(
+                names,
+                [HEAD_BIAS],
+                "{}: only the bias is kept",
+                task.task_id
+            );
+            task.head[HEAD_BIAS].to_vec1::<f32>().expect("bias")[0]
+        })
+        .collect();
+    // Same texts, so the shared parts score both tasks alike: the intercepts carry the base
+    // rates, apart by more than the steps' noise.
+    eprintln!("intercepts {bias:?}");
+    assert!(bias[0] > bias[1] + 0.1, "intercepts {bias:?}");
+
+    cfg.task.head_nnz = 2;
+    let err = cfg.validate().expect_err("a sparse weight needs a weight");
+    assert!(err.to_string().contains("task.head_nnz"), "{err}");
+    cfg.task.head_nnz = 0;
+    cfg.method = Method::Global;
+    let err = cfg.validate().expect_err("global has no task head");
+    assert!(err.to_string().contains("task.head_weight"), "{err}");
 }

@@ -104,7 +104,9 @@ fn extras(
     task: Option<&RunTask>,
     dropped_nnz: usize,
 ) -> anyhow::Result<ExportExtras> {
-    let head = combined_head(&m.shared, task.map(|t| &t.delta)).map_err(|e| anyhow!("{e}"))?;
+    let hidden = m.model.config().hidden_size;
+    let head =
+        combined_head(&m.shared, task.map(|t| &t.delta), hidden).map_err(|e| anyhow!("{e}"))?;
     let task_sha = task
         .map(|t| lrs_nn::files::sha256_file(&t.path))
         .transpose()

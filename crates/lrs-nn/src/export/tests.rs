@@ -254,3 +254,52 @@ fn merged_export_folds_in_per_task_lora_parts() {
     .unwrap_err();
     assert!(matches!(err, NnError::Invalid(_)), "{err}");
 }
+
+/// The exported head is the shared head plus the task's: a full task head adds both parts, an
+/// intercept alone adds its bias; with no shared head an intercept alone exports a zero weight
+/// of the model's width.
+#[test]
+fn combined_head_adds_a_task_intercept_alone() {
+    let (_dir, model, mut shared, task) = setup("");
+    let hidden = model.config().hidden_size;
+    let t = |v: &[f32], shape: &[usize]| Tensor::from_slice(v, shape, &Device::Cpu).unwrap();
+    let vec = |t: &Tensor| t.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+    let w: Vec<f32> = (0..hidden).map(|i| i as f32 / 10.0).collect();
+    shared.head.insert(HEAD_WEIGHT.into(), t(&w, &[1, hidden]));
+    shared.head.insert(HEAD_BIAS.into(), t(&[0.5], &[1]));
+
+    let mut full = task.clone();
+    full.head
+        .insert(HEAD_WEIGHT.into(), t(&vec![1.0; hidden], &[1, hidden]));
+    full.head.insert(HEAD_BIAS.into(), t(&[-2.0], &[1]));
+    let (cw, cb) = combined_head(&shared, Some(&full), hidden)
+        .unwrap()
+        .unwrap();
+    let plus_one: Vec<f32> = w.iter().map(|v| v + 1.0).collect();
+    assert_eq!((vec(&cw), vec(&cb)), (plus_one, vec![-1.5]));
+
+    let mut intercept = task.clone();
+    intercept.head.insert(HEAD_BIAS.into(), t(&[-2.0], &[1]));
+    let (cw, cb) = combined_head(&shared, Some(&intercept), hidden)
+        .unwrap()
+        .unwrap();
+    assert_eq!((vec(&cw), vec(&cb)), (w.clone(), vec![-1.5]));
+
+    let (cw, cb) = combined_head(&shared, Some(&task), hidden)
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (vec(&cw), vec(&cb)),
+        (w, vec![0.5]),
+        "no task head: the shared one"
+    );
+
+    shared.head.clear();
+    let (cw, cb) = combined_head(&shared, Some(&intercept), hidden)
+        .unwrap()
+        .unwrap();
+    assert_eq!((vec(&cw), vec(&cb)), (vec![0.0; hidden], vec![-2.0]));
+    assert!(combined_head(&shared, Some(&task), hidden)
+        .unwrap()
+        .is_none());
+}

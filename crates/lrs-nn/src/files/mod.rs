@@ -238,19 +238,29 @@ impl<'a> Parsed<'a> {
         }
     }
 
-    /// Checks the binary head (`head.weight [1, h]`, `head.bias [1]`, both or neither) among
-    /// the loaded `head.*` tensors. Serving and training stack every task's head row by row,
-    /// so any other shape would fail the forward pass or shift rows onto other tasks.
+    /// Checks the binary head (`head.weight [1, h]`, `head.bias [1]`, both or neither; with
+    /// `bias_alone`, also `head.bias` alone: an intercept-only head) among the loaded
+    /// `head.*` tensors. Serving and training stack every task's head row by row, so any other
+    /// shape would fail the forward pass or shift rows onto other tasks.
     pub fn check_head(
         &self,
         head: &BTreeMap<String, Tensor>,
         hidden: Option<usize>,
+        bias_alone: bool,
     ) -> Result<(), FileError> {
         const WEIGHT: &str = crate::bert::binary_head::HEAD_WEIGHT;
         const BIAS: &str = crate::bert::binary_head::HEAD_BIAS;
+        let check_bias = |b: &Tensor| {
+            if b.dims() == [1] {
+                Ok(())
+            } else {
+                Err(self.shape_err(BIAS, "[1]".into(), b.dims()))
+            }
+        };
         match (head.get(WEIGHT), head.get(BIAS)) {
             (None, None) => Ok(()),
             (Some(_), None) => Err(self.missing(BIAS)),
+            (None, Some(b)) if bias_alone => check_bias(b),
             (None, Some(_)) => Err(self.missing(WEIGHT)),
             (Some(w), Some(b)) => {
                 let fits = match hidden {
@@ -261,10 +271,7 @@ impl<'a> Parsed<'a> {
                     let want = hidden.map_or("[1, h]".to_string(), |h| format!("[1, {h}]"));
                     return Err(self.shape_err(WEIGHT, want, w.dims()));
                 }
-                if b.dims() != [1] {
-                    return Err(self.shape_err(BIAS, "[1]".into(), b.dims()));
-                }
-                Ok(())
+                check_bias(b)
             }
         }
     }

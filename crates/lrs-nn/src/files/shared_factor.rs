@@ -166,7 +166,7 @@ impl FileBody for SharedFactor {
                 layers.insert(module, LowRank::new(u, t, scale));
             }
         }
-        p.check_head(&head, check.hidden)?;
+        p.check_head(&head, check.hidden, false)?;
         if let Some(module) = u_seen.into_keys().next() {
             return Err(FileError::MissingTensor {
                 file: path.to_path_buf(),

@@ -12,7 +12,7 @@
 //! | `<module>.lora_a`  | `[r_l, in]`   | F16, BF16 or F32 | with a per-task LoRA part (PEFT `lora_A`) |
 //! | `<module>.lora_b`  | `[out, r_l]`  | F16, BF16 or F32 | with `lora_a` (PEFT `lora_B`)    |
 //! | `head.weight`      | `[1, h]`      | F16, BF16 or F32 | optional per-task head, with `head.bias` |
-//! | `head.bias`        | `[1]`         | F16, BF16 or F32 | with `head.weight`               |
+//! | `head.bias`        | `[1]`         | F16, BF16 or F32 | with `head.weight`, or alone (an intercept) |
 //! | `head.*` (other)   | any           | F16, BF16 or F32 | optional, ignored by the binary head |
 //!
 //! Metadata: `format = "lrs-task"`, `version = "1"`, `task_id`, `base_sha256`, `shared_sha256`,
@@ -478,7 +478,7 @@ impl FileBody for TaskDelta {
                 "present, but the file holds no LoRA tensors (*.lora_a / *.lora_b)",
             ));
         }
-        p.check_head(&head, check.hidden)?;
+        p.check_head(&head, check.hidden, true)?;
         let recorded: usize = p.meta_parse("nnz")?;
         if recorded != total_nnz {
             return Err(p.bad_meta(
@@ -576,15 +576,24 @@ mod tests {
                 other => panic!("{w:?}/{b:?}: expected a shape error on {tensor}, got {other:?}"),
             }
         }
-        for (present, missing) in [("head.weight", "head.bias"), ("head.bias", "head.weight")] {
-            let lone = zeros(if present == "head.bias" {
-                &[1]
-            } else {
-                &[1, 32]
-            });
-            match load_head(vec![(present, lone)]) {
-                Err(FileError::MissingTensor { tensor, .. }) => assert_eq!(tensor, missing),
-                other => panic!("{present} alone: expected {missing} missing, got {other:?}"),
+        match load_head(vec![("head.weight", zeros(&[1, 32]))]) {
+            Err(FileError::MissingTensor { tensor, .. }) => assert_eq!(tensor, "head.bias"),
+            other => panic!("head.weight alone: expected head.bias missing, got {other:?}"),
+        }
+    }
+
+    /// A task head may be a bias alone (a per-task intercept), still of shape `[1]`.
+    #[test]
+    fn task_head_may_be_a_bias_alone() {
+        let task = load_head(vec![("head.bias", zeros(&[1]))]).expect("a lone [1] bias loads");
+        assert_eq!(task.head.len(), 1);
+        assert_eq!(task.head["head.bias"].dims(), [1]);
+        for bad in [&[2][..], &[][..], &[1, 1][..]] {
+            match load_head(vec![("head.bias", zeros(bad))]) {
+                Err(FileError::Shape { tensor, found, .. }) => {
+                    assert_eq!((tensor.as_str(), found.as_slice()), ("head.bias", bad));
+                }
+                other => panic!("lone bias {bad:?}: expected a shape error, got {other:?}"),
             }
         }
     }

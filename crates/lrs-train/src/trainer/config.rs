@@ -306,6 +306,10 @@ pub struct TaskPhaseConfig {
     /// Non-zeros of the per-task head weight (a k-sparse per-task logistic regression on the
     /// pooled embedding); 0 keeps the head dense. Needs a task head.
     pub head_nnz: usize,
+    /// Whether a per-task head has a weight row (the default); `false` keeps only its bias, a
+    /// per-task intercept: one value in the task file, which moves the task's logits (its
+    /// base rate) but not the order of its rows. Needs a task head.
+    pub head_weight: bool,
     /// Standard deviation `σ` of each task's starting core: `w ~ N(1, σ²)` per entry, seeded by
     /// the config's seed and the task id (so a task starts the same in any task order). 0 (the
     /// default) starts every task at `w = 1`, where the first shared phase fits one LoRA for
@@ -325,6 +329,7 @@ impl Default for TaskPhaseConfig {
             support_stages: 1,
             support_swaps: 0,
             head_nnz: 0,
+            head_weight: true,
             core_init_std: 0.0,
         }
     }
@@ -554,6 +559,21 @@ impl TrainConfig {
             return bad(
                 "task.core_init_std",
                 format!("must be finite and ≥ 0, got {}", self.task.core_init_std),
+            );
+        }
+        if !self.task.head_weight && !self.task_heads() {
+            return bad(
+                "task.head_weight",
+                format!(
+                    "false shapes a task head, but method {} has none here",
+                    self.method
+                ),
+            );
+        }
+        if self.task.head_nnz > 0 && !self.task.head_weight {
+            return bad(
+                "task.head_nnz",
+                "a sparse head weight needs task.head_weight = true".into(),
             );
         }
         if self.task.head_nnz > 0 && !self.task_heads() {

@@ -594,7 +594,9 @@ fn new_task(
     }
     if config.task_heads() {
         let (w, b) = task_head(&task, hidden, device)?;
-        task.head.insert(HEAD_WEIGHT.into(), w);
+        if config.task.head_weight {
+            task.head.insert(HEAD_WEIGHT.into(), w);
+        }
         task.head.insert(HEAD_BIAS.into(), b);
     }
     Ok(task)

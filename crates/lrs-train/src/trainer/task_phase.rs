@@ -1,7 +1,8 @@
 //! The task phase: per task, with every shared var fixed,
 //! 1. AdamW on the core `w` (every adapted layer) and the task head, on the task's full
 //!    training set — with [`TaskPhaseConfig::head_nnz`](super::TaskPhaseConfig) set, the
-//!    head is a k-sparse delta whose support is chosen first, as for `S`;
+//!    head is a k-sparse delta whose support is chosen first, as for `S`; with
+//!    `head_weight = false`, only its bias (a per-task intercept);
 //! 2. the sparse parts `S` ([`super::sparse_fit`]): support by Gauss–Newton gain and saliency at
 //!    the round's annealed budget ([`SparsityConfig::k_at_round`]), values by AdamW on it.
 //!
@@ -99,7 +100,11 @@ impl Trainer {
         let mut sparse_head: Option<(Var, usize, usize, Var)> = None;
         if cfg.task_heads() {
             let (w, b) = task_head(&work, hidden, &device)?;
-            for (name, t) in [(HEAD_WEIGHT, w), (HEAD_BIAS, b)] {
+            let parts = match cfg.task.head_weight {
+                true => vec![(HEAD_WEIGHT, w), (HEAD_BIAS, b)],
+                false => vec![(HEAD_BIAS, b)],
+            };
+            for (name, t) in parts {
                 let var = Var::from_tensor(&t.copy()?)?;
                 work.head.insert(name.into(), var.as_tensor().clone());
                 vars.push(var);

@@ -90,6 +90,7 @@ pub fn tiny_config_toml(method: Method) -> TrainConfig {
             support_stages: 1,
             support_swaps: 0,
             head_nnz: 0,
+            head_weight: true,
             core_init_std: 0.0,
         },
         seed: 11,
