@@ -56,11 +56,19 @@ def fit(rows, users, items, rank, lam, lam_b, feats=None, lam_x=0.0, seed=1):
         np.add.at(gb, i, d)
         grads = [gp + lam * p / n, gq + lam * q / n, gb + lam_b * b / n, np.array([d.sum()]),
                  feats.T @ gb + lam_x * beta / n]
-        for k, (x, gx) in enumerate(zip(params, grads)):
-            m1[k] = 0.9 * m1[k] + 0.1 * gx
-            m2[k] = 0.999 * m2[k] + 0.001 * gx * gx
-            x -= 0.05 * (m1[k] / (1 - 0.9**t)) / (np.sqrt(m2[k] / (1 - 0.999**t)) + 1e-8)
+        for x, gx, m1x, m2x in zip(params, grads, m1, m2):
+            adam_step(x, gx, m1x, m2x, t)
     return p, q, b + feats @ beta
+
+
+def adam_step(x, g, m1, m2, t, lr=0.05):
+    """Step `t` (from 1) of Adam (β₁ 0.9, β₂ 0.999, ε 1e-8) on array `x` with gradient `g`; `x`
+    and its moments `m1`, `m2` are updated in place."""
+    m1 *= 0.9
+    m1 += 0.1 * g
+    m2 *= 0.999
+    m2 += 0.001 * g * g
+    x -= lr * (m1 / (1 - 0.9**t)) / (np.sqrt(m2 / (1 - 0.999**t)) + 1e-8)
 
 
 def mean_auc(model, rows, keep):

@@ -28,6 +28,7 @@ import torch
 from peft import LoraConfig, get_peft_model
 from transformers import AutoModel, AutoTokenizer
 
+from movielens_collaborative_signal import adam_step
 from movielens_personal_signal import auc, load, split_users
 
 
@@ -55,8 +56,7 @@ def movie_bias(fit_rows, z, lam, iters=300):
     for t in range(1, iters + 1):
         d = (1 / (1 + np.exp(-(offset + b[i]))) - y) / n
         g = np.bincount(i, weights=d, minlength=len(b)) + lam * b / n
-        m1, m2 = 0.9 * m1 + 0.1 * g, 0.999 * m2 + 0.001 * g * g
-        b -= 0.05 * (m1 / (1 - 0.9**t)) / (np.sqrt(m2 / (1 - 0.999**t)) + 1e-8)
+        adam_step(b, g, m1, m2, t)
     return {m: z[m] + b[index[m]] for m in movies}
 
 
