@@ -565,7 +565,9 @@ impl TrainConfig {
             return bad(
                 "task.head_weight",
                 format!(
-                    "false shapes a task head, but method {} has none here",
+                    "false (an intercept-only task head) needs a task head, and method {} has \
+                     none here (task_head = true gives one to every method but global and \
+                     global-lora)",
                     self.method
                 ),
             );
