@@ -19,7 +19,7 @@ use std::path::{Path, PathBuf};
 
 use candle_core::{DType, Device, Tensor};
 
-use crate::bert::binary_head::{HEAD_BIAS, HEAD_WEIGHT};
+use crate::bert::binary_head::{task_head, HEAD_BIAS, HEAD_WEIGHT};
 use crate::files::serialize;
 use crate::{NnError, Result, SharedFactor, TaskDelta};
 
@@ -56,21 +56,19 @@ pub fn combined_head(
         (Some(w), Some(b)) => Some((cpu(w)?, cpu(b)?)),
         _ => None,
     };
-    let Some(task) = task else {
-        return Ok(base);
+    // A task with a head (a bias, with or without a weight) as `task_head` reads it for
+    // scoring: a lone bias is a zero weight plus that bias.
+    let own = match task {
+        Some(t) if t.head.contains_key(HEAD_BIAS) => {
+            let (w, b) = task_head(t, hidden, &Device::Cpu)?;
+            Some((cpu(&w)?, cpu(&b)?))
+        }
+        _ => None,
     };
-    Ok(
-        match (base, task.head.get(HEAD_WEIGHT), task.head.get(HEAD_BIAS)) {
-            (Some((w, b)), Some(wt), Some(bt)) => Some(((w + cpu(wt)?)?, (b + cpu(bt)?)?)),
-            (Some((w, b)), None, Some(bt)) => Some((w, (b + cpu(bt)?)?)),
-            (None, Some(wt), Some(bt)) => Some((cpu(wt)?, cpu(bt)?)),
-            (None, None, Some(bt)) => Some((
-                Tensor::zeros((1, hidden), DType::F32, &Device::Cpu)?,
-                cpu(bt)?,
-            )),
-            (base, ..) => base,
-        },
-    )
+    Ok(match (base, own) {
+        (Some((w, b)), Some((wt, bt))) => Some(((w + wt)?, (b + bt)?)),
+        (a, b) => a.or(b),
+    })
 }
 
 /// Writes `extras` into a staged export directory.

@@ -8,8 +8,9 @@
 use candle_core::{DType, Device, Tensor, Var};
 use candle_nn::VarMap;
 use lrs_nn::bert::binary_head::binary_logits;
-use lrs_nn::TaskBatch;
+use lrs_nn::{TaskBatch, TaskDelta};
 
+use super::config::TrainConfig;
 use super::error::{Result, TrainError};
 
 pub use lrs_nn::bert::binary_head::{task_head, HEAD_BIAS, HEAD_WEIGHT};
@@ -41,6 +42,25 @@ pub fn shared_head(vars: &VarMap, hidden: usize, device: &Device) -> Result<(Var
             reason: "shared head vars missing after creation".into(),
         }),
     }
+}
+
+/// The per-task head tensors a task trains under `config`, by name, from its current head
+/// (zeros where it has none): none without a task head, else the weight and the bias, or the
+/// bias alone with `[task] head_weight = false`.
+pub(super) fn task_head_parts(
+    task: &TaskDelta,
+    config: &TrainConfig,
+    hidden: usize,
+    device: &Device,
+) -> Result<Vec<(&'static str, Tensor)>> {
+    if !config.task_heads() {
+        return Ok(Vec::new());
+    }
+    let (w, b) = task_head(task, hidden, device)?;
+    Ok(match config.task.head_weight {
+        true => vec![(HEAD_WEIGHT, w), (HEAD_BIAS, b)],
+        false => vec![(HEAD_BIAS, b)],
+    })
 }
 
 /// `[batch]` logits of pooled `[batch, h]` embeddings ([`lrs_nn::bert::binary_head`]).

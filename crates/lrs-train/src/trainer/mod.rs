@@ -592,12 +592,8 @@ fn new_task(
             },
         );
     }
-    if config.task_heads() {
-        let (w, b) = task_head(&task, hidden, device)?;
-        if config.task.head_weight {
-            task.head.insert(HEAD_WEIGHT.into(), w);
-        }
-        task.head.insert(HEAD_BIAS.into(), b);
+    for (name, t) in heads::task_head_parts(&task, config, hidden, device)? {
+        task.head.insert(name.into(), t);
     }
     Ok(task)
 }

@@ -20,7 +20,7 @@ use rayon::prelude::*;
 use super::adamw::{AdamW, AdamWParams};
 use super::data::{Row, TaskData};
 use super::error::{Result, TrainError};
-use super::heads::{task_head, HEAD_BIAS, HEAD_WEIGHT};
+use super::heads::task_head_parts;
 use super::sparse_fit::head_support;
 use super::support::stage_budget;
 use super::Trainer;
@@ -99,12 +99,7 @@ impl Trainer {
         // and its bias var.
         let mut sparse_head: Option<(Var, usize, usize, Var)> = None;
         if cfg.task_heads() {
-            let (w, b) = task_head(&work, hidden, &device)?;
-            let parts = match cfg.task.head_weight {
-                true => vec![(HEAD_WEIGHT, w), (HEAD_BIAS, b)],
-                false => vec![(HEAD_BIAS, b)],
-            };
-            for (name, t) in parts {
+            for (name, t) in task_head_parts(&work, cfg, hidden, &device)? {
                 let var = Var::from_tensor(&t.copy()?)?;
                 work.head.insert(name.into(), var.as_tensor().clone());
                 vars.push(var);
